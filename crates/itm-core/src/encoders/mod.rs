@@ -1,0 +1,9 @@
+//! Encoders: turn region features and token ids into sets of `D`-wide features (METHODS §1).
+
+mod bigru;
+mod region;
+mod text_gru;
+
+pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
+pub use region::{RegionEncoder, RegionEncoderConfig};
+pub use text_gru::{GruTextEncoder, GruTextEncoderConfig};

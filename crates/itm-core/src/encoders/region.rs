@@ -1,0 +1,80 @@
+//! Precomputed region features → joint space (VSE∞ "basic" encoder, METHODS §1).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// Configuration of a [`RegionEncoder`].
+#[derive(Config, Debug)]
+pub struct RegionEncoderConfig {
+    /// Width of the input region features (2048 for BUTD).
+    pub d_feature: usize,
+    /// Width of the joint embedding space `D`.
+    pub d_embed: usize,
+}
+
+/// `x = Linear(F→D)(V) + MLP(V)` with `MLP = Linear(F→D/2) → BatchNorm → ReLU → Linear(D/2→D)`.
+///
+/// Batch normalisation runs over all `batch · regions` rows, padding included, as in VSE∞.
+/// Train-time region drop is a data augmentation (`itm_data::RegionDrop`), as in VSE∞.
+#[derive(Module, Debug)]
+pub struct RegionEncoder {
+    /// The linear path `F → D`.
+    pub fc: Linear,
+    /// First MLP layer `F → D/2`.
+    pub mlp_in: Linear,
+    /// Batch norm over the hidden MLP width.
+    pub mlp_norm: BatchNorm,
+    /// Second MLP layer `D/2 → D`.
+    pub mlp_out: Linear,
+}
+
+impl RegionEncoderConfig {
+    /// Builds the encoder on `device`.
+    pub fn init(&self, device: &Device) -> RegionEncoder {
+        let hidden = self.d_embed / 2;
+        RegionEncoder {
+            fc: LinearConfig::new(self.d_feature, self.d_embed).init(device),
+            mlp_in: LinearConfig::new(self.d_feature, hidden).init(device),
+            mlp_norm: BatchNormConfig::new(hidden).init(device),
+            mlp_out: LinearConfig::new(hidden, self.d_embed).init(device),
+        }
+    }
+}
+
+impl RegionEncoder {
+    /// - `regions`: `[batch, regions, d_feature]`
+    /// - returns `[batch, regions, d_embed]`
+    pub fn forward(&self, regions: Tensor<3>) -> Tensor<3> {
+        let [batch, count, d_feature] = regions.dims();
+        let rows = regions.reshape([batch * count, d_feature]);
+        let hidden = relu(self.mlp_norm.forward(self.mlp_in.forward(rows.clone())));
+        let embedded = self.fc.forward(rows) + self.mlp_out.forward(hidden);
+        let [_, d_embed] = embedded.dims();
+        embedded.reshape([batch, count, d_embed])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn output_shape_and_residual_sum() {
+        let device = Device::default();
+        device.seed(1);
+        let encoder = RegionEncoderConfig::new(6, 4).init(&device).valid();
+        let x = Tensor::<3>::random([2, 3, 6], Distribution::Normal(0.0, 1.0), &device);
+        let y = encoder.forward(x.clone());
+        assert_eq!(y.dims(), [2, 3, 4]);
+        let rows = x.reshape([6, 6]);
+        let hidden = relu(encoder.mlp_norm.forward(encoder.mlp_in.forward(rows.clone())));
+        let expected = encoder.fc.forward(rows) + encoder.mlp_out.forward(hidden);
+        y.reshape([6, 4])
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Default::default());
+    }
+}

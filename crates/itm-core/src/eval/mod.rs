@@ -1,0 +1,9 @@
+//! The standard retrieval evaluation protocol (METHODS §6).
+
+mod metrics;
+mod protocol;
+mod ranks;
+
+pub use metrics::Metrics;
+pub use protocol::{Protocol, RetrievalReport, evaluate};
+pub use ranks::{image_to_text_ranks, text_to_image_ranks};

@@ -1,0 +1,85 @@
+//! Flickr30K 1K, COCO 5-fold 1K and COCO 5K protocols over a full similarity matrix.
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Metrics;
+use super::ranks::{image_to_text_ranks, text_to_image_ranks};
+
+/// Which published protocol to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// Flickr30K 1K: the whole test matrix at once (1,000 images × 5,000 captions).
+    Flickr30k,
+    /// COCO 1K: the mean of every metric over 5 folds of 1,000 images of `testall`.
+    Coco1k,
+    /// COCO 5K: the whole `testall` matrix at once (5,000 × 25,000).
+    Coco5k,
+}
+
+/// Metrics of one evaluation, with the per-fold values for [`Protocol::Coco1k`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalReport {
+    /// The protocol used.
+    pub protocol: Protocol,
+    /// Metrics (mean over folds for 5-fold).
+    pub metrics: Metrics,
+    /// Per-fold metrics (one entry unless [`Protocol::Coco1k`]).
+    pub folds: Vec<Metrics>,
+}
+
+/// Evaluates a row-major `[n_img, n_cap]` similarity matrix.
+///
+/// `caption_image[j]` is the image of caption `j`. The whole-matrix protocols take any size
+/// (smaller sets, such as a subset of `shapes`, are scored the same way); [`Protocol::Coco1k`]
+/// splits images and captions into 5 equal consecutive folds and needs the captions of each
+/// fold to describe that fold's images.
+pub fn evaluate(
+    scores: &[f32],
+    n_img: usize,
+    caption_image: &[usize],
+    protocol: Protocol,
+) -> RetrievalReport {
+    let folds = match protocol {
+        Protocol::Flickr30k | Protocol::Coco5k => vec![metrics_of(scores, n_img, caption_image)],
+        Protocol::Coco1k => five_folds(scores, n_img, caption_image),
+    };
+    RetrievalReport {
+        protocol,
+        metrics: Metrics::mean(&folds),
+        folds,
+    }
+}
+
+fn metrics_of(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Metrics {
+    Metrics::from_ranks(
+        &image_to_text_ranks(scores, n_img, caption_image),
+        &text_to_image_ranks(scores, n_img, caption_image),
+    )
+}
+
+fn five_folds(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<Metrics> {
+    assert!(n_img % 5 == 0, "5-fold protocol needs a multiple of 5 images, got {n_img}");
+    let n_cap = caption_image.len();
+    assert!(n_cap % 5 == 0, "5-fold protocol needs a multiple of 5 captions, got {n_cap}");
+    let (fold_img, fold_cap) = (n_img / 5, n_cap / 5);
+    (0..5)
+        .map(|fold| {
+            let images = fold * fold_img..(fold + 1) * fold_img;
+            let captions = fold * fold_cap..(fold + 1) * fold_cap;
+            let local: Vec<usize> = caption_image[captions.clone()]
+                .iter()
+                .map(|&image| {
+                    assert!(
+                        images.contains(&image),
+                        "fold {fold}: a caption points outside the fold's images"
+                    );
+                    image - images.start
+                })
+                .collect();
+            let sub: Vec<f32> = images
+                .flat_map(|row| scores[row * n_cap + captions.start..row * n_cap + captions.end].iter().copied())
+                .collect();
+            metrics_of(&sub, fold_img, &local)
+        })
+        .collect()
+}

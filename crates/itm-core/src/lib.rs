@@ -1,0 +1,21 @@
+//! Backend-agnostic building blocks for image–text matching.
+//!
+//! Data flows one way: [`encoders`] → [`pooling`] → [`similarity`] → [`loss`] / [`eval`].
+//! Nothing here names a backend: the [`burn::tensor::Device`] a module is built on decides
+//! where it runs (the pure-Rust `flex` CPU backend, WGPU or CUDA).
+//!
+//! The math follows `METHODS.md` of the project; each item names the section it implements.
+
+pub mod encoders;
+pub mod eval;
+pub mod loss;
+pub mod masking;
+pub mod models;
+pub mod pooling;
+pub mod similarity;
+
+pub use encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
+pub use eval::{Metrics, Protocol, RetrievalReport, evaluate};
+pub use loss::{HingeLoss, HingeLossConfig, InfoNce, InfoNceConfig, NegativeMining};
+pub use models::{VseModel, VseModelConfig};
+pub use pooling::{Gpo, GpoConfig, Pooling, PoolingConfig};

@@ -1,0 +1,119 @@
+//! Visual-semantic embedding with global vectors (VSE++ / VSE∞).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
+use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
+
+/// Configuration of a [`VseModel`].
+#[derive(Config, Debug)]
+pub struct VseModelConfig {
+    /// Region encoder (features → `D`).
+    pub image: RegionEncoderConfig,
+    /// Recurrent text encoder (tokens → `D`).
+    pub text: GruTextEncoderConfig,
+    /// Pooling of the region set.
+    pub image_pooling: PoolingConfig,
+    /// Pooling of the word set.
+    pub text_pooling: PoolingConfig,
+}
+
+impl VseModelConfig {
+    /// VSE∞ with precomputed regions and a BiGRU text encoder (Chen et al., CVPR 2021):
+    /// `D = 1024`, 300-d word embeddings, GPO on both sides.
+    pub fn vse_infinity_bigru(d_feature: usize, vocab_size: usize) -> Self {
+        Self::vse_infinity_bigru_sized(d_feature, vocab_size, 1024, 300)
+    }
+
+    /// The VSE∞ BiGRU architecture at another width (small widths train quickly on `shapes`).
+    pub fn vse_infinity_bigru_sized(
+        d_feature: usize,
+        vocab_size: usize,
+        d_embed: usize,
+        d_word: usize,
+    ) -> Self {
+        Self::new(
+            RegionEncoderConfig::new(d_feature, d_embed),
+            GruTextEncoderConfig::new(vocab_size, d_embed).with_d_word(d_word),
+            PoolingConfig::Gpo(GpoConfig::new()),
+            PoolingConfig::Gpo(GpoConfig::new()),
+        )
+    }
+
+    /// Builds the model on `device`.
+    pub fn init(&self, device: &Device) -> VseModel {
+        assert_eq!(
+            self.image.d_embed, self.text.d_embed,
+            "image and text must share the joint width D"
+        );
+        VseModel {
+            image: self.image.init(device),
+            image_pooling: self.image_pooling.init(device),
+            text: self.text.init(device),
+            text_pooling: self.text_pooling.init(device),
+        }
+    }
+}
+
+/// Two towers that map images and captions to unit vectors of one space; the similarity of a
+/// pair is the cosine of its vectors.
+#[derive(Module, Debug)]
+pub struct VseModel {
+    /// Region encoder.
+    pub image: RegionEncoder,
+    /// Pooling of the encoded regions.
+    pub image_pooling: Pooling,
+    /// Text encoder.
+    pub text: GruTextEncoder,
+    /// Pooling of the encoded words.
+    pub text_pooling: Pooling,
+}
+
+impl VseModel {
+    /// - `regions`: `[batch, max_regions, d_feature]`, valid prefix `lengths`
+    /// - returns unit image embeddings `[batch, D]`
+    pub fn encode_images(&self, regions: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
+        self.image_pooling
+            .forward(self.image.forward(regions), lengths)
+    }
+
+    /// - `tokens`: `[batch, max_words]`, valid prefix `lengths`
+    /// - returns unit caption embeddings `[batch, D]`
+    pub fn encode_captions(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> Tensor<2> {
+        self.text_pooling
+            .forward(self.text.forward(tokens, lengths), lengths)
+    }
+
+    /// Similarity of unit embeddings: `[n_img, D] × [n_cap, D] → [n_img, n_cap]`.
+    pub fn similarity(&self, images: Tensor<2>, captions: Tensor<2>) -> Tensor<2> {
+        images.matmul(captions.transpose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    #[test]
+    fn embeddings_are_unit_vectors_and_scores_are_cosines() {
+        let device = Device::default();
+        device.seed(2);
+        let model = VseModelConfig::vse_infinity_bigru_sized(10, 30, 8, 6).init(&device);
+        let regions = Tensor::<3>::random([3, 5, 10], Distribution::Normal(0.0, 1.0), &device);
+        let images = model.encode_images(regions, &[5, 4, 2]);
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![4i64, 5, 6, 7, 8, 0, 9, 0, 0], [3, 3]),
+            &device,
+        );
+        let captions = model.encode_captions(tokens, &[3, 2, 1]);
+        let scores = model.similarity(images.clone(), captions.clone());
+        assert_eq!(scores.dims(), [3, 3]);
+        let norms = images.square().sum_dim(1).into_data().try_into_vec::<f32>().unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+        let max = scores.abs().max().into_scalar::<f32>();
+        assert!(max <= 1.0 + 1e-5);
+    }
+}

@@ -1,0 +1,20 @@
+//! Datasets, tokenisation and batching for image–text matching.
+//!
+//! - [`shapes`]: the embedded synthetic dataset (pixels, region features, captions, oracle).
+//! - [`RetrievalSplit`]: images as region features, captions and the caption → image map.
+//! - [`Vocabulary`] and [`tokenize`]: word-level text for recurrent encoders.
+//! - [`RegionBatch`], [`TokenBatch`], [`RegionDrop`]: padded batches with lengths.
+//! - [`precomp`]: the SCAN precomp layout (`{split}_ims.npy`, `_caps.txt`, `_ids.txt`).
+
+pub mod atomic;
+mod batch;
+mod error;
+pub mod precomp;
+pub mod shapes;
+mod split;
+mod vocab;
+
+pub use batch::{RegionBatch, RegionDrop, TokenBatch};
+pub use error::DataError;
+pub use split::{RegionFeatures, RetrievalSplit};
+pub use vocab::{END, PAD, START, UNK, Vocabulary, tokenize};

@@ -1,0 +1,176 @@
+//! A retrieval split: region features of the images, captions, and which image each caption
+//! describes.
+
+use crate::error::DataError;
+
+/// Region features of a set of images, row-major `[n_images, n_regions, d_feature]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionFeatures {
+    data: Vec<f32>,
+    n_regions: usize,
+    d_feature: usize,
+}
+
+impl RegionFeatures {
+    /// Wraps a row-major buffer. Panics if it does not hold whole images.
+    pub fn new(data: Vec<f32>, n_regions: usize, d_feature: usize) -> Self {
+        let per_image = n_regions * d_feature;
+        assert!(per_image > 0, "regions and feature width must be positive");
+        assert!(data.len() % per_image == 0, "buffer must hold whole images");
+        Self {
+            data,
+            n_regions,
+            d_feature,
+        }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.data.len() / (self.n_regions * self.d_feature)
+    }
+
+    /// Whether there is no image.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Regions per image `K`.
+    pub fn n_regions(&self) -> usize {
+        self.n_regions
+    }
+
+    /// Channels per region `F`.
+    pub fn d_feature(&self) -> usize {
+        self.d_feature
+    }
+
+    /// The regions of image `index`, `[n_regions, d_feature]` row-major.
+    pub fn image(&self, index: usize) -> &[f32] {
+        let per_image = self.n_regions * self.d_feature;
+        &self.data[index * per_image..(index + 1) * per_image]
+    }
+
+    /// The whole buffer.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// Images (as region features) and captions of one split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievalSplit {
+    /// Region features of every image.
+    pub regions: RegionFeatures,
+    /// Caption texts.
+    pub captions: Vec<String>,
+    /// `caption_image[j]` = index of the image caption `j` describes.
+    pub caption_image: Vec<usize>,
+}
+
+impl RetrievalSplit {
+    /// Checks that every caption points at an image, that every image has a caption, and that
+    /// no caption is empty and no feature is NaN or infinite.
+    pub fn new(
+        regions: RegionFeatures,
+        captions: Vec<String>,
+        caption_image: Vec<usize>,
+    ) -> Result<Self, DataError> {
+        if captions.len() != caption_image.len() {
+            return Err(DataError::Inconsistent(format!(
+                "{} captions but {} caption → image entries",
+                captions.len(),
+                caption_image.len()
+            )));
+        }
+        let n_images = regions.len();
+        let mut described = vec![false; n_images];
+        for (caption, &image) in caption_image.iter().enumerate() {
+            if image >= n_images {
+                return Err(DataError::Inconsistent(format!(
+                    "caption {caption} describes image {image}, but there are {n_images} images"
+                )));
+            }
+            described[image] = true;
+        }
+        if let Some(image) = described.iter().position(|&d| !d) {
+            return Err(DataError::Inconsistent(format!("image {image} has no caption")));
+        }
+        if let Some(caption) = captions.iter().position(|c| c.trim().is_empty()) {
+            return Err(DataError::Inconsistent(format!("caption {caption} is empty")));
+        }
+        if let Some(position) = regions.data().iter().position(|v| !v.is_finite()) {
+            let per_image = regions.n_regions() * regions.d_feature();
+            return Err(DataError::Inconsistent(format!(
+                "image {} has a non-finite region feature",
+                position / per_image
+            )));
+        }
+        Ok(Self {
+            regions,
+            captions,
+            caption_image,
+        })
+    }
+
+    /// Number of images.
+    pub fn n_images(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// The first `images` images and the captions that describe them, in order.
+    pub fn first_images(&self, images: usize) -> Self {
+        let images = images.min(self.n_images());
+        let per_image = self.regions.n_regions() * self.regions.d_feature();
+        let kept: Vec<usize> = (0..self.captions.len())
+            .filter(|&j| self.caption_image[j] < images)
+            .collect();
+        Self {
+            regions: RegionFeatures::new(
+                self.regions.data()[..images * per_image].to_vec(),
+                self.regions.n_regions(),
+                self.regions.d_feature(),
+            ),
+            captions: kept.iter().map(|&j| self.captions[j].clone()).collect(),
+            caption_image: kept.iter().map(|&j| self.caption_image[j]).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features(images: usize) -> RegionFeatures {
+        RegionFeatures::new(vec![0.5; images * 2 * 3], 2, 3)
+    }
+
+    #[test]
+    fn rejects_inconsistent_splits() {
+        let caps = |n: usize| vec!["a red circle".to_string(); n];
+        assert!(RetrievalSplit::new(features(2), caps(2), vec![0, 1]).is_ok());
+        let err = RetrievalSplit::new(features(2), caps(2), vec![0, 2]).unwrap_err();
+        assert!(err.to_string().contains("describes image 2"), "{err}");
+        let err = RetrievalSplit::new(features(2), caps(2), vec![0, 0]).unwrap_err();
+        assert!(err.to_string().contains("image 1 has no caption"), "{err}");
+        let err = RetrievalSplit::new(features(1), vec![" ".into()], vec![0]).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let mut bad = vec![0.5; 6];
+        bad[4] = f32::NAN;
+        let err = RetrievalSplit::new(RegionFeatures::new(bad, 2, 3), caps(1), vec![0]).unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+    }
+
+    #[test]
+    fn first_images_keeps_their_captions() {
+        let split = RetrievalSplit::new(
+            features(3),
+            vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            vec![0, 1, 2, 1],
+        )
+        .unwrap();
+        let head = split.first_images(2);
+        assert_eq!(head.n_images(), 2);
+        assert_eq!(head.captions, vec!["a", "b", "d"]);
+        assert_eq!(head.caption_image, vec![0, 1, 1]);
+    }
+}

@@ -1,0 +1,23 @@
+//! `itm`: image–text matching (cross-modal retrieval) on Burn.
+//!
+//! This facade re-exports the workspace crates so that users write `use itm::...`:
+//!
+//! - [`core`] (`itm-core`): encoders, poolings (GPO), similarities, losses, the evaluation
+//!   protocol and assembled models — all backend-agnostic.
+//! - [`data`] (`itm-data`): the embedded `shapes` dataset, the precomp layout, vocabularies and
+//!   batching.
+//! - [`train`] (`itm-train`): the training loop, checkpoints and split evaluation.
+//! - [`device`]: picking a backend at run time (`flex`, `wgpu`, `cuda`).
+//!
+//! ```no_run
+//! use itm::core::VseModelConfig;
+//! let device = itm::device::parse("flex").unwrap();
+//! let model = VseModelConfig::vse_infinity_bigru(2048, 10_000).init(&device);
+//! ```
+
+pub mod device;
+
+pub use burn;
+pub use itm_core as core;
+pub use itm_data as data;
+pub use itm_train as train;
