@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use itm::core::eval::{Metrics, Protocol, evaluate};
 use itm::core::VseModelConfig;
-use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm::core::eval::{Metrics, Protocol, evaluate};
 use itm::data::Vocabulary;
+use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm::train::{Trainer, TrainingConfig, evaluate_split};
 
 /// Train and evaluate VSE∞ on `shapes`.
@@ -35,6 +35,9 @@ struct Args {
     /// Joint embedding width D (published: 1024).
     #[arg(long, default_value_t = 256)]
     embed: usize,
+    /// Captions per batch.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
     /// Dataset seed.
     #[arg(long, default_value_t = 2024)]
     seed: u64,
@@ -49,7 +52,12 @@ struct Args {
 fn row(name: &str, m: &Metrics) -> String {
     format!(
         "| {name:<12} | {:>5.1} | {:>5.1} | {:>5.1} | {:>5.1} | {:>5.1} | {:>5.1} | {:>6.1} |",
-        m.i2t_recall[0], m.i2t_recall[1], m.i2t_recall[2], m.t2i_recall[0], m.t2i_recall[1], m.t2i_recall[2],
+        m.i2t_recall[0],
+        m.i2t_recall[1],
+        m.i2t_recall[2],
+        m.t2i_recall[0],
+        m.t2i_recall[1],
+        m.t2i_recall[2],
         m.rsum()
     )
 }
@@ -78,9 +86,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64()
     );
 
-    let model = VseModelConfig::vse_infinity_bigru_sized(args.feature_width, vocab.len(), args.embed, 128);
+    let model =
+        VseModelConfig::vse_infinity_bigru_sized(args.feature_width, vocab.len(), args.embed, 128);
     let training = TrainingConfig {
         epochs: args.epochs,
+        batch_size: args.batch_size,
         learning_rate: 1e-3,
         lr_decay_epoch: args.epochs.saturating_sub(1).max(1),
         ..TrainingConfig::default()
@@ -91,8 +101,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fit(&model, &data.train.retrieval, &data.dev.retrieval, &vocab)?;
 
     let test = &data.test.retrieval;
-    let report = evaluate_split(&outcome.best_model, test, &vocab, &device, Protocol::Flickr30k, args.quiet);
-    let oracle = evaluate(&data.test.oracle_scores(), test.n_images(), &test.caption_image, Protocol::Flickr30k);
+    let report = evaluate_split(
+        &outcome.best_model,
+        test,
+        &vocab,
+        &device,
+        Protocol::Flickr30k,
+        args.quiet,
+    );
+    let oracle = evaluate(
+        &data.test.oracle_scores(),
+        test.n_images(),
+        &test.caption_image,
+        Protocol::Flickr30k,
+    );
 
     println!(
         "\nshapes test: {} images, {} captions (Flickr30K 1K protocol), best epoch {}",
@@ -100,7 +122,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test.captions.len(),
         outcome.best_epoch
     );
-    println!("| {:<12} | i2t@1 | i2t@5 | i2t10 | t2i@1 | t2i@5 | t2i10 |  rsum  |", "model");
+    println!(
+        "| {:<12} | i2t@1 | i2t@5 | i2t10 | t2i@1 | t2i@5 | t2i10 |  rsum  |",
+        "model"
+    );
     println!("|--------------|-------|-------|-------|-------|-------|-------|--------|");
     println!("{}", row("VSE∞ (GPO)", &report.metrics));
     println!("{}", row("oracle", &oracle.metrics));

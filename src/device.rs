@@ -32,7 +32,9 @@ pub fn available() -> Vec<&'static str> {
 pub fn parse(name: &str) -> Result<Device, DeviceError> {
     let (backend, index) = match name.split_once(':') {
         Some((backend, index)) => {
-            let index: usize = index.parse().map_err(|_| DeviceError::Unknown(name.to_string()))?;
+            let index: usize = index
+                .parse()
+                .map_err(|_| DeviceError::Unknown(name.to_string()))?;
             (backend, index)
         }
         None => (name, 0),

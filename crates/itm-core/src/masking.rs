@@ -8,7 +8,12 @@ pub const L2_EPSILON: f64 = 1e-8;
 
 /// Divides `x` by its Euclidean norm along the last axis (plus [`L2_EPSILON`]).
 pub fn l2_normalize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let norm = x.clone().square().sum_dim(D - 1).sqrt().add_scalar(L2_EPSILON);
+    let norm = x
+        .clone()
+        .square()
+        .sum_dim(D - 1)
+        .sqrt()
+        .add_scalar(L2_EPSILON);
     x / norm
 }
 
@@ -33,7 +38,13 @@ pub fn reverse_within_lengths_index(
     let index: Vec<i64> = lengths
         .iter()
         .flat_map(|&len| {
-            (0..max_len).map(move |t| if t < len { (len - 1 - t) as i64 } else { t as i64 })
+            (0..max_len).map(move |t| {
+                if t < len {
+                    (len - 1 - t) as i64
+                } else {
+                    t as i64
+                }
+            })
         })
         .collect();
     Tensor::from_data(TensorData::new(index, [lengths.len(), max_len]), device)
@@ -89,7 +100,10 @@ mod tests {
     #[test]
     fn padding_mask_marks_steps_past_the_length() {
         let device = Device::default();
-        let mask = padding_mask(&[2, 3], 3, &device).into_data().try_into_vec::<bool>().unwrap();
+        let mask = padding_mask(&[2, 3], 3, &device)
+            .into_data()
+            .try_into_vec::<bool>()
+            .unwrap();
         assert_eq!(mask, vec![false, false, true, false, false, false]);
     }
 }

@@ -8,11 +8,18 @@ use crate::error::DataError;
 /// Writes `bytes` to `path` through a temporary file in the same folder, synced, then renamed
 /// over `path`. On failure the previous content of `path` is untouched.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| DataError::invalid(path, "not a file path"))?;
-    let temporary = folder.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let temporary = folder.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(bytes)?;

@@ -97,7 +97,10 @@ pub struct TokenBatch {
 impl TokenBatch {
     /// Pads encoded captions (each at least one token).
     pub fn pad(captions: &[&[i64]]) -> Self {
-        assert!(captions.iter().all(|c| !c.is_empty()), "an encoded caption is empty");
+        assert!(
+            captions.iter().all(|c| !c.is_empty()),
+            "an encoded caption is empty"
+        );
         let max_len = captions.iter().map(|c| c.len()).max().unwrap_or(0);
         let mut tokens = vec![0i64; captions.len() * max_len];
         for (row, caption) in captions.iter().enumerate() {
@@ -151,14 +154,18 @@ mod tests {
     fn gather_pads_dropped_sets() {
         let regions = RegionFeatures::new((0..12).map(|v| v as f32).collect(), 3, 2);
         let plain = RegionBatch::gather(&regions, &[1, 0], None);
-        assert_eq!(plain.features, vec![6., 7., 8., 9., 10., 11., 0., 1., 2., 3., 4., 5.]);
+        assert_eq!(
+            plain.features,
+            vec![6., 7., 8., 9., 10., 11., 0., 1., 2., 3., 4., 5.]
+        );
         assert_eq!(plain.lengths, vec![3, 3]);
         let mut rng = StdRng::seed_from_u64(1);
         let drop = RegionDrop { prob: 0.5 };
         let dropped = RegionBatch::gather(&regions, &[0, 1], Some((&drop, &mut rng)));
         assert_eq!(dropped.features.len(), 2 * dropped.max_regions * 2);
         for (slot, &len) in dropped.lengths.iter().enumerate() {
-            let padding = &dropped.features[(slot * dropped.max_regions + len) * 2..(slot + 1) * dropped.max_regions * 2];
+            let padding = &dropped.features
+                [(slot * dropped.max_regions + len) * 2..(slot + 1) * dropped.max_regions * 2];
             assert!(padding.iter().all(|&v| v == 0.0));
         }
     }

@@ -24,7 +24,12 @@ pub fn split_files(folder: &Path, split: &str) -> [PathBuf; 3] {
 
 /// Writes `data` as split `split` of a precomp folder (each file atomically). `ids` holds one
 /// id per image (written once per caption for every split but `train`, as SCAN does).
-pub fn write_split(folder: &Path, split: &str, data: &RetrievalSplit, ids: &[u64]) -> Result<(), DataError> {
+pub fn write_split(
+    folder: &Path,
+    split: &str,
+    data: &RetrievalSplit,
+    ids: &[u64],
+) -> Result<(), DataError> {
     let [ims, caps, ids_path] = split_files(folder, split);
     std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
     if ids.len() != data.n_images() {
@@ -34,7 +39,13 @@ pub fn write_split(folder: &Path, split: &str, data: &RetrievalSplit, ids: &[u64
             data.n_images()
         )));
     }
-    if data.caption_image.iter().enumerate().any(|(j, &i)| i != j / 5) && data.captions.len() != data.n_images() {
+    if data
+        .caption_image
+        .iter()
+        .enumerate()
+        .any(|(j, &i)| i != j / 5)
+        && data.captions.len() != data.n_images()
+    {
         return Err(DataError::Inconsistent(
             "the precomp layout needs captions 5i..5i+4 to describe image i".into(),
         ));
@@ -42,7 +53,11 @@ pub fn write_split(folder: &Path, split: &str, data: &RetrievalSplit, ids: &[u64
     let regions = &data.regions;
     let mut bytes = Vec::new();
     {
-        let shape = [regions.len() as u64, regions.n_regions() as u64, regions.d_feature() as u64];
+        let shape = [
+            regions.len() as u64,
+            regions.n_regions() as u64,
+            regions.d_feature() as u64,
+        ];
         let mut writer = npyz::WriteOptions::new()
             .default_dtype()
             .shape(&shape)
@@ -61,7 +76,10 @@ pub fn write_split(folder: &Path, split: &str, data: &RetrievalSplit, ids: &[u64
     let id_lines: Vec<String> = if split == "train" {
         ids.iter().map(u64::to_string).collect()
     } else {
-        data.caption_image.iter().map(|&i| ids[i].to_string()).collect()
+        data.caption_image
+            .iter()
+            .map(|&i| ids[i].to_string())
+            .collect()
     };
     atomic::write(&ids_path, (id_lines.join("\n") + "\n").as_bytes())
 }
@@ -76,7 +94,10 @@ pub fn read_split(folder: &Path, split: &str) -> Result<RetrievalSplit, DataErro
     for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| DataError::io(&caps, e))?;
         if line.trim().is_empty() {
-            return Err(DataError::invalid(&caps, format!("line {} is an empty caption", number + 1)));
+            return Err(DataError::invalid(
+                &caps,
+                format!("line {} is an empty caption", number + 1),
+            ));
         }
         captions.push(line.trim().to_string());
     }
@@ -96,7 +117,8 @@ pub fn read_split(folder: &Path, split: &str) -> Result<RetrievalSplit, DataErro
             ),
         ));
     };
-    RetrievalSplit::new(regions, captions, caption_image).map_err(|e| DataError::invalid(&ims, e.to_string()))
+    RetrievalSplit::new(regions, captions, caption_image)
+        .map_err(|e| DataError::invalid(&ims, e.to_string()))
 }
 
 fn read_features(path: &Path) -> Result<RegionFeatures, DataError> {
@@ -105,21 +127,36 @@ fn read_features(path: &Path) -> Result<RegionFeatures, DataError> {
         .map_err(|e| DataError::invalid(path, format!("not a valid .npy file: {e}")))?;
     let descr = npy.dtype().descr();
     if descr != "'<f4'" {
-        return Err(DataError::invalid(path, format!("expected little-endian float32 ('<f4'), found {descr}")));
+        return Err(DataError::invalid(
+            path,
+            format!("expected little-endian float32 ('<f4'), found {descr}"),
+        ));
     }
     if npy.order() != npyz::Order::C {
-        return Err(DataError::invalid(path, "Fortran-ordered arrays are not supported"));
+        return Err(DataError::invalid(
+            path,
+            "Fortran-ordered arrays are not supported",
+        ));
     }
     let shape = npy.shape().to_vec();
     let [n, k, f] = shape[..] else {
-        return Err(DataError::invalid(path, format!("expected a [images, regions, features] array, found shape {shape:?}")));
+        return Err(DataError::invalid(
+            path,
+            format!("expected a [images, regions, features] array, found shape {shape:?}"),
+        ));
     };
     if n == 0 || k == 0 || f == 0 {
-        return Err(DataError::invalid(path, format!("empty array of shape {shape:?}")));
+        return Err(DataError::invalid(
+            path,
+            format!("empty array of shape {shape:?}"),
+        ));
     }
-    let data: Vec<f32> = npy
-        .into_vec()
-        .map_err(|e| DataError::invalid(path, format!("truncated or unreadable data for shape {shape:?}: {e}")))?;
+    let data: Vec<f32> = npy.into_vec().map_err(|e| {
+        DataError::invalid(
+            path,
+            format!("truncated or unreadable data for shape {shape:?}: {e}"),
+        )
+    })?;
     Ok(RegionFeatures::new(data, k as usize, f as usize))
 }
 
@@ -161,14 +198,20 @@ mod tests {
         bytes.truncate(bytes.len() - 8);
         std::fs::write(&ims, &bytes).unwrap();
         let err = read_split(&dir, "dev").unwrap_err().to_string();
-        assert!(err.contains("dev_ims.npy") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("dev_ims.npy") && err.contains("truncated"),
+            "{err}"
+        );
         std::fs::write(&ims, b"garbage").unwrap();
         let err = read_split(&dir, "dev").unwrap_err().to_string();
         assert!(err.contains("not a valid .npy"), "{err}");
         write_split(&dir, "dev", &sample(), &[1, 2]).unwrap();
         std::fs::write(&caps, "one\ntwo\nthree\n").unwrap();
         let err = read_split(&dir, "dev").unwrap_err().to_string();
-        assert!(err.contains("dev_caps.txt") && err.contains("3 captions for 2 images"), "{err}");
+        assert!(
+            err.contains("dev_caps.txt") && err.contains("3 captions for 2 images"),
+            "{err}"
+        );
         std::fs::write(&caps, "one\n\n").unwrap();
         let err = read_split(&dir, "dev").unwrap_err().to_string();
         assert!(err.contains("line 2 is an empty caption"), "{err}");

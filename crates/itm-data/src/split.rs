@@ -93,10 +93,14 @@ impl RetrievalSplit {
             described[image] = true;
         }
         if let Some(image) = described.iter().position(|&d| !d) {
-            return Err(DataError::Inconsistent(format!("image {image} has no caption")));
+            return Err(DataError::Inconsistent(format!(
+                "image {image} has no caption"
+            )));
         }
         if let Some(caption) = captions.iter().position(|c| c.trim().is_empty()) {
-            return Err(DataError::Inconsistent(format!("caption {caption} is empty")));
+            return Err(DataError::Inconsistent(format!(
+                "caption {caption} is empty"
+            )));
         }
         if let Some(position) = regions.data().iter().position(|v| !v.is_finite()) {
             let per_image = regions.n_regions() * regions.d_feature();
@@ -156,7 +160,8 @@ mod tests {
         assert!(err.to_string().contains("empty"), "{err}");
         let mut bad = vec![0.5; 6];
         bad[4] = f32::NAN;
-        let err = RetrievalSplit::new(RegionFeatures::new(bad, 2, 3), caps(1), vec![0]).unwrap_err();
+        let err =
+            RetrievalSplit::new(RegionFeatures::new(bad, 2, 3), caps(1), vec![0]).unwrap_err();
         assert!(err.to_string().contains("non-finite"), "{err}");
     }
 

@@ -72,7 +72,8 @@ impl Vocabulary {
 
     fn add(&mut self, word: &str) {
         if !self.word_to_index.contains_key(word) {
-            self.word_to_index.insert(word.to_string(), self.index_to_word.len());
+            self.word_to_index
+                .insert(word.to_string(), self.index_to_word.len());
             self.index_to_word.push(word.to_string());
         }
     }
@@ -147,7 +148,10 @@ impl Vocabulary {
                 ));
             }
             if index_to_word[index].replace(word.clone()).is_some() {
-                return Err(DataError::invalid(path, format!("index {index} is used twice")));
+                return Err(DataError::invalid(
+                    path,
+                    format!("index {index} is used twice"),
+                ));
             }
         }
         for (index, word) in index_to_word.iter().enumerate() {
@@ -160,12 +164,18 @@ impl Vocabulary {
             }
         }
         if file.idx != n {
-            return Err(DataError::invalid(path, format!("idx is {} but there are {n} words", file.idx)));
+            return Err(DataError::invalid(
+                path,
+                format!("idx is {} but there are {n} words", file.idx),
+            ));
         }
         let index_to_word: Vec<String> = index_to_word.into_iter().flatten().collect();
         for special in [PAD, START, END, UNK] {
             if !file.word2idx.contains_key(special) {
-                return Err(DataError::invalid(path, format!("the special token {special} is missing")));
+                return Err(DataError::invalid(
+                    path,
+                    format!("the special token {special} is missing"),
+                ));
             }
         }
         Ok(Self {
@@ -199,7 +209,9 @@ mod tests {
     fn tokenize_splits_punctuation_and_lowercases() {
         assert_eq!(
             tokenize("A Red circle, left of the BLUE square."),
-            ["a", "red", "circle", ",", "left", "of", "the", "blue", "square", "."]
+            [
+                "a", "red", "circle", ",", "left", "of", "the", "blue", "square", "."
+            ]
         );
         assert_eq!(tokenize("  "), Vec::<String>::new());
     }
@@ -215,9 +227,16 @@ mod tests {
         let path = dir.join("vocab.json");
         vocab.save(&path).unwrap();
         assert_eq!(Vocabulary::load(&path).unwrap(), vocab);
-        std::fs::write(&path, r#"{"word2idx":{"<pad>":0},"idx2word":{"0":"<pad>"},"idx":1}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"word2idx":{"<pad>":0},"idx2word":{"0":"<pad>"},"idx":1}"#,
+        )
+        .unwrap();
         let err = Vocabulary::load(&path).unwrap_err().to_string();
-        assert!(err.contains("vocab.json") && err.contains("<start> is missing"), "{err}");
+        assert!(
+            err.contains("vocab.json") && err.contains("<start> is missing"),
+            "{err}"
+        );
         std::fs::write(&path, "{not json").unwrap();
         let err = Vocabulary::load(&path).unwrap_err().to_string();
         assert!(err.contains("not a vocabulary JSON"), "{err}");

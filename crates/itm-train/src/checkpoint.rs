@@ -49,15 +49,25 @@ impl Checkpoint {
     }
 
     /// Saves `model` with its configuration and vocabulary.
-    pub fn save(&self, model: &VseModel, config: &VseModelConfig, vocab: &Vocabulary) -> Result<(), CheckpointError> {
+    pub fn save(
+        &self,
+        model: &VseModel,
+        config: &VseModelConfig,
+        vocab: &Vocabulary,
+    ) -> Result<(), CheckpointError> {
         std::fs::create_dir_all(&self.folder).map_err(|e| DataError::io(&self.folder, e))?;
         let weights = self.weights();
-        let temporary = self.folder.join(format!(".model.bpk.tmp-{}", std::process::id()));
+        let temporary = self
+            .folder
+            .join(format!(".model.bpk.tmp-{}", std::process::id()));
         model
             .clone()
             .into_record()
             .save(&temporary)
-            .and_then(|()| std::fs::rename(&temporary, &weights).map_err(|e| burn::store::RecordError::Io(e.to_string())))
+            .and_then(|()| {
+                std::fs::rename(&temporary, &weights)
+                    .map_err(|e| burn::store::RecordError::Io(e.to_string()))
+            })
             .map_err(|e| {
                 let _ = std::fs::remove_file(&temporary);
                 CheckpointError::Weights {
@@ -65,30 +75,39 @@ impl Checkpoint {
                     message: e.to_string(),
                 }
             })?;
-        atomic::write(&self.folder.join("model.json"), config.to_string().as_bytes())?;
+        atomic::write(
+            &self.folder.join("model.json"),
+            config.to_string().as_bytes(),
+        )?;
         vocab.save(&self.folder.join("vocab.json"))?;
         Ok(())
     }
 
     /// Loads the model (on `device`), its configuration and vocabulary.
-    pub fn load(&self, device: &Device) -> Result<(VseModel, VseModelConfig, Vocabulary), CheckpointError> {
+    pub fn load(
+        &self,
+        device: &Device,
+    ) -> Result<(VseModel, VseModelConfig, Vocabulary), CheckpointError> {
         let config_path = self.folder.join("model.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
-        let config: VseModelConfig = serde_json::from_str(&text)
-            .map_err(|e| DataError::invalid(&config_path, format!("not a model configuration: {e}")))?;
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
+        let config: VseModelConfig = serde_json::from_str(&text).map_err(|e| {
+            DataError::invalid(&config_path, format!("not a model configuration: {e}"))
+        })?;
         let vocab = Vocabulary::load(&self.folder.join("vocab.json"))?;
         let weights = self.weights();
         let record = ModuleRecord::load(&weights).map_err(|e| CheckpointError::Weights {
             path: weights.clone(),
             message: e.to_string(),
         })?;
-        let model = config
-            .init(device)
-            .try_load_record(record)
-            .map_err(|e| CheckpointError::Weights {
-                path: weights.clone(),
-                message: e.to_string(),
-            })?;
+        let model =
+            config
+                .init(device)
+                .try_load_record(record)
+                .map_err(|e| CheckpointError::Weights {
+                    path: weights.clone(),
+                    message: e.to_string(),
+                })?;
         Ok((model, config, vocab))
     }
 }

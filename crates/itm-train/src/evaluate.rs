@@ -1,9 +1,9 @@
 //! Encoding a split with a trained model and scoring it with the standard protocol.
 
 use burn::tensor::{Device, Tensor};
+use itm_core::VseModel;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
 use itm_core::similarity::BlockedCosine;
-use itm_core::VseModel;
 use itm_data::{RegionBatch, RetrievalSplit, TokenBatch, Vocabulary};
 
 use crate::progress::Progress;
@@ -20,7 +20,10 @@ pub struct Embeddings {
 }
 
 fn host(tensor: Tensor<2>) -> Vec<f32> {
-    tensor.into_data().try_into_vec::<f32>().expect("f32 embeddings")
+    tensor
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 embeddings")
 }
 
 /// Encodes every image and caption of `split` in batches of `batch_size` with `model` (use
@@ -41,7 +44,9 @@ pub fn encode_split(
     let indices: Vec<usize> = (0..n_images).collect();
     for chunk in indices.chunks(batch_size) {
         let batch = RegionBatch::gather(&split.regions, chunk, None);
-        images.extend(host(model.encode_images(batch.to_tensor(device), &batch.lengths)));
+        images.extend(host(
+            model.encode_images(batch.to_tensor(device), &batch.lengths),
+        ));
         progress.step(String::new);
     }
     let mut captions = Vec::new();
@@ -49,7 +54,9 @@ pub fn encode_split(
         let encoded: Vec<Vec<i64>> = chunk.iter().map(|c| vocab.encode(c)).collect();
         let refs: Vec<&[i64]> = encoded.iter().map(Vec::as_slice).collect();
         let batch = TokenBatch::pad(&refs);
-        captions.extend(host(model.encode_captions(batch.to_tensor(device), &batch.lengths)));
+        captions.extend(host(
+            model.encode_captions(batch.to_tensor(device), &batch.lengths),
+        ));
         progress.step(String::new);
     }
     progress.finish();
@@ -63,7 +70,11 @@ pub fn encode_split(
 
 /// The `[n_images, n_captions]` cosine similarity matrix of `embeddings`, computed in blocks.
 pub fn score_split(embeddings: &Embeddings, device: &Device) -> Vec<f32> {
-    BlockedCosine::new(device.clone()).compute(&embeddings.images, &embeddings.captions, embeddings.dim)
+    BlockedCosine::new(device.clone()).compute(
+        &embeddings.images,
+        &embeddings.captions,
+        embeddings.dim,
+    )
 }
 
 /// Encodes, scores and evaluates `split` with `protocol`.

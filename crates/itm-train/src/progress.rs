@@ -18,11 +18,14 @@ impl Progress {
     /// `quiet`).
     pub fn new(label: &str, total: usize, quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_prefix(label.to_string());
             bar
@@ -32,7 +35,11 @@ impl Progress {
             label: label.to_string(),
             total: total as u64,
             done: 0,
-            next_line: if quiet { u64::MAX } else { (total as u64).div_ceil(4).max(1) },
+            next_line: if quiet {
+                u64::MAX
+            } else {
+                (total as u64).div_ceil(4).max(1)
+            },
         }
     }
 

@@ -139,8 +139,10 @@ impl Trainer {
                 let regions = RegionBatch::gather(&train.regions, &images, Some((&drop, &mut rng)));
                 let texts: Vec<&[i64]> = captions.iter().map(|&j| encoded[j].as_slice()).collect();
                 let tokens = TokenBatch::pad(&texts);
-                let image_embeddings = model.encode_images(regions.to_tensor(&train_device), &regions.lengths);
-                let caption_embeddings = model.encode_captions(tokens.to_tensor(&train_device), &tokens.lengths);
+                let image_embeddings =
+                    model.encode_images(regions.to_tensor(&train_device), &regions.lengths);
+                let caption_embeddings =
+                    model.encode_captions(tokens.to_tensor(&train_device), &tokens.lengths);
                 let scores = model.similarity(image_embeddings, caption_embeddings);
                 let image_ids: Vec<u64> = images.iter().map(|&i| i as u64).collect();
                 let ids = config.mask_same_image.then_some(image_ids.as_slice());
@@ -161,7 +163,14 @@ impl Trainer {
             progress.finish();
 
             let snapshot = model.valid();
-            let report = evaluate_split(&snapshot, &dev, vocab, &self.device, Protocol::Flickr30k, true);
+            let report = evaluate_split(
+                &snapshot,
+                &dev,
+                vocab,
+                &self.device,
+                Protocol::Flickr30k,
+                true,
+            );
             let record = EpochRecord {
                 epoch,
                 learning_rate,
@@ -171,7 +180,9 @@ impl Trainer {
                 seconds: started.elapsed().as_secs_f64(),
             };
             let rsum = record.validation.rsum();
-            let improved = best.as_ref().is_none_or(|(best_rsum, _, _)| rsum > *best_rsum);
+            let improved = best
+                .as_ref()
+                .is_none_or(|(best_rsum, _, _)| rsum > *best_rsum);
             eprintln!(
                 "epoch {epoch}: loss {:.4}, lr {learning_rate:.1e}, dev rsum {rsum:.1}{}, {:.1}s",
                 record.mean_loss,
@@ -209,6 +220,9 @@ fn write_history(folder: &std::path::Path, history: &[EpochRecord]) -> Result<()
         .iter()
         .map(|record| serde_json::to_string(record).expect("records serialise"))
         .collect();
-    atomic::write(&folder.join("metrics.jsonl"), (lines.join("\n") + "\n").as_bytes())?;
+    atomic::write(
+        &folder.join("metrics.jsonl"),
+        (lines.join("\n") + "\n").as_bytes(),
+    )?;
     Ok(())
 }

@@ -2,9 +2,9 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::gru::{Gru, GruConfig};
 use burn::tensor::{Device, Tensor};
 
+use super::gru::{FusedGru, FusedGruConfig};
 use crate::masking::{fill_padding, gather_steps, reverse_within_lengths_index};
 
 /// Configuration of a [`MaskedBiGru`].
@@ -24,15 +24,15 @@ pub struct MaskedBiGruConfig {
 #[derive(Module, Debug)]
 pub struct MaskedBiGru {
     /// Left-to-right GRU.
-    pub forward: Gru,
+    pub forward: FusedGru,
     /// Right-to-left GRU.
-    pub backward: Gru,
+    pub backward: FusedGru,
 }
 
 impl MaskedBiGruConfig {
     /// Builds the layer on `device`.
     pub fn init(&self, device: &Device) -> MaskedBiGru {
-        let gru = GruConfig::new(self.d_input, self.d_hidden, true);
+        let gru = FusedGruConfig::new(self.d_input, self.d_hidden);
         MaskedBiGru {
             forward: gru.init(device),
             backward: gru.init(device),
@@ -49,10 +49,10 @@ impl MaskedBiGru {
     pub fn forward(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<3> {
         let [_, max_len, _] = x.dims();
         // The forward direction is causal: its outputs at real steps never see the padding.
-        let left_to_right = self.forward.forward(x.clone(), None);
+        let left_to_right = self.forward.forward(x.clone());
         let reverse = reverse_within_lengths_index(lengths, max_len, &x.device());
         let reversed = gather_steps(x, reverse.clone());
-        let right_to_left = gather_steps(self.backward.forward(reversed, None), reverse);
+        let right_to_left = gather_steps(self.backward.forward(reversed), reverse);
         fill_padding((left_to_right + right_to_left) / 2.0, lengths, 0.0)
     }
 }

@@ -71,7 +71,11 @@ mod tests {
         let y = encoder.forward(x.clone());
         assert_eq!(y.dims(), [2, 3, 4]);
         let rows = x.reshape([6, 6]);
-        let hidden = relu(encoder.mlp_norm.forward(encoder.mlp_in.forward(rows.clone())));
+        let hidden = relu(
+            encoder
+                .mlp_norm
+                .forward(encoder.mlp_in.forward(rows.clone())),
+        );
         let expected = encoder.fc.forward(rows) + encoder.mlp_out.forward(hidden);
         y.reshape([6, 4])
             .into_data()

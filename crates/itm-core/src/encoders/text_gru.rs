@@ -55,7 +55,9 @@ mod tests {
     fn pad_tokens_do_not_change_the_output() {
         let device = Device::default();
         device.seed(11);
-        let encoder = GruTextEncoderConfig::new(20, 8).with_d_word(6).init(&device);
+        let encoder = GruTextEncoderConfig::new(20, 8)
+            .with_d_word(6)
+            .init(&device);
         let short = Tensor::<2, Int>::from_data(
             TensorData::new(vec![4i64, 5, 6, 7, 8, 0], [2, 3]),
             &device,

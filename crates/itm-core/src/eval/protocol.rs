@@ -58,9 +58,15 @@ fn metrics_of(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Metrics 
 }
 
 fn five_folds(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<Metrics> {
-    assert!(n_img % 5 == 0, "5-fold protocol needs a multiple of 5 images, got {n_img}");
+    assert!(
+        n_img % 5 == 0,
+        "5-fold protocol needs a multiple of 5 images, got {n_img}"
+    );
     let n_cap = caption_image.len();
-    assert!(n_cap % 5 == 0, "5-fold protocol needs a multiple of 5 captions, got {n_cap}");
+    assert!(
+        n_cap % 5 == 0,
+        "5-fold protocol needs a multiple of 5 captions, got {n_cap}"
+    );
     let (fold_img, fold_cap) = (n_img / 5, n_cap / 5);
     (0..5)
         .map(|fold| {
@@ -77,7 +83,11 @@ fn five_folds(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<Metr
                 })
                 .collect();
             let sub: Vec<f32> = images
-                .flat_map(|row| scores[row * n_cap + captions.start..row * n_cap + captions.end].iter().copied())
+                .flat_map(|row| {
+                    scores[row * n_cap + captions.start..row * n_cap + captions.end]
+                        .iter()
+                        .copied()
+                })
                 .collect();
             metrics_of(&sub, fold_img, &local)
         })

@@ -15,7 +15,10 @@ pub fn image_to_text_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]
     assert_eq!(scores.len(), n_img * n_cap, "scores must be [n_img, n_cap]");
     let mut captions_of = vec![Vec::new(); n_img];
     for (caption, &image) in caption_image.iter().enumerate() {
-        assert!(image < n_img, "caption {caption} points at image {image} of {n_img}");
+        assert!(
+            image < n_img,
+            "caption {caption} points at image {image} of {n_img}"
+        );
         captions_of[image].push(caption);
     }
     scores
@@ -43,7 +46,10 @@ pub fn text_to_image_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]
         .iter()
         .enumerate()
         .map(|(caption, &image)| {
-            assert!(image < n_img, "caption {caption} points at image {image} of {n_img}");
+            assert!(
+                image < n_img,
+                "caption {caption} points at image {image} of {n_img}"
+            );
             scores[image * n_cap + caption]
         })
         .collect();

@@ -69,7 +69,10 @@ impl HingeLoss {
     /// - returns a scalar `[1]`
     pub fn forward(&self, scores: Tensor<2>, image_ids: Option<&[u64]>, epoch: usize) -> Tensor<1> {
         let [rows, cols] = scores.dims();
-        assert_eq!(rows, cols, "hinge loss needs a square [B, B] similarity matrix");
+        assert_eq!(
+            rows, cols,
+            "hinge loss needs a square [B, B] similarity matrix"
+        );
         let device = scores.device();
         let positives = diagonal(scores.clone());
         let row_positive = positives.clone().unsqueeze_dim::<2>(1); // S_ii per row
@@ -85,9 +88,7 @@ impl HingeLoss {
             .mask_fill(excluded, 0.0);
         match self.mining_at(epoch) {
             NegativeMining::All => cost_caption.sum() + cost_image.sum(),
-            NegativeMining::Hardest => {
-                cost_caption.max_dim(1).sum() + cost_image.max_dim(0).sum()
-            }
+            NegativeMining::Hardest => cost_caption.max_dim(1).sum() + cost_image.max_dim(0).sum(),
         }
     }
 }

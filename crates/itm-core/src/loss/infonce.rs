@@ -49,7 +49,10 @@ impl InfoNce {
     /// - returns a scalar `[1]`
     pub fn forward(&self, scores: Tensor<2>) -> Tensor<1> {
         let [rows, cols] = scores.dims();
-        assert_eq!(rows, cols, "InfoNCE needs a square [B, B] similarity matrix");
+        assert_eq!(
+            rows, cols,
+            "InfoNCE needs a square [B, B] similarity matrix"
+        );
         let logits = scores * self.scale().unsqueeze_dim::<2>(0);
         let eye = Tensor::<2>::eye(rows, &logits.device());
         let image_to_text = (log_softmax(logits.clone(), 1) * eye.clone()).sum();

@@ -111,7 +111,12 @@ mod tests {
         let captions = model.encode_captions(tokens, &[3, 2, 1]);
         let scores = model.similarity(images.clone(), captions.clone());
         assert_eq!(scores.dims(), [3, 3]);
-        let norms = images.square().sum_dim(1).into_data().try_into_vec::<f32>().unwrap();
+        let norms = images
+            .square()
+            .sum_dim(1)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
         let max = scores.abs().max().into_scalar::<f32>();
         assert!(max <= 1.0 + 1e-5);

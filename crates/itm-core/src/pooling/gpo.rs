@@ -171,7 +171,13 @@ mod tests {
         a.clone()
             .into_data()
             .assert_approx_eq::<f32>(&b.into_data(), Default::default());
-        let norm: f32 = a.into_data().try_into_vec::<f32>().unwrap().iter().map(|v| v * v).sum();
+        let norm: f32 = a
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v * v)
+            .sum();
         assert!((norm - 1.0).abs() < 1e-5);
     }
 }

@@ -41,7 +41,10 @@ impl BlockedCosine {
 
     /// Sets the block shape.
     pub fn with_blocks(mut self, block_rows: usize, block_cols: usize) -> Self {
-        assert!(block_rows > 0 && block_cols > 0, "block sizes must be positive");
+        assert!(
+            block_rows > 0 && block_cols > 0,
+            "block sizes must be positive"
+        );
         self.block_rows = block_rows;
         self.block_cols = block_cols;
         self
@@ -132,7 +135,10 @@ mod tests {
         let device = Device::default();
         let a = Tensor::<2>::from_floats([[1.0, 2.0], [0.0, -1.0]], &device);
         let b = Tensor::<2>::from_floats([[2.0, 4.0]], &device);
-        let s = cosine_similarity(a, b).into_data().try_into_vec::<f32>().unwrap();
+        let s = cosine_similarity(a, b)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         assert!((s[0] - 1.0).abs() < 1e-6);
         assert!((s[1] + 2.0 / 5f32.sqrt()).abs() < 1e-6);
     }

@@ -140,7 +140,10 @@ impl Relation {
 }
 
 /// A true position phrase for `object` and the mention fields it states.
-fn position_phrase(object: &Object, rng: &mut impl Rng) -> (&'static str, Option<usize>, Option<usize>) {
+fn position_phrase(
+    object: &Object,
+    rng: &mut impl Rng,
+) -> (&'static str, Option<usize>, Option<usize>) {
     let (row, col) = (object.row, object.col);
     let mut options: Vec<(&'static str, Option<usize>, Option<usize>)> = Vec::new();
     let middle = GRID / 2;
@@ -234,15 +237,22 @@ fn caption(scene: &Scene, template: Template, rng: &mut impl Rng) -> Caption {
             let mut order: Vec<usize> = (0..objects.len()).collect();
             order.shuffle(rng);
             let (first, second) = (&objects[order[0]], &objects[order[1]]);
-            let mentions = vec![Mention::describe(first, rng), Mention::describe(second, rng)];
+            let mentions = vec![
+                Mention::describe(first, rng),
+                Mention::describe(second, rng),
+            ];
             let (one, two) = (mentions[0].phrase(rng), mentions[1].phrase(rng));
             let relation = match template {
                 Template::Relation => {
-                    let holding: Vec<Relation> =
-                        [Relation::LeftOf, Relation::RightOf, Relation::Above, Relation::Below]
-                            .into_iter()
-                            .filter(|relation| relation.holds(first, second))
-                            .collect();
+                    let holding: Vec<Relation> = [
+                        Relation::LeftOf,
+                        Relation::RightOf,
+                        Relation::Above,
+                        Relation::Below,
+                    ]
+                    .into_iter()
+                    .filter(|relation| relation.holds(first, second))
+                    .collect();
                     Some(holding[rng.random_range(0..holding.len())])
                 }
                 _ => None,
@@ -267,7 +277,11 @@ fn caption(scene: &Scene, template: Template, rng: &mut impl Rng) -> Caption {
             let text = if count == 1 {
                 format!("only one shape , {}", mention.phrase(rng))
             } else {
-                format!("{} shapes including {}", count_word(count), mention.phrase(rng))
+                format!(
+                    "{} shapes including {}",
+                    count_word(count),
+                    mention.phrase(rng)
+                )
             };
             Caption {
                 text,

@@ -81,7 +81,12 @@ impl ShapesDataset {
     pub fn generate(config: &ShapesConfig) -> Self {
         let projection = RegionProjection::new(config.regions.d_feature, config.seed);
         let split = |salt: u64, images: usize| {
-            ShapesSplit::generate(config.seed.wrapping_mul(31).wrapping_add(salt), images, &projection, &config.regions)
+            ShapesSplit::generate(
+                config.seed.wrapping_mul(31).wrapping_add(salt),
+                images,
+                &projection,
+                &config.regions,
+            )
         };
         Self {
             train: split(1, config.train_images),
@@ -101,7 +106,8 @@ impl ShapesSplit {
         let per_image: Vec<(Scene, Vec<Caption>, Vec<f32>)> = (0..images)
             .into_par_iter()
             .map(|index| {
-                let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
+                let mut rng =
+                    StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
                 let scene = Scene::random(&mut rng);
                 let captions = captions_for(&scene, &mut rng);
                 let features = scene_regions(&scene, projection, regions, &mut rng);
@@ -132,7 +138,10 @@ impl ShapesSplit {
 
     /// The pixels of image `index`.
     pub fn image(&self, index: usize) -> image::RgbImage {
-        render(&self.scenes[index], self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9))
+        render(
+            &self.scenes[index],
+            self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9),
+        )
     }
 
     /// The oracle's similarity matrix `[n_img, n_cap]` over this split.
@@ -178,7 +187,10 @@ mod tests {
         let b = ShapesDataset::generate(&small());
         assert_eq!(a.train.scenes, b.train.scenes);
         assert_eq!(a.test.captions, b.test.captions);
-        assert_eq!(a.dev.retrieval.regions.data(), b.dev.retrieval.regions.data());
+        assert_eq!(
+            a.dev.retrieval.regions.data(),
+            b.dev.retrieval.regions.data()
+        );
         assert_ne!(a.train.scenes[..10], a.dev.scenes[..], "splits differ");
     }
 

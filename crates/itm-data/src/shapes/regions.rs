@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::scene::{Colour, GRID, IMAGE_SIZE, Object, Scene, Shape, Size};
 
 /// Width of the attribute code of a region.
-pub const CODE_WIDTH: usize = Shape::ALL.len() + Colour::ALL.len() + Size::ALL.len() + 2 * GRID + 4 + 2;
+pub const CODE_WIDTH: usize =
+    Shape::ALL.len() + Colour::ALL.len() + Size::ALL.len() + 2 * GRID + 4 + 2;
 
 /// How region features are synthesised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,9 +76,18 @@ fn one_hot(code: &mut [f32; CODE_WIDTH], offset: usize, index: usize, value: f32
 /// Attribute code of a whole object (`strength` 1) or of a part of it (`strength` < 1).
 fn object_code(object: &Object, strength: f32, box_scale: f32) -> [f32; CODE_WIDTH] {
     let mut code = [0.0; CODE_WIDTH];
-    let shape = Shape::ALL.iter().position(|&s| s == object.shape).unwrap_or(0);
-    let colour = Colour::ALL.iter().position(|&c| c == object.colour).unwrap_or(0);
-    let size = Size::ALL.iter().position(|&s| s == object.size).unwrap_or(0);
+    let shape = Shape::ALL
+        .iter()
+        .position(|&s| s == object.shape)
+        .unwrap_or(0);
+    let colour = Colour::ALL
+        .iter()
+        .position(|&c| c == object.colour)
+        .unwrap_or(0);
+    let size = Size::ALL
+        .iter()
+        .position(|&s| s == object.size)
+        .unwrap_or(0);
     let mut offset = 0;
     one_hot(&mut code, offset, shape, strength);
     offset += Shape::ALL.len();
@@ -168,6 +178,9 @@ mod tests {
         let scene = Scene::random(&mut rng);
         let a = scene_regions(&scene, &projection, &config, &mut rng);
         let b = scene_regions(&scene, &projection, &config, &mut rng);
-        assert_eq!(a, b, "without noise the object region is a function of its attributes");
+        assert_eq!(
+            a, b,
+            "without noise the object region is a function of its attributes"
+        );
     }
 }

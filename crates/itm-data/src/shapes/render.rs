@@ -45,7 +45,11 @@ fn draw(image: &mut RgbImage, object: &Object) {
 /// Renders `scene` as a 64×64 RGB image; `seed` fixes the background texture.
 pub fn render(scene: &Scene, seed: u64) -> RgbImage {
     let mut rng = StdRng::seed_from_u64(seed);
-    let tint: [i32; 3] = [rng.random_range(-12..12), rng.random_range(-12..12), rng.random_range(-12..12)];
+    let tint: [i32; 3] = [
+        rng.random_range(-12..12),
+        rng.random_range(-12..12),
+        rng.random_range(-12..12),
+    ];
     let stripe = rng.random_range(4.0f32..9.0);
     let mut image = RgbImage::from_fn(IMAGE_SIZE, IMAGE_SIZE, |x, y| {
         let wave = ((x as f32 + y as f32) / stripe).sin() * 6.0;
