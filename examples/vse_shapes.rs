@@ -23,8 +23,9 @@ struct Args {
     /// Backend: flex (CPU), wgpu[:index] or cuda[:index].
     #[arg(long, default_value = "flex")]
     device: String,
-    /// Training epochs.
-    #[arg(long, default_value_t = 4)]
+    /// Training epochs (VSE0 in the first, hardest negatives after; the rate decays ×0.1 for
+    /// the last).
+    #[arg(long, default_value_t = 3)]
     epochs: usize,
     /// Training images (5 captions each).
     #[arg(long, default_value_t = 10_000)]
@@ -33,11 +34,17 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     feature_width: usize,
     /// Joint embedding width D (published: 1024).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 128)]
     embed: usize,
     /// Captions per batch.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// AdamW learning rate (published: 5e-4).
+    #[arg(long, default_value_t = 5e-4)]
+    lr: f64,
+    /// Exclude other captions of the same image from a batch's negatives.
+    #[arg(long)]
+    mask_same_image: bool,
     /// Dataset seed.
     #[arg(long, default_value_t = 2024)]
     seed: u64,
@@ -91,7 +98,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let training = TrainingConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        learning_rate: 1e-3,
+        learning_rate: args.lr,
+        mask_same_image: args.mask_same_image,
         lr_decay_epoch: args.epochs.saturating_sub(1).max(1),
         ..TrainingConfig::default()
     };

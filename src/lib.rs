@@ -17,6 +17,11 @@
 
 pub mod device;
 
+// The README's code, compiled as a doctest so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use burn;
 pub use itm_core as core;
 pub use itm_data as data;

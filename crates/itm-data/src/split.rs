@@ -16,7 +16,10 @@ impl RegionFeatures {
     pub fn new(data: Vec<f32>, n_regions: usize, d_feature: usize) -> Self {
         let per_image = n_regions * d_feature;
         assert!(per_image > 0, "regions and feature width must be positive");
-        assert!(data.len() % per_image == 0, "buffer must hold whole images");
+        assert!(
+            data.len().is_multiple_of(per_image),
+            "buffer must hold whole images"
+        );
         Self {
             data,
             n_regions,

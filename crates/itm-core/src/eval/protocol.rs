@@ -59,12 +59,12 @@ fn metrics_of(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Metrics 
 
 fn five_folds(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<Metrics> {
     assert!(
-        n_img % 5 == 0,
+        n_img.is_multiple_of(5),
         "5-fold protocol needs a multiple of 5 images, got {n_img}"
     );
     let n_cap = caption_image.len();
     assert!(
-        n_cap % 5 == 0,
+        n_cap.is_multiple_of(5),
         "5-fold protocol needs a multiple of 5 captions, got {n_cap}"
     );
     let (fold_img, fold_cap) = (n_img / 5, n_cap / 5);

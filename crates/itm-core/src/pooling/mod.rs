@@ -42,6 +42,8 @@ pub struct MaxKMeanPool {
 }
 
 /// A pooling operator built from a [`PoolingConfig`].
+// A model holds a handful of poolings, built once: the size of the GPO variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Pooling {
     /// See [`PoolingConfig::Mean`].

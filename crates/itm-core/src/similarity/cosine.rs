@@ -54,7 +54,7 @@ impl BlockedCosine {
     pub fn compute(&self, images: &[f32], captions: &[f32], dim: usize) -> Vec<f32> {
         assert!(dim > 0, "embedding width must be positive");
         assert!(
-            images.len() % dim == 0 && captions.len() % dim == 0,
+            images.len().is_multiple_of(dim) && captions.len().is_multiple_of(dim),
             "embedding buffers must hold whole rows of width {dim}"
         );
         let n_img = images.len() / dim;

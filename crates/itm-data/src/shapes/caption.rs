@@ -85,9 +85,9 @@ impl Mention {
     /// A random description of `object`: at least a shape or a colour.
     fn describe(object: &Object, rng: &mut impl Rng) -> Self {
         let mut mention = Mention {
-            shape: rng.random_bool(0.85).then_some(object.shape),
-            colour: rng.random_bool(0.75).then_some(object.colour),
-            size: rng.random_bool(0.45).then_some(object.size),
+            shape: rng.random_bool(0.95).then_some(object.shape),
+            colour: rng.random_bool(0.95).then_some(object.colour),
+            size: rng.random_bool(0.75).then_some(object.size),
             ..Default::default()
         };
         if mention.shape.is_none() && mention.colour.is_none() {
@@ -139,36 +139,30 @@ impl Relation {
     }
 }
 
-/// A true position phrase for `object` and the mention fields it states.
-fn position_phrase(
-    object: &Object,
-    rng: &mut impl Rng,
-) -> (&'static str, Option<usize>, Option<usize>) {
+/// A true position phrase for `object` and the mention fields it states: the grid cell
+/// ("at the top left", "in the center"), or only its row or column ("near the top").
+fn position_phrase(object: &Object, rng: &mut impl Rng) -> (String, Option<usize>, Option<usize>) {
+    const ROWS: [&str; GRID] = ["top", "middle", "bottom"];
+    const COLS: [&str; GRID] = ["left", "center", "right"];
     let (row, col) = (object.row, object.col);
-    let mut options: Vec<(&'static str, Option<usize>, Option<usize>)> = Vec::new();
     let middle = GRID / 2;
-    match row {
-        0 => options.push(("near the top", Some(0), None)),
-        r if r == GRID - 1 => options.push(("near the bottom", Some(r), None)),
-        _ => {}
+    let mut options: Vec<(String, Option<usize>, Option<usize>)> = Vec::new();
+    if row != middle {
+        options.push((format!("near the {}", ROWS[row]), Some(row), None));
     }
-    match col {
-        0 => options.push(("on the left", None, Some(0))),
-        c if c == GRID - 1 => options.push(("on the right", None, Some(c))),
-        _ => {}
+    if col != middle {
+        options.push((format!("on the {}", COLS[col]), None, Some(col)));
     }
-    let corner = match (row, col) {
-        (0, 0) => Some("in the top left corner"),
-        (0, c) if c == GRID - 1 => Some("in the top right corner"),
-        (r, 0) if r == GRID - 1 => Some("in the bottom left corner"),
-        (r, c) if r == GRID - 1 && c == GRID - 1 => Some("in the bottom right corner"),
-        (r, c) if r == middle && c == middle => Some("in the center"),
-        _ => None,
+    let cell = if (row, col) == (middle, middle) {
+        "in the center".to_string()
+    } else {
+        format!("at the {} {}", ROWS[row], COLS[col])
     };
-    if let Some(phrase) = corner {
-        options.push((phrase, Some(row), Some(col)));
+    // The full cell is the most frequent phrase.
+    for _ in 0..2 {
+        options.push((cell.clone(), Some(row), Some(col)));
     }
-    options[rng.random_range(0..options.len())]
+    options.swap_remove(rng.random_range(0..options.len()))
 }
 
 fn count_word(count: usize) -> &'static str {
@@ -187,7 +181,7 @@ enum Template {
 /// Five captions of `scene`, each from a different template where the scene allows.
 pub fn captions_for(scene: &Scene, rng: &mut impl Rng) -> Vec<Caption> {
     let several = scene.objects.len() >= 2;
-    let mut templates = vec![Template::Single, Template::Position, Template::Count];
+    let mut templates = vec![Template::Position, Template::Count];
     if several {
         templates.extend([Template::Relation, Template::Relation, Template::Pair]);
     } else {

@@ -13,7 +13,7 @@ mod render;
 mod scene;
 
 pub use caption::{Caption, Meaning, Mention, Relation, captions_for};
-pub use oracle::{oracle_scores, satisfied};
+pub use oracle::{oracle_scores, satisfied, statements};
 pub use regions::{CODE_WIDTH, RegionFeatureConfig, RegionProjection, scene_regions};
 pub use render::render;
 pub use scene::{Colour, GRID, IMAGE_SIZE, Object, Scene, Shape, Size};
@@ -195,6 +195,18 @@ mod tests {
     }
 
     #[test]
+    fn precomp_round_trip() {
+        let data = ShapesDataset::generate(&small());
+        let folder =
+            std::env::temp_dir().join(format!("itm-shapes-precomp-{}", std::process::id()));
+        let ids: Vec<u64> = (0..data.dev.scenes.len() as u64).collect();
+        crate::precomp::write_split(&folder, "dev", &data.dev.retrieval, &ids).unwrap();
+        let read = crate::precomp::read_split(&folder, "dev").unwrap();
+        assert_eq!(read, data.dev.retrieval);
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
     fn oracle_ranks_the_ground_truth_high() {
         let data = ShapesDataset::generate(&ShapesConfig {
             test_images: 100,
@@ -205,12 +217,20 @@ mod tests {
         let n_cap = test.captions.len();
         for (j, caption) in test.captions.iter().enumerate() {
             let image = j / 5;
-            let truth = satisfied(&test.scenes[image], &caption.meaning);
+            assert_eq!(
+                satisfied(&test.scenes[image], &caption.meaning),
+                statements(&caption.meaning),
+                "the true image satisfies every statement"
+            );
             let best = (0..test.scenes.len())
                 .map(|i| scores[i * n_cap + j].floor() as usize)
                 .max()
                 .unwrap();
-            assert_eq!(truth, best, "the true image satisfies every statement");
+            assert_eq!(
+                best,
+                statements(&caption.meaning),
+                "no image satisfies more"
+            );
         }
     }
 }
