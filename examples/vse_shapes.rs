@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &device,
         Protocol::Flickr30k,
         args.quiet,
-    );
+    )?;
     let oracle = evaluate(
         &data.test.oracle_scores(),
         test.n_images(),

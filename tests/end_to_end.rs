@@ -53,7 +53,8 @@ fn short_run_learns_and_checkpoints() {
         &device,
         Protocol::Flickr30k,
         true,
-    );
+    )
+    .unwrap();
     // Chance on 100 images × 500 captions: R@1/5/10 ≈ 1/5/10 (i2t ≈ 5/23/41 with 5 captions),
     // an rsum near 85.
     let rsum = report.metrics.rsum();
@@ -67,7 +68,8 @@ fn short_run_learns_and_checkpoints() {
         .load(&device)
         .expect("checkpoint loads");
     assert_eq!(reloaded_vocab, vocab);
-    let again = evaluate_split(&reloaded, test, &vocab, &device, Protocol::Flickr30k, true);
+    let again =
+        evaluate_split(&reloaded, test, &vocab, &device, Protocol::Flickr30k, true).unwrap();
     assert!(
         (again.metrics.rsum() - rsum).abs() < 1e-6,
         "reloaded model scores the same"

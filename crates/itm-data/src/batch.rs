@@ -3,7 +3,8 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
-use crate::split::RegionFeatures;
+use crate::error::DataError;
+use crate::features::RegionFeatures;
 
 /// Drops each region with probability `prob` (keeping at least one), as VSE∞ does when it
 /// loads precomputed features for training. The kept regions keep their order.
@@ -39,12 +40,13 @@ pub struct RegionBatch {
 }
 
 impl RegionBatch {
-    /// The regions of `images`; with `drop`, each image loses regions at random.
+    /// The regions of `images`; with `drop`, each image loses regions at random. Fails on an
+    /// image whose features hold a NaN or an infinity, naming the file and the image.
     pub fn gather(
         regions: &RegionFeatures,
         images: &[usize],
         mut drop: Option<(&RegionDrop, &mut dyn rand::RngCore)>,
-    ) -> Self {
+    ) -> Result<Self, DataError> {
         let (count, width) = (regions.n_regions(), regions.d_feature());
         let kept: Vec<Vec<usize>> = images
             .iter()
@@ -57,18 +59,21 @@ impl RegionBatch {
         let mut features = vec![0.0f32; images.len() * max_regions * width];
         for (slot, (&image, rows)) in images.iter().zip(&kept).enumerate() {
             let source = regions.image(image);
+            if source.iter().any(|v| !v.is_finite()) {
+                return Err(regions.non_finite_error(image));
+            }
             for (position, &row) in rows.iter().enumerate() {
                 let start = (slot * max_regions + position) * width;
                 features[start..start + width]
                     .copy_from_slice(&source[row * width..(row + 1) * width]);
             }
         }
-        Self {
+        Ok(Self {
             features,
             lengths: kept.iter().map(Vec::len).collect(),
             max_regions,
             d_feature: width,
-        }
+        })
     }
 
     /// The features as a tensor `[batch, max_regions, d_feature]` on `device`.
@@ -153,7 +158,7 @@ mod tests {
     #[test]
     fn gather_pads_dropped_sets() {
         let regions = RegionFeatures::new((0..12).map(|v| v as f32).collect(), 3, 2);
-        let plain = RegionBatch::gather(&regions, &[1, 0], None);
+        let plain = RegionBatch::gather(&regions, &[1, 0], None).unwrap();
         assert_eq!(
             plain.features,
             vec![6., 7., 8., 9., 10., 11., 0., 1., 2., 3., 4., 5.]
@@ -161,7 +166,7 @@ mod tests {
         assert_eq!(plain.lengths, vec![3, 3]);
         let mut rng = StdRng::seed_from_u64(1);
         let drop = RegionDrop { prob: 0.5 };
-        let dropped = RegionBatch::gather(&regions, &[0, 1], Some((&drop, &mut rng)));
+        let dropped = RegionBatch::gather(&regions, &[0, 1], Some((&drop, &mut rng))).unwrap();
         assert_eq!(dropped.features.len(), 2 * dropped.max_regions * 2);
         for (slot, &len) in dropped.lengths.iter().enumerate() {
             let padding = &dropped.features

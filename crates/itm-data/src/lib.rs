@@ -9,6 +9,7 @@
 pub mod atomic;
 mod batch;
 mod error;
+mod features;
 pub mod precomp;
 pub mod shapes;
 mod split;
@@ -16,5 +17,6 @@ mod vocab;
 
 pub use batch::{RegionBatch, RegionDrop, TokenBatch};
 pub use error::DataError;
-pub use split::{RegionFeatures, RetrievalSplit};
+pub use features::RegionFeatures;
+pub use split::RetrievalSplit;
 pub use vocab::{END, PAD, START, UNK, Vocabulary, tokenize};

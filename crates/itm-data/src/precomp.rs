@@ -4,14 +4,14 @@
 //! If the feature file has as many rows as there are captions, caption `j` belongs to image
 //! `j`; otherwise caption `j` belongs to image `j / 5` (five captions per image).
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use npyz::WriterBuilder;
 
 use crate::atomic;
 use crate::error::DataError;
-use crate::split::{RegionFeatures, RetrievalSplit};
+use crate::features::RegionFeatures;
+use crate::split::RetrievalSplit;
 
 /// Paths of one split's three files in `folder`.
 pub fn split_files(folder: &Path, split: &str) -> [PathBuf; 3] {
@@ -84,23 +84,16 @@ pub fn write_split(
     atomic::write(&ids_path, (id_lines.join("\n") + "\n").as_bytes())
 }
 
-/// Reads split `split` of a precomp folder, checking the feature file's type and shape, the
-/// caption count against the image count, and the values.
+/// The splits of the published precomp folders.
+pub const SPLITS: [&str; 4] = ["train", "dev", "test", "testall"];
+
+/// Reads split `split` of a precomp folder: memory-maps the features (checking type, shape and
+/// size), reads the captions (UTF-8, none empty), applies the 1:1 or 5:1 correspondence rule,
+/// and checks the ids file's length when it exists.
 pub fn read_split(folder: &Path, split: &str) -> Result<RetrievalSplit, DataError> {
-    let [ims, caps, _] = split_files(folder, split);
-    let regions = read_features(&ims)?;
-    let file = std::fs::File::open(&caps).map_err(|e| DataError::io(&caps, e))?;
-    let mut captions = Vec::new();
-    for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| DataError::io(&caps, e))?;
-        if line.trim().is_empty() {
-            return Err(DataError::invalid(
-                &caps,
-                format!("line {} is an empty caption", number + 1),
-            ));
-        }
-        captions.push(line.trim().to_string());
-    }
+    let [ims, caps, ids] = split_files(folder, split);
+    let regions = RegionFeatures::open_npy(&ims)?;
+    let captions = read_lines(&caps, "caption")?;
     let n_images = regions.len();
     let caption_image: Vec<usize> = if captions.len() == n_images {
         (0..n_images).collect()
@@ -110,54 +103,47 @@ pub fn read_split(folder: &Path, split: &str) -> Result<RetrievalSplit, DataErro
         return Err(DataError::invalid(
             &caps,
             format!(
-                "{} captions for {n_images} images in {}: expected {n_images} or {}",
+                "{} captions for the {n_images} images of {}: expected {n_images} (one each) or {} (five each)",
                 captions.len(),
                 ims.display(),
                 5 * n_images
             ),
         ));
     };
+    if ids.exists() {
+        let id_count = read_lines(&ids, "id")?.len();
+        if id_count != n_images && id_count != captions.len() {
+            return Err(DataError::invalid(
+                &ids,
+                format!(
+                    "{id_count} ids, but there are {n_images} images and {} captions",
+                    captions.len()
+                ),
+            ));
+        }
+    }
     RetrievalSplit::new(regions, captions, caption_image)
         .map_err(|e| DataError::invalid(&ims, e.to_string()))
 }
 
-fn read_features(path: &Path) -> Result<RegionFeatures, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
-        .map_err(|e| DataError::invalid(path, format!("not a valid .npy file: {e}")))?;
-    let descr = npy.dtype().descr();
-    if descr != "'<f4'" {
-        return Err(DataError::invalid(
-            path,
-            format!("expected little-endian float32 ('<f4'), found {descr}"),
-        ));
-    }
-    if npy.order() != npyz::Order::C {
-        return Err(DataError::invalid(
-            path,
-            "Fortran-ordered arrays are not supported",
-        ));
-    }
-    let shape = npy.shape().to_vec();
-    let [n, k, f] = shape[..] else {
-        return Err(DataError::invalid(
-            path,
-            format!("expected a [images, regions, features] array, found shape {shape:?}"),
-        ));
-    };
-    if n == 0 || k == 0 || f == 0 {
-        return Err(DataError::invalid(
-            path,
-            format!("empty array of shape {shape:?}"),
-        ));
-    }
-    let data: Vec<f32> = npy.into_vec().map_err(|e| {
-        DataError::invalid(
-            path,
-            format!("truncated or unreadable data for shape {shape:?}: {e}"),
-        )
+/// Non-empty, trimmed UTF-8 lines of a text file; `what` names a line in errors.
+pub(crate) fn read_lines(path: &Path, what: &str) -> Result<Vec<String>, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        DataError::invalid(path, format!("line {line} is not valid UTF-8"))
     })?;
-    Ok(RegionFeatures::new(data, k as usize, f as usize))
+    let lines: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+    if let Some(number) = lines.iter().position(String::is_empty) {
+        return Err(DataError::invalid(
+            path,
+            format!("line {} is an empty {what}", number + 1),
+        ));
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -177,6 +163,95 @@ mod tests {
             (0..10).map(|j| j / 5).collect(),
         )
         .unwrap()
+    }
+
+    fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], values: &[T]) {
+        let mut bytes = Vec::new();
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
+        writer.extend(values.iter().copied()).unwrap();
+        writer.finish().unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn read_error(dir: &Path) -> String {
+        read_split(dir, "test").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn npy_header_problems_are_named() {
+        let dir = folder("header");
+        write_split(&dir, "test", &sample(), &[1, 2]).unwrap();
+        let [ims, _, _] = split_files(&dir, "test");
+        write_npy::<f64>(&ims, &[2, 3, 4], &[0.5; 24]);
+        let err = read_error(&dir);
+        assert!(
+            err.contains("test_ims.npy") && err.contains("float32") && err.contains("<f8"),
+            "{err}"
+        );
+        write_npy::<f32>(&ims, &[2, 12], &[0.5; 24]);
+        assert!(read_error(&dir).contains("found shape [2, 12]"));
+        write_npy::<f32>(&ims, &[0, 3, 4], &[]);
+        assert!(read_error(&dir).contains("empty array"));
+        write_npy::<f32>(&ims, &[2, 3, 4], &[0.5; 24]);
+        let bytes = [std::fs::read(&ims).unwrap(), vec![0; 4]].concat();
+        std::fs::write(&ims, &bytes).unwrap();
+        assert!(
+            read_error(&dir).contains("trailing data"),
+            "{}",
+            read_error(&dir)
+        );
+        std::fs::write(&ims, b"\x93NUMPY\x01\x00\x10\x00{'descr': oops}   \n").unwrap();
+        assert!(read_error(&dir).contains("not a valid .npy"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn text_file_problems_are_named() {
+        let dir = folder("text");
+        write_split(&dir, "test", &sample(), &[1, 2]).unwrap();
+        let [_, caps, ids] = split_files(&dir, "test");
+        let mut bytes = b"fine\n".to_vec();
+        bytes.extend([0xff, 0xfe, b'\n']);
+        std::fs::write(&caps, &bytes).unwrap();
+        let err = read_error(&dir);
+        assert!(
+            err.contains("test_caps.txt") && err.contains("line 2 is not valid UTF-8"),
+            "{err}"
+        );
+        write_split(&dir, "test", &sample(), &[1, 2]).unwrap();
+        std::fs::write(&ids, "1\n2\n3\n").unwrap();
+        let err = read_error(&dir);
+        assert!(
+            err.contains("test_ids.txt") && err.contains("3 ids"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mapped_features_with_nan_fail_when_read() {
+        let dir = folder("nan");
+        write_split(&dir, "test", &sample(), &[1, 2]).unwrap();
+        let [ims, _, _] = split_files(&dir, "test");
+        let mut values = vec![0.5f32; 24];
+        values[13] = f32::NAN;
+        write_npy::<f32>(&ims, &[2, 3, 4], &values);
+        let split = read_split(&dir, "test").expect("the structure is fine");
+        assert!(split.regions.source().is_some(), "memory-mapped");
+        let err = crate::RegionBatch::gather(&split.regions, &[0, 1], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test_ims.npy") && err.contains("image 1 has a NaN"),
+            "{err}"
+        );
+        assert!(split.regions.check_finite().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -209,7 +284,7 @@ mod tests {
         std::fs::write(&caps, "one\ntwo\nthree\n").unwrap();
         let err = read_split(&dir, "dev").unwrap_err().to_string();
         assert!(
-            err.contains("dev_caps.txt") && err.contains("3 captions for 2 images"),
+            err.contains("dev_caps.txt") && err.contains("3 captions for the 2 images"),
             "{err}"
         );
         std::fs::write(&caps, "one\n\n").unwrap();

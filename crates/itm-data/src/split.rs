@@ -2,62 +2,7 @@
 //! describes.
 
 use crate::error::DataError;
-
-/// Region features of a set of images, row-major `[n_images, n_regions, d_feature]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegionFeatures {
-    data: Vec<f32>,
-    n_regions: usize,
-    d_feature: usize,
-}
-
-impl RegionFeatures {
-    /// Wraps a row-major buffer. Panics if it does not hold whole images.
-    pub fn new(data: Vec<f32>, n_regions: usize, d_feature: usize) -> Self {
-        let per_image = n_regions * d_feature;
-        assert!(per_image > 0, "regions and feature width must be positive");
-        assert!(
-            data.len().is_multiple_of(per_image),
-            "buffer must hold whole images"
-        );
-        Self {
-            data,
-            n_regions,
-            d_feature,
-        }
-    }
-
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.data.len() / (self.n_regions * self.d_feature)
-    }
-
-    /// Whether there is no image.
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// Regions per image `K`.
-    pub fn n_regions(&self) -> usize {
-        self.n_regions
-    }
-
-    /// Channels per region `F`.
-    pub fn d_feature(&self) -> usize {
-        self.d_feature
-    }
-
-    /// The regions of image `index`, `[n_regions, d_feature]` row-major.
-    pub fn image(&self, index: usize) -> &[f32] {
-        let per_image = self.n_regions * self.d_feature;
-        &self.data[index * per_image..(index + 1) * per_image]
-    }
-
-    /// The whole buffer.
-    pub fn data(&self) -> &[f32] {
-        &self.data
-    }
-}
+use crate::features::RegionFeatures;
 
 /// Images (as region features) and captions of one split.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +17,8 @@ pub struct RetrievalSplit {
 
 impl RetrievalSplit {
     /// Checks that every caption points at an image, that every image has a caption, and that
-    /// no caption is empty and no feature is NaN or infinite.
+    /// no caption is empty. In-memory features are checked for NaN and infinities here;
+    /// memory-mapped ones as batches read them (or with [`RegionFeatures::check_finite`]).
     pub fn new(
         regions: RegionFeatures,
         captions: Vec<String>,
@@ -105,12 +51,8 @@ impl RetrievalSplit {
                 "caption {caption} is empty"
             )));
         }
-        if let Some(position) = regions.data().iter().position(|v| !v.is_finite()) {
-            let per_image = regions.n_regions() * regions.d_feature();
-            return Err(DataError::Inconsistent(format!(
-                "image {} has a non-finite region feature",
-                position / per_image
-            )));
+        if regions.source().is_none() {
+            regions.check_finite()?;
         }
         Ok(Self {
             regions,
@@ -127,16 +69,11 @@ impl RetrievalSplit {
     /// The first `images` images and the captions that describe them, in order.
     pub fn first_images(&self, images: usize) -> Self {
         let images = images.min(self.n_images());
-        let per_image = self.regions.n_regions() * self.regions.d_feature();
         let kept: Vec<usize> = (0..self.captions.len())
             .filter(|&j| self.caption_image[j] < images)
             .collect();
         Self {
-            regions: RegionFeatures::new(
-                self.regions.data()[..images * per_image].to_vec(),
-                self.regions.n_regions(),
-                self.regions.d_feature(),
-            ),
+            regions: self.regions.head(images),
             captions: kept.iter().map(|&j| self.captions[j].clone()).collect(),
             caption_image: kept.iter().map(|&j| self.caption_image[j]).collect(),
         }
@@ -165,7 +102,7 @@ mod tests {
         bad[4] = f32::NAN;
         let err =
             RetrievalSplit::new(RegionFeatures::new(bad, 2, 3), caps(1), vec![0]).unwrap_err();
-        assert!(err.to_string().contains("non-finite"), "{err}");
+        assert!(err.to_string().contains("image 0 has a NaN"), "{err}");
     }
 
     #[test]

@@ -15,10 +15,10 @@ pub struct Checkpoint {
     folder: PathBuf,
 }
 
-/// A checkpoint could not be written or read.
+/// Training or checkpointing failed: bad data, or a weights file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// Files of the checkpoint.
+pub enum TrainError {
+    /// A data or checkpoint file, or the values in it.
     #[error(transparent)]
     Data(#[from] DataError),
     /// The weights file.
@@ -54,7 +54,7 @@ impl Checkpoint {
         model: &VseModel,
         config: &VseModelConfig,
         vocab: &Vocabulary,
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<(), TrainError> {
         std::fs::create_dir_all(&self.folder).map_err(|e| DataError::io(&self.folder, e))?;
         let weights = self.weights();
         let temporary = self
@@ -70,7 +70,7 @@ impl Checkpoint {
             })
             .map_err(|e| {
                 let _ = std::fs::remove_file(&temporary);
-                CheckpointError::Weights {
+                TrainError::Weights {
                     path: weights.clone(),
                     message: e.to_string(),
                 }
@@ -87,7 +87,7 @@ impl Checkpoint {
     pub fn load(
         &self,
         device: &Device,
-    ) -> Result<(VseModel, VseModelConfig, Vocabulary), CheckpointError> {
+    ) -> Result<(VseModel, VseModelConfig, Vocabulary), TrainError> {
         let config_path = self.folder.join("model.json");
         let text =
             std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
@@ -96,7 +96,7 @@ impl Checkpoint {
         })?;
         let vocab = Vocabulary::load(&self.folder.join("vocab.json"))?;
         let weights = self.weights();
-        let record = ModuleRecord::load(&weights).map_err(|e| CheckpointError::Weights {
+        let record = ModuleRecord::load(&weights).map_err(|e| TrainError::Weights {
             path: weights.clone(),
             message: e.to_string(),
         })?;
@@ -104,7 +104,7 @@ impl Checkpoint {
             config
                 .init(device)
                 .try_load_record(record)
-                .map_err(|e| CheckpointError::Weights {
+                .map_err(|e| TrainError::Weights {
                     path: weights.clone(),
                     message: e.to_string(),
                 })?;

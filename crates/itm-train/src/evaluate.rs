@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor};
 use itm_core::VseModel;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
 use itm_core::similarity::BlockedCosine;
-use itm_data::{RegionBatch, RetrievalSplit, TokenBatch, Vocabulary};
+use itm_data::{DataError, RegionBatch, RetrievalSplit, TokenBatch, Vocabulary};
 
 use crate::progress::Progress;
 
@@ -35,7 +35,7 @@ pub fn encode_split(
     device: &Device,
     batch_size: usize,
     quiet: bool,
-) -> Embeddings {
+) -> Result<Embeddings, DataError> {
     let n_images = split.n_images();
     let n_captions = split.captions.len();
     let steps = n_images.div_ceil(batch_size) + n_captions.div_ceil(batch_size);
@@ -43,7 +43,7 @@ pub fn encode_split(
     let mut images = Vec::new();
     let indices: Vec<usize> = (0..n_images).collect();
     for chunk in indices.chunks(batch_size) {
-        let batch = RegionBatch::gather(&split.regions, chunk, None);
+        let batch = RegionBatch::gather(&split.regions, chunk, None)?;
         images.extend(host(
             model.encode_images(batch.to_tensor(device), &batch.lengths),
         ));
@@ -61,11 +61,11 @@ pub fn encode_split(
     }
     progress.finish();
     let dim = images.len() / n_images.max(1);
-    Embeddings {
+    Ok(Embeddings {
         images,
         captions,
         dim,
-    }
+    })
 }
 
 /// The `[n_images, n_captions]` cosine similarity matrix of `embeddings`, computed in blocks.
@@ -85,8 +85,13 @@ pub fn evaluate_split(
     device: &Device,
     protocol: Protocol,
     quiet: bool,
-) -> RetrievalReport {
-    let embeddings = encode_split(model, split, vocab, device, 256, quiet);
+) -> Result<RetrievalReport, DataError> {
+    let embeddings = encode_split(model, split, vocab, device, 256, quiet)?;
     let scores = score_split(&embeddings, device);
-    evaluate(&scores, split.n_images(), &split.caption_image, protocol)
+    Ok(evaluate(
+        &scores,
+        split.n_images(),
+        &split.caption_image,
+        protocol,
+    ))
 }

@@ -15,7 +15,7 @@ mod progress;
 mod schedule;
 mod trainer;
 
-pub use checkpoint::{Checkpoint, CheckpointError};
+pub use checkpoint::{Checkpoint, TrainError};
 pub use config::TrainingConfig;
 pub use evaluate::{Embeddings, encode_split, evaluate_split, score_split};
 pub use progress::Progress;

@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::checkpoint::{Checkpoint, TrainError};
 use crate::config::TrainingConfig;
 use crate::evaluate::evaluate_split;
 use crate::progress::Progress;
@@ -93,7 +93,7 @@ impl Trainer {
         train: &RetrievalSplit,
         dev: &RetrievalSplit,
         vocab: &Vocabulary,
-    ) -> Result<TrainingOutcome, CheckpointError> {
+    ) -> Result<TrainingOutcome, TrainError> {
         let config = &self.config;
         assert!(config.batch_size >= 2, "a batch needs at least two pairs");
         let train_device = self.device.clone().autodiff();
@@ -136,7 +136,8 @@ impl Trainer {
             let (mut loss_sum, mut steps, mut skipped) = (0.0f64, 0usize, 0usize);
             for captions in batches {
                 let images: Vec<usize> = captions.iter().map(|&j| train.caption_image[j]).collect();
-                let regions = RegionBatch::gather(&train.regions, &images, Some((&drop, &mut rng)));
+                let regions =
+                    RegionBatch::gather(&train.regions, &images, Some((&drop, &mut rng)))?;
                 let texts: Vec<&[i64]> = captions.iter().map(|&j| encoded[j].as_slice()).collect();
                 let tokens = TokenBatch::pad(&texts);
                 let image_embeddings =
@@ -170,7 +171,7 @@ impl Trainer {
                 &self.device,
                 Protocol::Flickr30k,
                 true,
-            );
+            )?;
             let record = EpochRecord {
                 epoch,
                 learning_rate,
@@ -215,7 +216,7 @@ fn validation_subset(dev: &RetrievalSplit, captions: usize) -> RetrievalSplit {
     dev.first_images(dev.caption_image[last] + 1)
 }
 
-fn write_history(folder: &std::path::Path, history: &[EpochRecord]) -> Result<(), CheckpointError> {
+fn write_history(folder: &std::path::Path, history: &[EpochRecord]) -> Result<(), TrainError> {
     let lines: Vec<String> = history
         .iter()
         .map(|record| serde_json::to_string(record).expect("records serialise"))

@@ -23,7 +23,8 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::split::{RegionFeatures, RetrievalSplit};
+use crate::features::RegionFeatures;
+use crate::split::RetrievalSplit;
 
 /// Sizes and seed of a generated `shapes` dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
