@@ -4,12 +4,17 @@
 //! - [`RetrievalSplit`]: images as region features, captions and the caption → image map.
 //! - [`Vocabulary`] and [`tokenize`]: word-level text for recurrent encoders.
 //! - [`RegionBatch`], [`TokenBatch`], [`RegionDrop`]: padded batches with lengths.
-//! - [`precomp`]: the SCAN precomp layout (`{split}_ims.npy`, `_caps.txt`, `_ids.txt`).
+//! - [`precomp`]: the SCAN precomp layout (`{split}_ims.npy`, `_caps.txt`, `_ids.txt`),
+//!   memory-mapped.
+//! - [`karpathy`]: Karpathy split JSON with an image folder; [`images`]: decoding,
+//!   augmentation and prefetching of raw images.
 
 pub mod atomic;
 mod batch;
 mod error;
 mod features;
+pub mod images;
+pub mod karpathy;
 pub mod precomp;
 pub mod shapes;
 mod split;

@@ -23,7 +23,12 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use std::path::{Path, PathBuf};
+
+use crate::atomic;
+use crate::error::DataError;
 use crate::features::RegionFeatures;
+use crate::karpathy::{KarpathyFile, KarpathyImage, KarpathySentence};
 use crate::split::RetrievalSplit;
 
 /// Sizes and seed of a generated `shapes` dataset.
@@ -94,6 +99,50 @@ impl ShapesDataset {
             dev: split(2, config.dev_images),
             test: split(3, config.test_images),
         }
+    }
+}
+
+impl ShapesDataset {
+    /// Writes the pixels as PNG files (`images/{split}/{index}.png`) with a Karpathy split JSON
+    /// (`dataset_shapes.json`) in `folder`, so that `shapes` also goes through the raw-image
+    /// loaders. Returns the JSON's path.
+    pub fn write_karpathy(&self, folder: &Path) -> Result<PathBuf, DataError> {
+        let mut images = Vec::new();
+        for (name, split) in [
+            ("train", &self.train),
+            ("val", &self.dev),
+            ("test", &self.test),
+        ] {
+            let dir = folder.join("images").join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+            (0..split.scenes.len())
+                .into_par_iter()
+                .try_for_each(|index| {
+                    let path = dir.join(format!("{index}.png"));
+                    split.image(index).save(&path).map_err(|e| {
+                        DataError::invalid(&path, format!("cannot write the image: {e}"))
+                    })
+                })?;
+            for index in 0..split.scenes.len() {
+                images.push(KarpathyImage {
+                    filename: format!("{index}.png"),
+                    filepath: Some(name.to_string()),
+                    split: name.to_string(),
+                    sentences: split.captions[5 * index..5 * index + 5]
+                        .iter()
+                        .map(|c| KarpathySentence {
+                            raw: c.text.clone(),
+                        })
+                        .collect(),
+                    imgid: Some(images.len() as u64),
+                    cocoid: None,
+                });
+            }
+        }
+        let json = folder.join("dataset_shapes.json");
+        let text = serde_json::to_vec(&KarpathyFile { images }).expect("the index serialises");
+        atomic::write(&json, &text)?;
+        Ok(json)
     }
 }
 
@@ -193,6 +242,32 @@ mod tests {
             b.dev.retrieval.regions.data()
         );
         assert_ne!(a.train.scenes[..10], a.dev.scenes[..], "splits differ");
+    }
+
+    #[test]
+    fn karpathy_round_trip() {
+        let data = ShapesDataset::generate(&ShapesConfig {
+            train_images: 6,
+            dev_images: 3,
+            test_images: 4,
+            ..small()
+        });
+        let folder =
+            std::env::temp_dir().join(format!("itm-shapes-karpathy-{}", std::process::id()));
+        let json = data.write_karpathy(&folder).unwrap();
+        let root = folder.join("images");
+        let test =
+            crate::karpathy::load(&json, &root, crate::karpathy::KarpathySplit::Test).unwrap();
+        assert_eq!(test.images.len(), 4);
+        assert_eq!(test.captions, data.test.retrieval.captions);
+        assert_eq!(
+            crate::images::decode(&test.images[2]).unwrap(),
+            data.test.image(2)
+        );
+        let train =
+            crate::karpathy::load(&json, &root, crate::karpathy::KarpathySplit::Train).unwrap();
+        assert_eq!(train.caption_image, data.train.retrieval.caption_image);
+        std::fs::remove_dir_all(&folder).unwrap();
     }
 
     #[test]
