@@ -1,22 +1,17 @@
 //! Region features of a set of images, in memory or memory-mapped from a `.npy` file.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
 use rayon::prelude::*;
 
 use crate::error::DataError;
+use crate::npy::MappedF32;
 
 enum Storage {
     Owned(Vec<f32>),
-    Mapped {
-        map: Mmap,
-        offset: usize,
-        len: usize,
-        path: PathBuf,
-    },
+    Mapped(MappedF32),
 }
 
 /// Region features of a set of images, row-major `[n_images, n_regions, d_feature]`.
@@ -51,73 +46,12 @@ impl RegionFeatures {
     /// checking its header, its size and its alignment (the values are checked when a batch
     /// reads them, or all at once by [`RegionFeatures::check_finite`]).
     pub fn open_npy(path: &Path) -> Result<Self, DataError> {
-        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-        // SAFETY: the map is read-only; a file truncated by another process while mapped
-        // would fault, which is the documented limit of memory-mapped reading.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, e))?;
-        let mut cursor = std::io::Cursor::new(&map[..]);
-        let header = npyz::NpyHeader::from_reader(&mut cursor)
-            .map_err(|e| DataError::invalid(path, format!("not a valid .npy file: {e}")))?;
-        let offset = cursor.position() as usize;
-        let descr = header.dtype().descr();
-        if descr != "'<f4'" {
-            return Err(DataError::invalid(
-                path,
-                format!("expected little-endian float32 ('<f4'), found {descr}"),
-            ));
-        }
-        if header.order() != npyz::Order::C {
-            return Err(DataError::invalid(
-                path,
-                "Fortran-ordered arrays are not supported",
-            ));
-        }
-        let shape = header.shape().to_vec();
-        let [n, k, f] = shape[..] else {
-            return Err(DataError::invalid(
-                path,
-                format!("expected a [images, regions, features] array, found shape {shape:?}"),
-            ));
-        };
-        if n == 0 || k == 0 || f == 0 {
-            return Err(DataError::invalid(
-                path,
-                format!("empty array of shape {shape:?}"),
-            ));
-        }
-        let len = (n * k * f) as usize;
-        let body = map.len() - offset;
-        if body != len * 4 {
-            return Err(DataError::invalid(
-                path,
-                format!(
-                    "{} data: shape {shape:?} needs {} bytes after the header, the file has {body}",
-                    if body < len * 4 {
-                        "truncated"
-                    } else {
-                        "trailing"
-                    },
-                    len * 4
-                ),
-            ));
-        }
-        if bytemuck::try_cast_slice::<u8, f32>(&map[offset..]).is_err()
-            || cfg!(target_endian = "big")
-        {
-            return Err(DataError::invalid(
-                path,
-                "the data cannot be read in place (misaligned or big-endian host)",
-            ));
-        }
+        let array = MappedF32::open(path, 3, "[images, regions, features]")?;
+        let (n_regions, d_feature) = (array.shape()[1], array.shape()[2]);
         Ok(Self {
-            storage: Arc::new(Storage::Mapped {
-                map,
-                offset,
-                len,
-                path: path.to_path_buf(),
-            }),
-            n_regions: k as usize,
-            d_feature: f as usize,
+            storage: Arc::new(Storage::Mapped(array)),
+            n_regions,
+            d_feature,
         })
     }
 
@@ -145,7 +79,7 @@ impl RegionFeatures {
     pub fn source(&self) -> Option<&Path> {
         match self.storage.as_ref() {
             Storage::Owned(_) => None,
-            Storage::Mapped { path, .. } => Some(path),
+            Storage::Mapped(array) => Some(array.path()),
         }
     }
 
@@ -153,9 +87,7 @@ impl RegionFeatures {
     pub fn data(&self) -> &[f32] {
         match self.storage.as_ref() {
             Storage::Owned(data) => data,
-            Storage::Mapped {
-                map, offset, len, ..
-            } => bytemuck::cast_slice(&map[*offset..*offset + *len * 4]),
+            Storage::Mapped(array) => array.values(),
         }
     }
 

@@ -16,6 +16,7 @@ mod error;
 mod features;
 pub mod images;
 pub mod karpathy;
+pub mod npy;
 pub mod precomp;
 pub mod shapes;
 mod split;

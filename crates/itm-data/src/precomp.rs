@@ -6,11 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use npyz::WriterBuilder;
-
 use crate::atomic;
 use crate::error::DataError;
 use crate::features::RegionFeatures;
+use crate::npy;
 use crate::split::RetrievalSplit;
 
 /// Paths of one split's three files in `folder`.
@@ -51,25 +50,11 @@ pub fn write_split(
         ));
     }
     let regions = &data.regions;
-    let mut bytes = Vec::new();
-    {
-        let shape = [
-            regions.len() as u64,
-            regions.n_regions() as u64,
-            regions.d_feature() as u64,
-        ];
-        let mut writer = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(&mut bytes)
-            .begin_nd()
-            .map_err(|e| DataError::io(&ims, e))?;
-        writer
-            .extend(regions.data().iter().copied())
-            .map_err(|e| DataError::io(&ims, e))?;
-        writer.finish().map_err(|e| DataError::io(&ims, e))?;
-    }
-    atomic::write(&ims, &bytes)?;
+    npy::write_f32(
+        &ims,
+        &[regions.len(), regions.n_regions(), regions.d_feature()],
+        regions.data(),
+    )?;
     let mut text = data.captions.join("\n");
     text.push('\n');
     atomic::write(&caps, text.as_bytes())?;
@@ -166,6 +151,7 @@ mod tests {
     }
 
     fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], values: &[T]) {
+        use npyz::WriterBuilder;
         let mut bytes = Vec::new();
         let mut writer = npyz::WriteOptions::new()
             .default_dtype()

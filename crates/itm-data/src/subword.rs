@@ -33,7 +33,10 @@ impl SubwordTokenizer {
     /// The padding id is the tokenizer's own, else that of `[PAD]` or `<pad>`, else 0.
     pub fn from_file(path: &Path, max_len: usize) -> Result<Self, DataError> {
         if max_len < 3 {
-            return Err(DataError::invalid(path, format!("a maximum length of {max_len} leaves no room for text")));
+            return Err(DataError::invalid(
+                path,
+                format!("a maximum length of {max_len} leaves no room for text"),
+            ));
         }
         let mut inner = Tokenizer::from_file(path)
             .map_err(|e| DataError::invalid(path, format!("not a usable tokenizer.json: {e}")))?;
@@ -85,7 +88,10 @@ impl SubwordTokenizer {
             ids,
             lengths: encodings.iter().map(|e| e.len()).collect(),
             max_len,
-            truncated: encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count(),
+            truncated: encodings
+                .iter()
+                .filter(|e| !e.get_overflowing().is_empty())
+                .count(),
         })
     }
 }
@@ -101,7 +107,9 @@ mod tests {
     #[test]
     fn pads_to_the_longest_and_truncates() {
         let tokenizer = SubwordTokenizer::from_file(&fixture(), 6).unwrap();
-        let batch = tokenizer.encode_batch(&["A red circle", "Blue circles, a red square blue"]).unwrap();
+        let batch = tokenizer
+            .encode_batch(&["A red circle", "Blue circles, a red square blue"])
+            .unwrap();
         // [CLS] a red circle [SEP] | [CLS] blue circle ##s , [SEP] (cut at 6)
         assert_eq!(batch.max_len, 6);
         assert_eq!(batch.ids, vec![2, 4, 5, 6, 3, 0, 2, 8, 6, 7, 10, 3]);
@@ -117,9 +125,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tokenizer.json");
         std::fs::write(&path, r#"{"model": 3}"#).unwrap();
-        let err = SubwordTokenizer::from_file(&path, 16).err().unwrap().to_string();
-        assert!(err.contains("tokenizer.json") && err.contains("not a usable"), "{err}");
-        let err = SubwordTokenizer::from_file(&dir.join("none.json"), 16).err().unwrap().to_string();
+        let err = SubwordTokenizer::from_file(&path, 16)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("tokenizer.json") && err.contains("not a usable"),
+            "{err}"
+        );
+        let err = SubwordTokenizer::from_file(&dir.join("none.json"), 16)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("none.json"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

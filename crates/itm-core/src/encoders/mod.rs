@@ -1,11 +1,15 @@
 //! Encoders: turn region features and token ids into sets of `D`-wide features (METHODS §1).
 
 mod bigru;
+mod cnn;
 mod gru;
 mod region;
 mod text_gru;
+mod vit;
 
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
+pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use region::{RegionEncoder, RegionEncoderConfig};
 pub use text_gru::{GruTextEncoder, GruTextEncoderConfig};
+pub use vit::{VitEncoder, VitEncoderConfig};

@@ -1,0 +1,127 @@
+//! Memory-mapped little-endian float32 `.npy` arrays, checked before use.
+
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::DataError;
+
+/// A C-ordered `'<f4'` `.npy` file mapped into memory; its values are read in place.
+pub struct MappedF32 {
+    map: Mmap,
+    offset: usize,
+    len: usize,
+    shape: Vec<usize>,
+    path: PathBuf,
+}
+
+impl MappedF32 {
+    /// Maps `path` and checks its header, its byte size against the shape, and that the data
+    /// can be read in place. `rank` is the number of axes the caller expects; `axes` names them
+    /// in error messages (e.g. "[images, regions, features]").
+    pub fn open(path: &Path, rank: usize, axes: &str) -> Result<Self, DataError> {
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        // SAFETY: the map is read-only; a file truncated by another process while mapped
+        // would fault, which is the documented limit of memory-mapped reading.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, e))?;
+        let mut cursor = std::io::Cursor::new(&map[..]);
+        let header = npyz::NpyHeader::from_reader(&mut cursor)
+            .map_err(|e| DataError::invalid(path, format!("not a valid .npy file: {e}")))?;
+        let offset = cursor.position() as usize;
+        let descr = header.dtype().descr();
+        if descr != "'<f4'" {
+            return Err(DataError::invalid(
+                path,
+                format!("expected little-endian float32 ('<f4'), found {descr}"),
+            ));
+        }
+        if header.order() != npyz::Order::C {
+            return Err(DataError::invalid(
+                path,
+                "Fortran-ordered arrays are not supported",
+            ));
+        }
+        let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+        if shape.len() != rank {
+            return Err(DataError::invalid(
+                path,
+                format!("expected a {axes} array, found shape {shape:?}"),
+            ));
+        }
+        if shape.contains(&0) {
+            return Err(DataError::invalid(
+                path,
+                format!("empty array of shape {shape:?}"),
+            ));
+        }
+        let len: usize = shape.iter().product();
+        let body = map.len() - offset;
+        if body != len * 4 {
+            return Err(DataError::invalid(
+                path,
+                format!(
+                    "{} data: shape {shape:?} needs {} bytes after the header, the file has {body}",
+                    if body < len * 4 {
+                        "truncated"
+                    } else {
+                        "trailing"
+                    },
+                    len * 4
+                ),
+            ));
+        }
+        if bytemuck::try_cast_slice::<u8, f32>(&map[offset..]).is_err()
+            || cfg!(target_endian = "big")
+        {
+            return Err(DataError::invalid(
+                path,
+                "the data cannot be read in place (misaligned or big-endian host)",
+            ));
+        }
+        Ok(Self {
+            map,
+            offset,
+            len,
+            shape,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.map[self.offset..self.offset + self.len * 4])
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The mapped file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes a float32 array of `shape` as `.npy` atomically.
+pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), DataError> {
+    use npyz::WriterBuilder;
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        values.len(),
+        "shape and values disagree"
+    );
+    let mut bytes = Vec::with_capacity(values.len() * 4 + 128);
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .map_err(|e| DataError::io(path, e))?;
+    writer
+        .extend(values.iter().copied())
+        .map_err(|e| DataError::io(path, e))?;
+    writer.finish().map_err(|e| DataError::io(path, e))?;
+    crate::atomic::write(path, &bytes)
+}
