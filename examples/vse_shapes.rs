@@ -6,20 +6,40 @@
 //! cargo run --example vse_shapes --features wgpu -- --device wgpu
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use itm::core::VseModelConfig;
 use itm::core::eval::{Metrics, Protocol, evaluate};
 use itm::data::Vocabulary;
+use itm::data::images::ImageTransform;
+use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm::train::{Trainer, TrainingConfig, evaluate_split};
+
+/// What the image tower reads.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum Images {
+    /// Precomputed region features (the VSE∞ "basic" encoder).
+    Regions,
+    /// Pixels through a small ResNet.
+    Resnet,
+    /// Pixels through a small ViT.
+    Vit,
+}
 
 /// Train and evaluate VSE∞ on `shapes`.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    /// Image input and encoder: region features, or the rendered pixels through a ResNet or a
+    /// ViT (the images are written as PNG files in Karpathy layout under the output folder).
+    #[arg(long, value_enum, default_value_t = Images::Regions)]
+    images: Images,
+    /// Side the pixels are resized to for the pixel encoders (rendered at 64).
+    #[arg(long, default_value_t = 32)]
+    pixel_size: u32,
     /// Backend: flex (CPU), wgpu[:index] or cuda[:index].
     #[arg(long, default_value = "flex")]
     device: String,
@@ -93,8 +113,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64()
     );
 
-    let model =
-        VseModelConfig::vse_infinity_bigru_sized(args.feature_width, vocab.len(), args.embed, 128);
+    let (model, splits) = match args.images {
+        Images::Regions => (
+            VseModelConfig::vse_infinity_bigru_sized(args.feature_width, vocab.len(), args.embed, 128),
+            [data.train.retrieval.clone(), data.dev.retrieval.clone(), data.test.retrieval.clone()],
+        ),
+        pixels => {
+            let json = data.write_karpathy(&args.output.join("shapes_images"))?;
+            let root = json.parent().unwrap_or(Path::new(".")).join("images");
+            let load = |split| karpathy::load(&json, &root, split)?.into_retrieval(ImageTransform::new(args.pixel_size));
+            let splits = [load(KarpathySplit::Train)?, load(KarpathySplit::Dev)?, load(KarpathySplit::Test)?];
+            let side = args.pixel_size as usize;
+            let model = match pixels {
+                Images::Resnet => VseModelConfig::resnet_bigru(vec![16, 32, 64], vocab.len(), args.embed, 128),
+                _ => VseModelConfig::vit_bigru(side, side / 8, 64, 2, vocab.len(), args.embed, 128),
+            };
+            (model, splits)
+        }
+    };
+    let [train, dev, test] = &splits;
     let training = TrainingConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -106,9 +143,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = Trainer::new(training, device.clone())
         .with_output(&args.output)
         .with_quiet(args.quiet)
-        .fit(&model, &data.train.retrieval, &data.dev.retrieval, &vocab)?;
+        .fit(&model, train, dev, &vocab)?;
 
-    let test = &data.test.retrieval;
     let report = evaluate_split(
         &outcome.best_model,
         test,
@@ -135,7 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "model"
     );
     println!("|--------------|-------|-------|-------|-------|-------|-------|--------|");
-    println!("{}", row("VSE∞ (GPO)", &report.metrics));
+    println!("{}", row(&format!("VSE∞ {:?}", args.images).to_lowercase(), &report.metrics));
     println!("{}", row("oracle", &oracle.metrics));
     println!(
         "\nrsum = {:.1}% of the oracle's; total time {:.0}s; checkpoint in {}",

@@ -54,7 +54,7 @@ fn check_precomp(folder: &Path) -> Vec<String> {
         found += 1;
         match precomp::read_split(folder, split) {
             Ok(data) => {
-                let regions = &data.regions;
+                let regions = data.regions().expect("precomp splits hold region features");
                 println!(
                     "{split}: {} images × {} regions × {} features, {} captions ({} per image), {}",
                     regions.len(),

@@ -128,7 +128,7 @@ fn evaluate_refuses_bad_matrices() {
 
 fn write_precomp(dir: &Path) {
     let split = itm_data::RetrievalSplit::new(
-        itm_data::RegionFeatures::new(vec![0.25; 2 * 3 * 4], 3, 4),
+        itm_data::ImageSource::Regions(itm_data::RegionFeatures::new(vec![0.25; 2 * 3 * 4], 3, 4)),
         (0..10)
             .map(|j| format!("a red circle number {j}"))
             .collect(),

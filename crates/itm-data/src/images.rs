@@ -1,8 +1,6 @@
-//! Raw images: decoding, resizing, normalisation and training augmentation, in parallel and
-//! ahead of the training step.
+//! Raw images: decoding, resizing, normalisation and training augmentation, in parallel.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::imageops::FilterType;
@@ -174,30 +172,6 @@ impl PixelBatch {
     }
 }
 
-/// Loads batches on a background thread (each batch decoded in parallel), keeping up to
-/// `ahead` batches ready so that the training step does not wait on the disk.
-pub fn prefetch(
-    batches: Vec<Vec<PathBuf>>,
-    transform: ImageTransform,
-    seed: Option<u64>,
-    ahead: usize,
-) -> Receiver<Result<PixelBatch, DataError>> {
-    let (sender, receiver) = sync_channel(ahead.max(1));
-    std::thread::spawn(move || {
-        for (number, paths) in batches.iter().enumerate() {
-            let batch = PixelBatch::load(
-                paths,
-                &transform,
-                seed.map(|s| s.wrapping_add(number as u64)),
-            );
-            if sender.send(batch).is_err() {
-                break; // the consumer stopped
-            }
-        }
-    });
-    receiver
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,12 +242,6 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{err}");
         }
-        let received: Vec<_> =
-            prefetch(vec![vec![good.clone()], vec![good]], transform, Some(1), 1)
-                .iter()
-                .collect();
-        assert_eq!(received.len(), 2);
-        assert!(received.iter().all(Result::is_ok));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
+use crate::images::ImageTransform;
+use crate::source::ImageSource;
+use crate::split::RetrievalSplit;
 
 /// Captions kept per image.
 pub const CAPTIONS_PER_IMAGE: usize = 5;
@@ -72,6 +75,13 @@ pub struct ImageCaptionSplit {
     pub captions: Vec<String>,
     /// `caption_image[j]` = image of caption `j`.
     pub caption_image: Vec<usize>,
+}
+
+impl ImageCaptionSplit {
+    /// The split as a [`RetrievalSplit`] whose images are decoded with `transform`.
+    pub fn into_retrieval(self, transform: ImageTransform) -> Result<RetrievalSplit, DataError> {
+        RetrievalSplit::new(ImageSource::files(self.images, transform), self.captions, self.caption_image)
+    }
 }
 
 /// Reads `split` of a Karpathy JSON, resolving image paths under `image_root`, and checks that

@@ -1,7 +1,8 @@
 //! Datasets, tokenisation and batching for image–text matching.
 //!
 //! - [`shapes`]: the embedded synthetic dataset (pixels, region features, captions, oracle).
-//! - [`RetrievalSplit`]: images as region features, captions and the caption → image map.
+//! - [`RetrievalSplit`]: images ([`ImageSource`]: region features or files), captions and the
+//!   caption → image map; batches prepared ahead of the training step.
 //! - [`Vocabulary`] and [`tokenize`]: word-level text for recurrent encoders;
 //!   [`SubwordTokenizer`]: `tokenizer.json` subwords for transformer encoders.
 //! - [`RegionBatch`], [`TokenBatch`], [`RegionDrop`]: padded batches with lengths.
@@ -19,6 +20,7 @@ pub mod karpathy;
 pub mod npy;
 pub mod precomp;
 pub mod shapes;
+mod source;
 mod split;
 mod subword;
 mod vocab;
@@ -26,6 +28,7 @@ mod vocab;
 pub use batch::{RegionBatch, RegionDrop, TokenBatch};
 pub use error::DataError;
 pub use features::RegionFeatures;
+pub use source::{Augmentation, ImageBatch, ImageSource};
 pub use split::RetrievalSplit;
 pub use subword::{SubwordBatch, SubwordTokenizer};
 pub use vocab::{END, PAD, START, UNK, Vocabulary, tokenize};

@@ -10,6 +10,7 @@ use crate::atomic;
 use crate::error::DataError;
 use crate::features::RegionFeatures;
 use crate::npy;
+use crate::source::ImageSource;
 use crate::split::RetrievalSplit;
 
 /// Paths of one split's three files in `folder`.
@@ -49,7 +50,9 @@ pub fn write_split(
             "the precomp layout needs captions 5i..5i+4 to describe image i".into(),
         ));
     }
-    let regions = &data.regions;
+    let regions = data
+        .regions()
+        .ok_or_else(|| DataError::Inconsistent("the precomp layout holds region features, not image files".into()))?;
     npy::write_f32(
         &ims,
         &[regions.len(), regions.n_regions(), regions.d_feature()],
@@ -107,7 +110,7 @@ pub fn read_split(folder: &Path, split: &str) -> Result<RetrievalSplit, DataErro
             ));
         }
     }
-    RetrievalSplit::new(regions, captions, caption_image)
+    RetrievalSplit::new(ImageSource::Regions(regions), captions, caption_image)
         .map_err(|e| DataError::invalid(&ims, e.to_string()))
 }
 
@@ -143,7 +146,7 @@ mod tests {
 
     fn sample() -> RetrievalSplit {
         RetrievalSplit::new(
-            RegionFeatures::new((0..2 * 3 * 4).map(|v| v as f32 * 0.5).collect(), 3, 4),
+            ImageSource::Regions(RegionFeatures::new((0..2 * 3 * 4).map(|v| v as f32 * 0.5).collect(), 3, 4)),
             (0..10).map(|j| format!("caption number {j}")).collect(),
             (0..10).map(|j| j / 5).collect(),
         )
@@ -228,15 +231,15 @@ mod tests {
         values[13] = f32::NAN;
         write_npy::<f32>(&ims, &[2, 3, 4], &values);
         let split = read_split(&dir, "test").expect("the structure is fine");
-        assert!(split.regions.source().is_some(), "memory-mapped");
-        let err = crate::RegionBatch::gather(&split.regions, &[0, 1], None)
+        assert!(split.regions().unwrap().source().is_some(), "memory-mapped");
+        let err = crate::RegionBatch::gather(split.regions().unwrap(), &[0, 1], None)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("test_ims.npy") && err.contains("image 1 has a NaN"),
             "{err}"
         );
-        assert!(split.regions.check_finite().is_err());
+        assert!(split.regions().unwrap().check_finite().is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

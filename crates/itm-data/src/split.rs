@@ -3,12 +3,13 @@
 
 use crate::error::DataError;
 use crate::features::RegionFeatures;
+use crate::source::ImageSource;
 
-/// Images (as region features) and captions of one split.
+/// Images (region features or files) and captions of one split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrievalSplit {
-    /// Region features of every image.
-    pub regions: RegionFeatures,
+    /// The images.
+    pub images: ImageSource,
     /// Caption texts.
     pub captions: Vec<String>,
     /// `caption_image[j]` = index of the image caption `j` describes.
@@ -18,9 +19,10 @@ pub struct RetrievalSplit {
 impl RetrievalSplit {
     /// Checks that every caption points at an image, that every image has a caption, and that
     /// no caption is empty. In-memory features are checked for NaN and infinities here;
-    /// memory-mapped ones as batches read them (or with [`RegionFeatures::check_finite`]).
+    /// memory-mapped ones as batches read them (or with
+    /// [`RegionFeatures::check_finite`](crate::RegionFeatures::check_finite)).
     pub fn new(
-        regions: RegionFeatures,
+        images: ImageSource,
         captions: Vec<String>,
         caption_image: Vec<usize>,
     ) -> Result<Self, DataError> {
@@ -31,7 +33,7 @@ impl RetrievalSplit {
                 caption_image.len()
             )));
         }
-        let n_images = regions.len();
+        let n_images = images.len();
         let mut described = vec![false; n_images];
         for (caption, &image) in caption_image.iter().enumerate() {
             if image >= n_images {
@@ -51,19 +53,29 @@ impl RetrievalSplit {
                 "caption {caption} is empty"
             )));
         }
-        if regions.source().is_none() {
+        if let ImageSource::Regions(regions) = &images
+            && regions.source().is_none()
+        {
             regions.check_finite()?;
         }
         Ok(Self {
-            regions,
+            images,
             captions,
             caption_image,
         })
     }
 
+    /// The region features, when the images are given as such.
+    pub fn regions(&self) -> Option<&RegionFeatures> {
+        match &self.images {
+            ImageSource::Regions(regions) => Some(regions),
+            ImageSource::Files { .. } => None,
+        }
+    }
+
     /// Number of images.
     pub fn n_images(&self) -> usize {
-        self.regions.len()
+        self.images.len()
     }
 
     /// The first `images` images and the captions that describe them, in order.
@@ -73,7 +85,7 @@ impl RetrievalSplit {
             .filter(|&j| self.caption_image[j] < images)
             .collect();
         Self {
-            regions: self.regions.head(images),
+            images: self.images.head(images),
             captions: kept.iter().map(|&j| self.captions[j].clone()).collect(),
             caption_image: kept.iter().map(|&j| self.caption_image[j]).collect(),
         }
@@ -84,8 +96,8 @@ impl RetrievalSplit {
 mod tests {
     use super::*;
 
-    fn features(images: usize) -> RegionFeatures {
-        RegionFeatures::new(vec![0.5; images * 2 * 3], 2, 3)
+    fn features(images: usize) -> ImageSource {
+        ImageSource::Regions(RegionFeatures::new(vec![0.5; images * 2 * 3], 2, 3))
     }
 
     #[test]
@@ -101,7 +113,7 @@ mod tests {
         let mut bad = vec![0.5; 6];
         bad[4] = f32::NAN;
         let err =
-            RetrievalSplit::new(RegionFeatures::new(bad, 2, 3), caps(1), vec![0]).unwrap_err();
+            RetrievalSplit::new(ImageSource::Regions(RegionFeatures::new(bad, 2, 3)), caps(1), vec![0]).unwrap_err();
         assert!(err.to_string().contains("image 0 has a NaN"), "{err}");
     }
 

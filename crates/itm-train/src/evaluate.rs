@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor};
 use itm_core::VseModel;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
 use itm_core::similarity::BlockedCosine;
-use itm_data::{DataError, RegionBatch, RetrievalSplit, TokenBatch, Vocabulary};
+use itm_data::{DataError, RetrievalSplit, TokenBatch, Vocabulary};
 
 use crate::progress::Progress;
 
@@ -42,11 +42,9 @@ pub fn encode_split(
     let mut progress = Progress::new("encode", steps, quiet);
     let mut images = Vec::new();
     let indices: Vec<usize> = (0..n_images).collect();
-    for chunk in indices.chunks(batch_size) {
-        let batch = RegionBatch::gather(&split.regions, chunk, None)?;
-        images.extend(host(
-            model.encode_images(batch.to_tensor(device), &batch.lengths),
-        ));
+    let chunks: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    for batch in split.images.prefetch(chunks, None, 2) {
+        images.extend(host(model.encode_images(batch?.to_input(device))));
         progress.step(String::new);
     }
     let mut captions = Vec::new();

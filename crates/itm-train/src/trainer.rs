@@ -10,8 +10,8 @@ use burn::tensor::Device;
 use itm_core::eval::{Metrics, Protocol};
 use itm_core::loss::{HingeLoss, HingeLossConfig};
 use itm_core::{VseModel, VseModelConfig};
-use itm_data::{RegionBatch, RegionDrop, RetrievalSplit, TokenBatch, Vocabulary, atomic};
-use rand::SeedableRng;
+use itm_data::{Augmentation, RegionDrop, RetrievalSplit, TokenBatch, Vocabulary, atomic};
+use rand::{Rng, SeedableRng};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -132,16 +132,29 @@ impl Trainer {
                 .chunks(config.batch_size)
                 .filter(|batch| batch.len() >= 2)
                 .collect();
+            let image_batches: Vec<Vec<usize>> = batches
+                .iter()
+                .map(|captions| captions.iter().map(|&j| train.caption_image[j]).collect())
+                .collect();
+            let augmentations: Vec<Augmentation> = batches
+                .iter()
+                .map(|_| Augmentation {
+                    region_drop: drop,
+                    seed: rng.random(),
+                })
+                .collect();
+            // Images are gathered, decoded and augmented on another thread, two batches ahead.
+            let prepared = train
+                .images
+                .prefetch(image_batches.clone(), Some(augmentations), 2);
             let mut progress = Progress::new(&format!("epoch {epoch}"), batches.len(), self.quiet);
             let (mut loss_sum, mut steps, mut skipped) = (0.0f64, 0usize, 0usize);
-            for captions in batches {
-                let images: Vec<usize> = captions.iter().map(|&j| train.caption_image[j]).collect();
-                let regions =
-                    RegionBatch::gather(&train.regions, &images, Some((&drop, &mut rng)))?;
+            let steps_of_epoch = batches.iter().zip(&image_batches).zip(prepared.iter());
+            for ((captions, images), image_batch) in steps_of_epoch {
+                let image_input = image_batch?.to_input(&train_device);
                 let texts: Vec<&[i64]> = captions.iter().map(|&j| encoded[j].as_slice()).collect();
                 let tokens = TokenBatch::pad(&texts);
-                let image_embeddings =
-                    model.encode_images(regions.to_tensor(&train_device), &regions.lengths);
+                let image_embeddings = model.encode_images(image_input);
                 let caption_embeddings =
                     model.encode_captions(tokens.to_tensor(&train_device), &tokens.lengths);
                 let scores = model.similarity(image_embeddings, caption_embeddings);

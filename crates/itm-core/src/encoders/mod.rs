@@ -1,8 +1,10 @@
-//! Encoders: turn region features and token ids into sets of `D`-wide features (METHODS §1).
+//! Encoders: turn region features, pixels and token ids into sets of `D`-wide features
+//! (METHODS §1).
 
 mod bigru;
 mod cnn;
 mod gru;
+mod image;
 mod region;
 mod text_gru;
 mod vit;
@@ -10,6 +12,7 @@ mod vit;
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
+pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};
 pub use region::{RegionEncoder, RegionEncoderConfig};
 pub use text_gru::{GruTextEncoder, GruTextEncoderConfig};
 pub use vit::{VitEncoder, VitEncoderConfig};

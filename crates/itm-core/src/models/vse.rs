@@ -4,14 +4,17 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
+use crate::encoders::{
+    GruTextEncoder, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, ImageInput,
+    RegionEncoderConfig, ResNetEncoderConfig, VitEncoderConfig,
+};
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
 
 /// Configuration of a [`VseModel`].
 #[derive(Config, Debug)]
 pub struct VseModelConfig {
-    /// Region encoder (features → `D`).
-    pub image: RegionEncoderConfig,
+    /// Image encoder (regions or pixels → `D`).
+    pub image: ImageEncoderConfig,
     /// Recurrent text encoder (tokens → `D`).
     pub text: GruTextEncoderConfig,
     /// Pooling of the region set.
@@ -34,8 +37,45 @@ impl VseModelConfig {
         d_embed: usize,
         d_word: usize,
     ) -> Self {
+        Self::gpo_bigru(
+            ImageEncoderConfig::Regions(RegionEncoderConfig::new(d_feature, d_embed)),
+            vocab_size,
+            d_word,
+        )
+    }
+
+    /// VSE∞ with a small ResNet over pixels instead of regions (stages `widths`, `D` wide).
+    pub fn resnet_bigru(widths: Vec<usize>, vocab_size: usize, d_embed: usize, d_word: usize) -> Self {
+        Self::gpo_bigru(
+            ImageEncoderConfig::ResNet(ResNetEncoderConfig::new(widths, d_embed)),
+            vocab_size,
+            d_word,
+        )
+    }
+
+    /// VSE∞ with a ViT over `image_size` pixels (`patch_size` patches, `depth` layers of width
+    /// `d_model`, 4 heads) instead of regions.
+    pub fn vit_bigru(
+        image_size: usize,
+        patch_size: usize,
+        d_model: usize,
+        depth: usize,
+        vocab_size: usize,
+        d_embed: usize,
+        d_word: usize,
+    ) -> Self {
+        Self::gpo_bigru(
+            ImageEncoderConfig::Vit(VitEncoderConfig::new(image_size, patch_size, d_model, depth, 4, d_embed)),
+            vocab_size,
+            d_word,
+        )
+    }
+
+    /// Any image encoder, a BiGRU text encoder of the same width, GPO on both sides.
+    pub fn gpo_bigru(image: ImageEncoderConfig, vocab_size: usize, d_word: usize) -> Self {
+        let d_embed = image.d_embed();
         Self::new(
-            RegionEncoderConfig::new(d_feature, d_embed),
+            image,
             GruTextEncoderConfig::new(vocab_size, d_embed).with_d_word(d_word),
             PoolingConfig::Gpo(GpoConfig::new()),
             PoolingConfig::Gpo(GpoConfig::new()),
@@ -45,7 +85,8 @@ impl VseModelConfig {
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> VseModel {
         assert_eq!(
-            self.image.d_embed, self.text.d_embed,
+            self.image.d_embed(),
+            self.text.d_embed,
             "image and text must share the joint width D"
         );
         VseModel {
@@ -61,9 +102,9 @@ impl VseModelConfig {
 /// pair is the cosine of its vectors.
 #[derive(Module, Debug)]
 pub struct VseModel {
-    /// Region encoder.
-    pub image: RegionEncoder,
-    /// Pooling of the encoded regions.
+    /// Image encoder.
+    pub image: ImageEncoder,
+    /// Pooling of the encoded regions or grid cells.
     pub image_pooling: Pooling,
     /// Text encoder.
     pub text: GruTextEncoder,
@@ -72,11 +113,12 @@ pub struct VseModel {
 }
 
 impl VseModel {
-    /// - `regions`: `[batch, max_regions, d_feature]`, valid prefix `lengths`
+    /// - `images`: regions `[batch, max_regions, d_feature]` with lengths, or pixels
+    ///   `[batch, 3, height, width]`
     /// - returns unit image embeddings `[batch, D]`
-    pub fn encode_images(&self, regions: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
-        self.image_pooling
-            .forward(self.image.forward(regions), lengths)
+    pub fn encode_images(&self, images: ImageInput) -> Tensor<2> {
+        let (features, lengths) = self.image.forward(images);
+        self.image_pooling.forward(features, &lengths)
     }
 
     /// - `tokens`: `[batch, max_words]`, valid prefix `lengths`
@@ -103,7 +145,10 @@ mod tests {
         device.seed(2);
         let model = VseModelConfig::vse_infinity_bigru_sized(10, 30, 8, 6).init(&device);
         let regions = Tensor::<3>::random([3, 5, 10], Distribution::Normal(0.0, 1.0), &device);
-        let images = model.encode_images(regions, &[5, 4, 2]);
+        let images = model.encode_images(ImageInput::Regions {
+            features: regions,
+            lengths: vec![5, 4, 2],
+        });
         let tokens = Tensor::<2, Int>::from_data(
             TensorData::new(vec![4i64, 5, 6, 7, 8, 0, 9, 0, 0], [3, 3]),
             &device,

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic;
 use crate::error::DataError;
 use crate::features::RegionFeatures;
+use crate::source::ImageSource;
 use crate::karpathy::{KarpathyFile, KarpathyImage, KarpathySentence};
 use crate::split::RetrievalSplit;
 
@@ -173,7 +174,7 @@ impl ShapesSplit {
             features.extend(scene_features);
         }
         let retrieval = RetrievalSplit::new(
-            RegionFeatures::new(features, regions.n_regions, regions.d_feature),
+            ImageSource::Regions(RegionFeatures::new(features, regions.n_regions, regions.d_feature)),
             captions.iter().map(|c| c.text.clone()).collect(),
             (0..images * 5).map(|j| j / 5).collect(),
         )
@@ -238,8 +239,8 @@ mod tests {
         assert_eq!(a.train.scenes, b.train.scenes);
         assert_eq!(a.test.captions, b.test.captions);
         assert_eq!(
-            a.dev.retrieval.regions.data(),
-            b.dev.retrieval.regions.data()
+            a.dev.retrieval.regions().unwrap().data(),
+            b.dev.retrieval.regions().unwrap().data()
         );
         assert_ne!(a.train.scenes[..10], a.dev.scenes[..], "splits differ");
     }
