@@ -1,6 +1,7 @@
 //! `itm`: the command-line face of the library.
 
 mod check;
+mod encode_text;
 mod evaluate;
 
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Image–text matching: evaluate retrieval results and check datasets.
+/// Image–text matching: evaluate retrieval results, check datasets, encode captions.
 #[derive(Parser, Debug)]
 #[command(name = "itm", version, about, long_about = None)]
 struct Cli {
@@ -32,6 +33,27 @@ enum Command {
         /// Print one JSON object (i2t_r1 … t2i_meanr, rsum) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Encode captions into sentence embeddings with a BERT-family model (e.g. all-MiniLM-L6-v2).
+    ///
+    /// The model folder has the Hugging Face layout: config.json, model.safetensors and
+    /// tokenizer.json, and optionally sentence_bert_config.json, whose max_seq_length caps the
+    /// tokens of a caption (else max_position_embeddings). Longer captions are truncated, and
+    /// their number reported. Each embedding is the mean of the token features over the
+    /// caption's tokens, l2-normalised; rows follow the input order.
+    EncodeText {
+        /// The model folder.
+        #[arg(long, value_name = "DIR")]
+        model: PathBuf,
+        /// The captions: UTF-8 text, one non-empty caption per line.
+        #[arg(long, value_name = "captions.txt")]
+        input: PathBuf,
+        /// The embeddings to write (.npy, float32, [captions, hidden]), replaced atomically.
+        #[arg(long, value_name = "emb.npy")]
+        output: PathBuf,
+        /// Captions per forward pass.
+        #[arg(long, value_name = "N", default_value_t = 32)]
+        batch_size: usize,
     },
     /// Inspect datasets.
     Data {
@@ -76,6 +98,12 @@ fn main() -> ExitCode {
             protocol,
             json,
         } => evaluate::run(&sims, protocol.into(), json),
+        Command::EncodeText {
+            model,
+            input,
+            output,
+            batch_size,
+        } => encode_text::run(&model, &input, &output, batch_size),
         Command::Data {
             command:
                 DataCommand::Check {

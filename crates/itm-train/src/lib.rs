@@ -5,12 +5,15 @@
 //!   rsum after every epoch, best checkpoint kept).
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration.
+//! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
+//!   PyTorch layout (Hugging Face BERT folders, image backbones).
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
 mod checkpoint;
 mod config;
 mod evaluate;
+mod pretrained;
 mod progress;
 mod schedule;
 mod trainer;
@@ -18,6 +21,10 @@ mod trainer;
 pub use checkpoint::{Checkpoint, TrainError};
 pub use config::TrainingConfig;
 pub use evaluate::{Embeddings, encode_split, evaluate_split, score_split};
+pub use pretrained::{
+    BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,
+    load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
+};
 pub use progress::Progress;
 pub use schedule::StepDecay;
 pub use trainer::{EpochRecord, Trainer, TrainingOutcome};

@@ -1,6 +1,7 @@
 //! Encoders: turn region features, pixels and token ids into sets of `D`-wide features
 //! (METHODS §1).
 
+mod bert;
 mod bigru;
 mod cnn;
 mod gru;
@@ -9,6 +10,7 @@ mod region;
 mod text_gru;
 mod vit;
 
+pub use bert::{BertConfig, BertConfigError, BertEmbeddings, BertModel};
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};

@@ -1,0 +1,492 @@
+//! Token ids → contextual token features with a BERT-family transformer (the architecture of
+//! Hugging Face `BertModel`: bert-base, MiniLM, all-MiniLM-L6-v2, …).
+//!
+//! The model knows nothing of file formats; `itm_train::load_bert` fills it from a
+//! `config.json` + `model.safetensors` folder.
+//!
+//! The encoder stack is burn's [`TransformerEncoder`] in post-norm mode, which computes exactly
+//! what a BERT layer computes (`LN(x + Attn(x))`, then `LN(x + W₂·GELU(W₁·x))`, scores scaled
+//! by `1/√d_head`, padded keys masked before the softmax), with the same four `d → d` attention
+//! projections and the same two feed-forward projections.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::activation::ActivationConfig;
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::masking::{check_lengths, l2_normalize, padding_mask};
+use crate::pooling::mean_pool;
+
+/// Configuration of a [`BertModel`]; the fields carry the names of Hugging Face's
+/// `config.json` (see [`BertConfig::from_hf_json`]).
+#[derive(Config, Debug)]
+pub struct BertConfig {
+    /// Size of the token vocabulary.
+    pub vocab_size: usize,
+    /// Width of the token features.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads; must divide `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Hidden width of the feed-forward sub-layers.
+    pub intermediate_size: usize,
+    /// Longest sequence the position embeddings cover.
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments).
+    #[config(default = 2)]
+    pub type_vocab_size: usize,
+    /// Epsilon of every layer norm.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    /// Feed-forward activation: `"gelu"` (exact, erf-based) or `"gelu_new"` /
+    /// `"gelu_pytorch_tanh"` (tanh approximation).
+    #[config(default = "String::from(\"gelu\")")]
+    pub hidden_act: String,
+    /// Dropout on the embeddings and inside the layers (training only).
+    #[config(default = 0.1)]
+    pub hidden_dropout_prob: f64,
+    /// Whether the model has the pooler (`Linear + tanh` on the first token). Not a key of
+    /// Hugging Face's `config.json`: a loader sets it from the weights it finds.
+    #[config(default = true)]
+    pub add_pooling_layer: bool,
+}
+
+/// A `config.json` that cannot describe a [`BertModel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a usable BERT config.json: {message}")]
+pub struct BertConfigError {
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The keys of Hugging Face's `config.json` that matter here; the others are ignored.
+/// (A [`Config`] only for its JSON reader.)
+#[derive(Debug, Serialize, Deserialize)]
+struct HfBertJson {
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "default_hidden_act")]
+    hidden_act: String,
+    #[serde(default = "default_dropout")]
+    hidden_dropout_prob: f64,
+    position_embedding_type: Option<String>,
+}
+
+impl Config for HfBertJson {}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_hidden_act() -> String {
+    "gelu".to_string()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+
+impl BertConfig {
+    /// Reads the text of a Hugging Face `config.json`, ignoring keys that do not matter here.
+    ///
+    /// Refuses other model types (`model_type` other than `"bert"`: RoBERTa, for one, numbers
+    /// its positions differently), relative position embeddings, unsupported activations and
+    /// inconsistent sizes.
+    pub fn from_hf_json(text: &str) -> Result<Self, BertConfigError> {
+        let error = |message: String| BertConfigError { message };
+        let raw = HfBertJson::load_binary(text.as_bytes()).map_err(|e| error(e.to_string()))?;
+        if let Some(model_type) = raw.model_type.as_deref()
+            && model_type != "bert"
+        {
+            return Err(error(format!(
+                "model_type \"{model_type}\" is not supported (only \"bert\")"
+            )));
+        }
+        if let Some(kind) = raw.position_embedding_type.as_deref()
+            && kind != "absolute"
+        {
+            return Err(error(format!(
+                "position_embedding_type \"{kind}\" is not supported (only \"absolute\")"
+            )));
+        }
+        let config = BertConfig::new(
+            raw.vocab_size,
+            raw.hidden_size,
+            raw.num_hidden_layers,
+            raw.num_attention_heads,
+            raw.intermediate_size,
+            raw.max_position_embeddings,
+        )
+        .with_type_vocab_size(raw.type_vocab_size)
+        .with_layer_norm_eps(raw.layer_norm_eps)
+        .with_hidden_act(raw.hidden_act)
+        .with_hidden_dropout_prob(raw.hidden_dropout_prob);
+        config.validate().map_err(error)?;
+        Ok(config)
+    }
+
+    /// Checks the sizes and the activation.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("{name} must be positive"));
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!(
+                "num_attention_heads ({}) does not divide hidden_size ({})",
+                self.num_attention_heads, self.hidden_size
+            ));
+        }
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
+            return Err(format!(
+                "layer_norm_eps must be positive, got {}",
+                self.layer_norm_eps
+            ));
+        }
+        self.activation().map(|_| ())
+    }
+
+    fn activation(&self) -> Result<ActivationConfig, String> {
+        match self.hidden_act.as_str() {
+            "gelu" => Ok(ActivationConfig::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Ok(ActivationConfig::GeluApproximate),
+            other => Err(format!(
+                "hidden_act \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh)"
+            )),
+        }
+    }
+
+    /// Builds a randomly initialised model on `device` (load weights afterwards).
+    ///
+    /// # Panics
+    ///
+    /// If the configuration is invalid (see [`BertConfig::validate`]).
+    pub fn init(&self, device: &Device) -> BertModel {
+        if let Err(message) = self.validate() {
+            panic!("invalid BertConfig: {message}");
+        }
+        let activation = self.activation().expect("validated");
+        let encoder = TransformerEncoderConfig::new(
+            self.hidden_size,
+            self.intermediate_size,
+            self.num_attention_heads,
+            self.num_hidden_layers,
+        )
+        .with_norm_first(false)
+        .with_dropout(self.hidden_dropout_prob)
+        .with_activation(activation)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .init(device);
+        BertModel {
+            embeddings: BertEmbeddings {
+                word_embeddings: EmbeddingConfig::new(self.vocab_size, self.hidden_size)
+                    .init(device),
+                position_embeddings: EmbeddingConfig::new(
+                    self.max_position_embeddings,
+                    self.hidden_size,
+                )
+                .init(device),
+                token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, self.hidden_size)
+                    .init(device),
+                layer_norm: LayerNormConfig::new(self.hidden_size)
+                    .with_epsilon(self.layer_norm_eps)
+                    .init(device),
+                dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+            },
+            encoder,
+            pooler: self
+                .add_pooling_layer
+                .then(|| LinearConfig::new(self.hidden_size, self.hidden_size).init(device)),
+        }
+    }
+}
+
+/// Word + position + token-type embeddings, then layer norm and dropout.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    /// Token embeddings, weight `[vocab_size, hidden_size]`.
+    pub word_embeddings: Embedding,
+    /// Absolute position embeddings, weight `[max_position_embeddings, hidden_size]`.
+    pub position_embeddings: Embedding,
+    /// Token-type (segment) embeddings, weight `[type_vocab_size, hidden_size]`.
+    pub token_type_embeddings: Embedding,
+    /// Layer norm over `hidden_size`.
+    pub layer_norm: LayerNorm,
+    /// Dropout after the layer norm.
+    pub dropout: Dropout,
+}
+
+impl BertEmbeddings {
+    /// - `ids`: `[batch, tokens]`
+    /// - returns `[batch, tokens, hidden_size]`; every token is of type 0 and token `t` sits at
+    ///   position `t`
+    ///
+    /// # Panics
+    ///
+    /// If `tokens` exceeds the number of position embeddings.
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, tokens] = ids.dims();
+        let [max_positions, hidden] = self.position_embeddings.weight.dims();
+        assert!(
+            tokens <= max_positions,
+            "{tokens} tokens exceed the {max_positions} position embeddings"
+        );
+        let positions = self
+            .position_embeddings
+            .weight
+            .val()
+            .narrow(0, 0, tokens)
+            .reshape([1, tokens, hidden]);
+        let token_type = self
+            .token_type_embeddings
+            .weight
+            .val()
+            .narrow(0, 0, 1)
+            .reshape([1, 1, hidden]);
+        let x = self.word_embeddings.forward(ids) + positions + token_type;
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+/// A BERT encoder: [`BertEmbeddings`] → post-norm transformer layers → optional pooler.
+#[derive(Module, Debug)]
+pub struct BertModel {
+    /// The input embeddings.
+    pub embeddings: BertEmbeddings,
+    /// `num_hidden_layers` post-norm layers (`norm_1` follows the attention, `norm_2` the
+    /// feed-forward sub-layer).
+    pub encoder: TransformerEncoder,
+    /// `Linear(hidden → hidden)` applied, with tanh, to the first token; `None` without pooler.
+    pub pooler: Option<Linear>,
+}
+
+impl BertModel {
+    /// Contextual token features.
+    ///
+    /// - `ids`: `[batch, tokens]`, special tokens included, anything past `lengths[b]` padding
+    /// - `lengths`: real tokens per row, each in `1..=tokens`
+    /// - returns `[batch, tokens, hidden_size]`; padding positions are masked out of every
+    ///   attention, so the features of real tokens do not depend on the padding (the rows at
+    ///   padding positions are computed but meaningless)
+    ///
+    /// Every token is of type 0 (single sentences); token `t` sits at position `t`.
+    ///
+    /// # Panics
+    ///
+    /// If `lengths` does not match the batch, a length is out of range, or `tokens` exceeds
+    /// `max_position_embeddings`.
+    pub fn forward(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> Tensor<3> {
+        let [batch, tokens] = ids.dims();
+        assert_eq!(
+            lengths.len(),
+            batch,
+            "{} lengths for a batch of {batch}",
+            lengths.len()
+        );
+        check_lengths(lengths, tokens, "BertModel::forward");
+        let mask = padding_mask(lengths, tokens, &ids.device());
+        let x = self.embeddings.forward(ids);
+        self.encoder
+            .forward(TransformerEncoderInput::new(x).mask_pad(mask))
+    }
+
+    /// The pooler output `tanh(W·h₀ + b)` of the first token (`[CLS]`).
+    ///
+    /// - `features`: `[batch, tokens, hidden_size]` from [`BertModel::forward`]
+    /// - returns `[batch, hidden_size]`, or `None` for a model without pooler
+    pub fn pooled(&self, features: Tensor<3>) -> Option<Tensor<2>> {
+        let pooler = self.pooler.as_ref()?;
+        let [batch, _, hidden] = features.dims();
+        let first = features.narrow(1, 0, 1).reshape([batch, hidden]);
+        Some(pooler.forward(first).tanh())
+    }
+
+    /// Sentence embeddings in the sentence-transformers convention: the mean of the token
+    /// features over the real tokens (special tokens included), then l2-normalised.
+    ///
+    /// - `ids`: `[batch, tokens]`, `lengths` as in [`BertModel::forward`]
+    /// - returns `[batch, hidden_size]` with unit rows
+    pub fn sentence_embeddings(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> Tensor<2> {
+        l2_normalize(mean_pool(self.forward(ids, lengths), lengths))
+    }
+
+    /// Width of the token features.
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.word_embeddings.weight.dims()[1]
+    }
+
+    /// Longest sequence the model accepts.
+    pub fn max_positions(&self) -> usize {
+        self.embeddings.position_embeddings.weight.dims()[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn tiny() -> BertConfig {
+        BertConfig::new(50, 16, 2, 4, 24, 12).with_hidden_dropout_prob(0.0)
+    }
+
+    fn ids(rows: &[&[i64]], width: usize, device: &Device) -> Tensor<2, Int> {
+        let flat: Vec<i64> = rows
+            .iter()
+            .flat_map(|row| row.iter().copied().chain(std::iter::repeat(0)).take(width))
+            .collect();
+        Tensor::from_data(TensorData::new(flat, [rows.len(), width]), device)
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn reads_hugging_face_config_json() {
+        let text = r#"{
+            "architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
+            "attention_probs_dropout_prob": 0.1, "hidden_dropout_prob": 0.0,
+            "hidden_size": 384, "intermediate_size": 1536, "layer_norm_eps": 1e-12,
+            "max_position_embeddings": 512, "num_attention_heads": 12, "num_hidden_layers": 6,
+            "pad_token_id": 0, "position_embedding_type": "absolute", "type_vocab_size": 2,
+            "vocab_size": 30522, "use_cache": true
+        }"#;
+        let config = BertConfig::from_hf_json(text).unwrap();
+        assert_eq!(config.hidden_size, 384);
+        assert_eq!(config.num_hidden_layers, 6);
+        assert_eq!(config.intermediate_size, 1536);
+        assert_eq!(config.vocab_size, 30522);
+        assert_eq!(config.layer_norm_eps, 1e-12);
+        assert_eq!(config.hidden_dropout_prob, 0.0);
+        assert!(config.add_pooling_layer);
+
+        for (text, needle) in [
+            (text.replace("\"bert\"", "\"roberta\""), "roberta"),
+            (text.replace("\"gelu\"", "\"swish\""), "swish"),
+            (text.replace(": 12,", ": 5,"), "does not divide"),
+            (
+                text.replace("\"absolute\"", "\"relative_key\""),
+                "relative_key",
+            ),
+            (text.replace("\"vocab_size\"", "\"vocab\""), "vocab_size"),
+        ] {
+            let err = BertConfig::from_hf_json(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn shapes_and_pooler() {
+        let device = Device::default();
+        device.seed(1);
+        let model = tiny().init(&device);
+        assert_eq!(model.hidden_size(), 16);
+        assert_eq!(model.max_positions(), 12);
+        let features = model.forward(ids(&[&[2, 7, 9, 3], &[2, 5, 3]], 4, &device), &[4, 3]);
+        assert_eq!(features.dims(), [2, 4, 16]);
+        let pooled = model.pooled(features).unwrap();
+        assert_eq!(pooled.dims(), [2, 16]);
+        assert!(host(pooled).iter().all(|v| v.abs() <= 1.0));
+        let bare = tiny().with_add_pooling_layer(false).init(&device);
+        assert!(bare.pooler.is_none());
+        assert!(bare.pooled(Tensor::zeros([1, 2, 16], &device)).is_none());
+    }
+
+    /// Padding is invisible: a sentence encoded alone equals the same sentence padded in a
+    /// batch, whatever the padding ids; the padded rows do differ (the mask is what hides them).
+    #[test]
+    fn padding_is_masked_out_of_attention() {
+        let device = Device::default();
+        device.seed(2);
+        let model = tiny().init(&device);
+        let alone = model.forward(ids(&[&[2, 11, 12, 3]], 4, &device), &[4]);
+        let padded_ids: Vec<i64> = vec![2, 11, 12, 3, 40, 41, 42, 2, 30, 31, 32, 33, 34, 3];
+        let padded = Tensor::<2, Int>::from_data(TensorData::new(padded_ids, [2, 7]), &device);
+        let batch = model.forward(padded.clone(), &[4, 7]);
+        let real = host(batch.clone().narrow(0, 0, 1).narrow(1, 0, 4));
+        let worst = real
+            .iter()
+            .zip(host(alone.clone()))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "padding changed the real tokens by {worst}");
+
+        // Without the mask (all 7 tokens real) the first 4 tokens change.
+        let unmasked = model.forward(padded, &[7, 7]);
+        let changed = host(unmasked.narrow(0, 0, 1).narrow(1, 0, 4))
+            .iter()
+            .zip(host(alone))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            changed > 1e-3,
+            "attention ignores the other tokens: {changed}"
+        );
+    }
+
+    #[test]
+    fn sentence_embeddings_are_unit_means_of_real_tokens() {
+        let device = Device::default();
+        device.seed(3);
+        let model = tiny().init(&device);
+        let batch = ids(&[&[2, 11, 12, 13, 3], &[2, 14, 3]], 5, &device);
+        let lengths = [5, 3];
+        let embeddings = model.sentence_embeddings(batch.clone(), &lengths);
+        assert_eq!(embeddings.dims(), [2, 16]);
+        let features = host(model.forward(batch, &lengths));
+        let values = host(embeddings);
+        for (row, &len) in lengths.iter().enumerate() {
+            let mean: Vec<f32> = (0..16)
+                .map(|c| {
+                    (0..len)
+                        .map(|t| features[(row * 5 + t) * 16 + c])
+                        .sum::<f32>()
+                        / len as f32
+                })
+                .collect();
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+            for c in 0..16 {
+                let expected = mean[c] / norm;
+                let actual = values[row * 16 + c];
+                assert!((actual - expected).abs() < 1e-5, "{actual} vs {expected}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "exceed the 12 position embeddings")]
+    fn too_long_inputs_are_refused() {
+        let device = Device::default();
+        let model = tiny().init(&device);
+        let long: Vec<i64> = (0..13).collect();
+        model.forward(ids(&[&long], 13, &device), &[13]);
+    }
+}

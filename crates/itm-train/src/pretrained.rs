@@ -1,0 +1,495 @@
+//! Pretrained weights from SafeTensors files in the PyTorch layout (Hugging Face, timm, …).
+//!
+//! - [`load_safetensors_into`]: fills any burn module from a `.safetensors` file, renaming the
+//!   file's keys with regex rules first. Linear weights are transposed (PyTorch `[out, in]` →
+//!   burn `[in, out]`) and norm parameters `weight`/`bias` are matched to burn's `gamma`/`beta`
+//!   (burn-store's `PyTorchToBurnAdapter`); float tensors are converted to float32. Every
+//!   parameter of the module must be found with its shape, and every tensor of the file used,
+//!   else the error lists what is missing, unexpected or misshapen.
+//! - [`save_safetensors`]: the inverse, for exporting a module (or building test files).
+//! - [`load_bert`]: a Hugging Face BERT folder (`config.json` + `model.safetensors`), keys with
+//!   or without the `bert.` prefix, layer norms as `weight`/`bias` or legacy `gamma`/`beta`.
+//!
+//! The models themselves (`itm_core::encoders`) know nothing of file formats.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
+    ModuleStore, PathFilter, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::{DType, Device};
+use itm_core::encoders::{BertConfig, BertModel};
+
+/// Loading pretrained weights failed; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PretrainedError {
+    /// The file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// The file is not what it should be (not SafeTensors, a bad `config.json`, …).
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The tensors of the file do not fit the module.
+    #[error("{}", mismatch_message(path, missing, unexpected, mismatched))]
+    Mismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// Parameters of the module (named as in the module) that no tensor of the file fills.
+        missing: Vec<String>,
+        /// Tensors of the file (named as in the file) that fill no parameter.
+        unexpected: Vec<String>,
+        /// Tensors found with the wrong shape (or an unusable type), one line each: the file's
+        /// name, the model's, and both shapes in burn's layout (Linear weights `[in, out]`).
+        mismatched: Vec<String>,
+    },
+}
+
+/// Lines shown per section of a mismatch message (the error itself keeps every name).
+const SHOWN: usize = 20;
+
+fn mismatch_message(
+    path: &Path,
+    missing: &[String],
+    unexpected: &[String],
+    mismatched: &[String],
+) -> String {
+    let mut message = format!("{}: the weights do not fit the model", path.display());
+    for (title, items) in [
+        ("missing from the file (model parameters)", missing),
+        ("unexpected in the file", unexpected),
+        ("shape mismatches", mismatched),
+    ] {
+        if !items.is_empty() {
+            message.push_str(&format!("\n  {title} ({}):", items.len()));
+            for item in items.iter().take(SHOWN) {
+                message.push_str(&format!("\n    {item}"));
+            }
+            if items.len() > SHOWN {
+                message.push_str(&format!("\n    … and {} more", items.len() - SHOWN));
+            }
+        }
+    }
+    message
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> PretrainedError {
+    PretrainedError::Invalid {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Opens a SafeTensors file, reporting a missing file as an I/O error and a malformed one as
+/// invalid.
+fn open(path: &Path) -> Result<SafetensorsStore, PretrainedError> {
+    std::fs::metadata(path).map_err(|source| PretrainedError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut store = SafetensorsStore::from_file(path);
+    store
+        .get_all_tensors()
+        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))?;
+    Ok(store)
+}
+
+/// The tensor names stored in a SafeTensors file, sorted.
+pub fn safetensors_names(path: &Path) -> Result<Vec<String>, PretrainedError> {
+    let mut store = open(path)?;
+    store
+        .keys()
+        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))
+}
+
+/// Fills `module` from the SafeTensors file `path` (PyTorch layout).
+///
+/// `remap` rules `(regex, replacement)` rename the file's keys to the module's parameter paths
+/// (e.g. `("^bert\\.", "")`); they apply in order, each to the result of the previous ones.
+/// Every parameter must be filled and every tensor used, else
+/// [`PretrainedError::Mismatch`] lists the missing, unexpected and misshapen tensors.
+pub fn load_safetensors_into<M: Module>(
+    module: M,
+    path: &Path,
+    remap: &[(&str, &str)],
+) -> Result<M, PretrainedError> {
+    load_safetensors_ignoring(module, path, remap, &[])
+}
+
+/// [`load_safetensors_into`], except that tensors whose remapped name matches one of the
+/// `ignore` regexes may be left unused (buffers such as `position_ids`, heads of other tasks).
+pub fn load_safetensors_ignoring<M: Module>(
+    mut module: M,
+    path: &Path,
+    remap: &[(&str, &str)],
+    ignore: &[&str],
+) -> Result<M, PretrainedError> {
+    let remapper = KeyRemapper::from_patterns(remap.to_vec())
+        .map_err(|e| invalid(path, format!("bad key remapping pattern: {e}")))?;
+    // Compiled once here for the error: `PathFilter::with_regex` panics on a bad pattern.
+    KeyRemapper::from_patterns(ignore.iter().map(|p| (*p, "")).collect())
+        .map_err(|e| invalid(path, format!("bad ignore pattern: {e}")))?;
+    let ignored = ignore.iter().fold(PathFilter::new(), |filter, pattern| {
+        filter.with_regex(pattern)
+    });
+
+    let mut store = open(path)?;
+    let tensors: Vec<PackTensor> = store
+        .get_all_tensors()
+        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))?
+        .values()
+        .cloned()
+        .collect();
+    let (tensors, renames) = remapper.remap(tensors);
+    let mut origin: BTreeMap<String, String> = BTreeMap::new();
+    for (new, old) in renames {
+        if let Some(previous) = origin.insert(new.clone(), old.clone()) {
+            return Err(invalid(
+                path,
+                format!("the tensors {previous} and {old} are both renamed to {new}"),
+            ));
+        }
+    }
+
+    let adapter: Box<dyn ModuleAdapter> =
+        Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+    let result = module.apply(tensors, None, Some(adapter), false);
+
+    let file_name = |model_path: &str| -> String {
+        let alternative = model_path
+            .strip_suffix(".gamma")
+            .map(|stem| format!("{stem}.weight"))
+            .or_else(|| {
+                model_path
+                    .strip_suffix(".beta")
+                    .map(|stem| format!("{stem}.bias"))
+            });
+        origin
+            .get(model_path)
+            .or_else(|| alternative.and_then(|a| origin.get(&a)))
+            .cloned()
+            .unwrap_or_else(|| model_path.to_string())
+    };
+    let missing: Vec<String> = result.missing.into_iter().map(|(p, _)| p).collect();
+    let unexpected: Vec<String> = result
+        .unused
+        .iter()
+        .filter(|name| !ignored.matches(name))
+        .map(|name| origin.get(name).cloned().unwrap_or_else(|| name.clone()))
+        .collect();
+    let mismatched: Vec<String> = result
+        .errors
+        .iter()
+        .map(|error| match error {
+            ApplyError::ShapeMismatch {
+                path: model_path,
+                expected,
+                found,
+            } => format!(
+                "{} (model {model_path}): expected {:?}, found {:?} (burn layout)",
+                file_name(model_path),
+                expected.as_slice(),
+                found.as_slice(),
+            ),
+            other => other.to_string(),
+        })
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() && mismatched.is_empty() {
+        Ok(module)
+    } else {
+        Err(PretrainedError::Mismatch {
+            path: path.to_path_buf(),
+            missing,
+            unexpected,
+            mismatched,
+        })
+    }
+}
+
+/// Saves `module` to `path` in the PyTorch layout that [`load_safetensors_into`] reads (Linear
+/// weights `[out, in]`, norms `weight`/`bias`), renaming its parameter paths with `remap`
+/// first. The file is replaced atomically.
+pub fn save_safetensors<M: Module>(
+    module: &M,
+    path: &Path,
+    remap: &[(&str, &str)],
+) -> Result<(), PretrainedError> {
+    let remapper = KeyRemapper::from_patterns(remap.to_vec())
+        .map_err(|e| invalid(path, format!("bad key remapping pattern: {e}")))?;
+    let mut store = SafetensorsStore::from_file(path)
+        .remap(remapper)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .overwrite(true);
+    module
+        .save_into(&mut store)
+        .map_err(|e| invalid(path, format!("cannot write the weights: {e}")))
+}
+
+/// Renames Hugging Face BERT keys (with or without the `bert.` prefix) to [`BertModel`]'s
+/// parameter paths.
+pub const BERT_KEY_REMAP: &[(&str, &str)] = &[
+    (r"^bert\.", ""),
+    (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.",
+        "encoder.layers.${1}.mha.${2}.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.",
+        "encoder.layers.${1}.mha.output.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.",
+        "encoder.layers.${1}.norm_1.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.intermediate\.dense\.",
+        "encoder.layers.${1}.pwff.linear_inner.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.output\.dense\.",
+        "encoder.layers.${1}.pwff.linear_outer.",
+    ),
+    (
+        r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.",
+        "encoder.layers.${1}.norm_2.",
+    ),
+    (r"^pooler\.dense\.", "pooler."),
+];
+
+/// Tensors of a BERT checkpoint that [`load_bert`] leaves unused: the `position_ids` buffer
+/// and the heads of pre-training / fine-tuning tasks (`cls.`).
+pub const BERT_IGNORED: &[&str] = &[r"^embeddings\.position_ids$", r"^cls\."];
+
+/// Loads a Hugging Face BERT folder: `config.json` (see [`BertConfig::from_hf_json`]) and
+/// `model.safetensors`. The model has a pooler when the file has one.
+pub fn load_bert(
+    folder: &Path,
+    device: &Device,
+) -> Result<(BertModel, BertConfig), PretrainedError> {
+    let config_path = folder.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| PretrainedError::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let config =
+        BertConfig::from_hf_json(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
+    let weights = folder.join("model.safetensors");
+    let has_pooler = safetensors_names(&weights)?
+        .iter()
+        .any(|name| name == "pooler.dense.weight" || name == "bert.pooler.dense.weight");
+    let config = config.with_add_pooling_layer(has_pooler);
+    let model =
+        load_safetensors_ignoring(config.init(device), &weights, BERT_KEY_REMAP, BERT_IGNORED)?;
+    Ok((model, config))
+}
+
+/// The token limit of a sentence-embedding folder: `max_seq_length` of
+/// `sentence_bert_config.json` when the folder has one (capped at the position embeddings),
+/// else `config.max_position_embeddings`.
+pub fn sentence_max_length(folder: &Path, config: &BertConfig) -> Result<usize, PretrainedError> {
+    let path = folder.join("sentence_bert_config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(config.max_position_embeddings);
+        }
+        Err(source) => return Err(PretrainedError::Io { path, source }),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(&path, format!("not JSON: {e}")))?;
+    match value.get("max_seq_length").map(|v| v.as_u64()) {
+        None => Ok(config.max_position_embeddings),
+        Some(Some(length)) if length >= 3 => {
+            Ok((length as usize).min(config.max_position_embeddings))
+        }
+        Some(_) => Err(invalid(
+            &path,
+            format!(
+                "max_seq_length must be an integer of at least 3, found {}",
+                value["max_seq_length"]
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tensor};
+    use itm_core::encoders::{ResNetEncoderConfig, VitEncoderConfig};
+
+    fn folder(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("itm-pretrained-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn max_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    /// Saved in the PyTorch layout under a prefix, loaded back with a remapping rule into a
+    /// fresh encoder: identical outputs.
+    #[test]
+    fn resnet_and_vit_round_trip_through_safetensors() {
+        let device = Device::default();
+        let dir = folder("round-trip");
+        let images = Tensor::<4>::random([2, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+
+        // Batch statistics from a training-mode forward, so that the running mean and variance
+        // differ from a fresh encoder's.
+        let training = device.clone().autodiff();
+        training.seed(1);
+        let config = ResNetEncoderConfig::new(vec![4, 8], 6);
+        let resnet = config.init(&training);
+        let _ = resnet.forward(images.clone().to_device(&training));
+        let resnet = resnet.valid();
+        let path = dir.join("resnet.safetensors");
+        save_safetensors(&resnet, &path, &[("^", "backbone.")]).unwrap();
+        let names = safetensors_names(&path).unwrap();
+        assert!(
+            names.iter().all(|n| n.starts_with("backbone.")),
+            "{names:?}"
+        );
+        for suffix in ["norm.weight", "norm.bias", "running_mean", "running_var"] {
+            assert!(names.iter().any(|n| n.ends_with(suffix)), "{names:?}");
+        }
+        let fresh = config.init(&device);
+        assert!(
+            max_difference(
+                fresh.forward(images.clone()),
+                resnet.forward(images.clone())
+            ) > 1e-3
+        );
+        let loaded = load_safetensors_into(fresh, &path, &[(r"^backbone\.", "")]).unwrap();
+        assert_eq!(
+            max_difference(
+                loaded.forward(images.clone()),
+                resnet.forward(images.clone())
+            ),
+            0.0
+        );
+
+        device.seed(2);
+        let config = VitEncoderConfig::new(16, 8, 12, 2, 3, 5);
+        let vit = config.init(&device);
+        let path = dir.join("vit.safetensors");
+        save_safetensors(&vit, &path, &[]).unwrap();
+        let fresh = config.init(&device);
+        assert!(max_difference(fresh.forward(images.clone()), vit.forward(images.clone())) > 1e-3);
+        let loaded = load_safetensors_into(fresh, &path, &[]).unwrap();
+        assert_eq!(
+            max_difference(loaded.forward(images.clone()), vit.forward(images)),
+            0.0
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn long_listings_are_cut_in_the_message() {
+        let missing: Vec<String> = (0..25).map(|i| format!("layer.{i}.weight")).collect();
+        let message = mismatch_message(Path::new("w.safetensors"), &missing, &[], &[]);
+        assert!(message.starts_with("w.safetensors: "), "{message}");
+        assert!(message.contains("(25):") && message.contains("layer.19.weight"));
+        assert!(!message.contains("layer.20.weight") && message.ends_with("… and 5 more"));
+        assert!(!message.contains("unexpected"), "{message}");
+    }
+
+    #[test]
+    fn missing_unexpected_and_misshapen_tensors_are_listed() {
+        let device = Device::default();
+        let dir = folder("mismatch");
+        let config = ResNetEncoderConfig::new(vec![4, 8], 6);
+        let path = dir.join("renamed.safetensors");
+        // One tensor stored under another name: missing in the model, unexpected in the file.
+        save_safetensors(
+            &config.init(&device),
+            &path,
+            &[(r"^projection\.weight$", "head.weight")],
+        )
+        .unwrap();
+        let err = load_safetensors_into(config.init(&device), &path, &[]).unwrap_err();
+        match &err {
+            PretrainedError::Mismatch {
+                missing,
+                unexpected,
+                mismatched,
+                ..
+            } => {
+                assert_eq!(missing, &["projection.weight"]);
+                assert_eq!(unexpected, &["head.weight"]);
+                assert!(mismatched.is_empty());
+            }
+            other => panic!("{other}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("renamed.safetensors")
+                && message.contains("missing from the file")
+                && message.contains("projection.weight")
+                && message.contains("unexpected in the file")
+                && message.contains("head.weight"),
+            "{message}"
+        );
+
+        // A wider projection: its weight and bias are misshapen.
+        let path = dir.join("wider.safetensors");
+        save_safetensors(
+            &ResNetEncoderConfig::new(vec![4, 8], 7).init(&device),
+            &path,
+            &[],
+        )
+        .unwrap();
+        let err = load_safetensors_into(config.init(&device), &path, &[]).unwrap_err();
+        let message = err.to_string();
+        match err {
+            PretrainedError::Mismatch {
+                missing,
+                unexpected,
+                mismatched,
+                ..
+            } => {
+                assert!(missing.is_empty() && unexpected.is_empty(), "{message}");
+                assert_eq!(mismatched.len(), 2, "{message}");
+                assert!(
+                    mismatched[0].contains("projection.")
+                        && message.contains("[8, 6]")
+                        && message.contains("[8, 7]"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other}"),
+        }
+        assert!(message.contains("wider.safetensors"), "{message}");
+
+        let err = load_safetensors_into(config.init(&device), &dir.join("none.safetensors"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.safetensors"), "{err}");
+        std::fs::write(dir.join("junk.safetensors"), b"not safetensors").unwrap();
+        let err = load_safetensors_into(config.init(&device), &dir.join("junk.safetensors"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("junk.safetensors") && err.contains("SafeTensors"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
