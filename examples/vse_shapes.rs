@@ -115,17 +115,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (model, splits) = match args.images {
         Images::Regions => (
-            VseModelConfig::vse_infinity_bigru_sized(args.feature_width, vocab.len(), args.embed, 128),
-            [data.train.retrieval.clone(), data.dev.retrieval.clone(), data.test.retrieval.clone()],
+            VseModelConfig::vse_infinity_bigru_sized(
+                args.feature_width,
+                vocab.len(),
+                args.embed,
+                128,
+            ),
+            [
+                data.train.retrieval.clone(),
+                data.dev.retrieval.clone(),
+                data.test.retrieval.clone(),
+            ],
         ),
         pixels => {
             let json = data.write_karpathy(&args.output.join("shapes_images"))?;
             let root = json.parent().unwrap_or(Path::new(".")).join("images");
-            let load = |split| karpathy::load(&json, &root, split)?.into_retrieval(ImageTransform::new(args.pixel_size));
-            let splits = [load(KarpathySplit::Train)?, load(KarpathySplit::Dev)?, load(KarpathySplit::Test)?];
+            let load = |split| {
+                karpathy::load(&json, &root, split)?
+                    .into_retrieval(ImageTransform::new(args.pixel_size))
+            };
+            let splits = [
+                load(KarpathySplit::Train)?,
+                load(KarpathySplit::Dev)?,
+                load(KarpathySplit::Test)?,
+            ];
             let side = args.pixel_size as usize;
             let model = match pixels {
-                Images::Resnet => VseModelConfig::resnet_bigru(vec![16, 32, 64], vocab.len(), args.embed, 128),
+                Images::Resnet => {
+                    VseModelConfig::resnet_bigru(vec![16, 32, 64], vocab.len(), args.embed, 128)
+                }
                 _ => VseModelConfig::vit_bigru(side, side / 8, 64, 2, vocab.len(), args.embed, 128),
             };
             (model, splits)
@@ -171,7 +189,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "model"
     );
     println!("|--------------|-------|-------|-------|-------|-------|-------|--------|");
-    println!("{}", row(&format!("VSE∞ {:?}", args.images).to_lowercase(), &report.metrics));
+    println!(
+        "{}",
+        row(
+            &format!("VSE∞ {:?}", args.images).to_lowercase(),
+            &report.metrics
+        )
+    );
     println!("{}", row("oracle", &oracle.metrics));
     println!(
         "\nrsum = {:.1}% of the oracle's; total time {:.0}s; checkpoint in {}",

@@ -33,7 +33,15 @@ fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], Vocabul
             .unwrap()
     };
     let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
-    (folder, [load(KarpathySplit::Train), load(KarpathySplit::Dev), load(KarpathySplit::Test)], vocab)
+    (
+        folder,
+        [
+            load(KarpathySplit::Train),
+            load(KarpathySplit::Dev),
+            load(KarpathySplit::Test),
+        ],
+        vocab,
+    )
 }
 
 fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
@@ -55,23 +63,43 @@ fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
         .fit(&model(vocab.len()), &train, &dev, &vocab)
         .expect("training on pixels runs");
     let losses: Vec<f64> = outcome.history.iter().map(|r| r.mean_loss).collect();
-    assert!(losses[2] < 0.9 * losses[0], "{name}: loss must fall: {losses:?}");
-    let report = evaluate_split(&outcome.best_model, &test, &vocab, &device, Protocol::Flickr30k, true).unwrap();
+    assert!(
+        losses[2] < 0.9 * losses[0],
+        "{name}: loss must fall: {losses:?}"
+    );
+    let report = evaluate_split(
+        &outcome.best_model,
+        &test,
+        &vocab,
+        &device,
+        Protocol::Flickr30k,
+        true,
+    )
+    .unwrap();
     // Chance on 20 images × 100 captions: i2t ≈ 5/23/42, t2i = 5/25/50, an rsum near 150.
     let rsum = report.metrics.rsum();
-    assert!(rsum > 250.0, "{name}: rsum {rsum} is not above chance: {:?}", report.metrics);
+    assert!(
+        rsum > 250.0,
+        "{name}: rsum {rsum} is not above chance: {:?}",
+        report.metrics
+    );
     let (reloaded, _, _) = Checkpoint::new(&output).load(&device).unwrap();
-    let again = evaluate_split(&reloaded, &test, &vocab, &device, Protocol::Flickr30k, true).unwrap();
+    let again =
+        evaluate_split(&reloaded, &test, &vocab, &device, Protocol::Flickr30k, true).unwrap();
     assert!((again.metrics.rsum() - rsum).abs() < 1e-6);
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
 #[test]
 fn resnet_trains_on_pixels() {
-    train_and_check("resnet", |vocab| VseModelConfig::resnet_bigru(vec![8, 16], vocab, 32, 16));
+    train_and_check("resnet", |vocab| {
+        VseModelConfig::resnet_bigru(vec![8, 16], vocab, 32, 16)
+    });
 }
 
 #[test]
 fn vit_trains_on_pixels() {
-    train_and_check("vit", |vocab| VseModelConfig::vit_bigru(16, 4, 32, 1, vocab, 32, 16));
+    train_and_check("vit", |vocab| {
+        VseModelConfig::vit_bigru(16, 4, 32, 1, vocab, 32, 16)
+    });
 }

@@ -80,7 +80,11 @@ pub struct ImageCaptionSplit {
 impl ImageCaptionSplit {
     /// The split as a [`RetrievalSplit`] whose images are decoded with `transform`.
     pub fn into_retrieval(self, transform: ImageTransform) -> Result<RetrievalSplit, DataError> {
-        RetrievalSplit::new(ImageSource::files(self.images, transform), self.captions, self.caption_image)
+        RetrievalSplit::new(
+            ImageSource::files(self.images, transform),
+            self.captions,
+            self.caption_image,
+        )
     }
 }
 

@@ -50,9 +50,9 @@ pub fn write_split(
             "the precomp layout needs captions 5i..5i+4 to describe image i".into(),
         ));
     }
-    let regions = data
-        .regions()
-        .ok_or_else(|| DataError::Inconsistent("the precomp layout holds region features, not image files".into()))?;
+    let regions = data.regions().ok_or_else(|| {
+        DataError::Inconsistent("the precomp layout holds region features, not image files".into())
+    })?;
     npy::write_f32(
         &ims,
         &[regions.len(), regions.n_regions(), regions.d_feature()],
@@ -146,7 +146,11 @@ mod tests {
 
     fn sample() -> RetrievalSplit {
         RetrievalSplit::new(
-            ImageSource::Regions(RegionFeatures::new((0..2 * 3 * 4).map(|v| v as f32 * 0.5).collect(), 3, 4)),
+            ImageSource::Regions(RegionFeatures::new(
+                (0..2 * 3 * 4).map(|v| v as f32 * 0.5).collect(),
+                3,
+                4,
+            )),
             (0..10).map(|j| format!("caption number {j}")).collect(),
             (0..10).map(|j| j / 5).collect(),
         )

@@ -81,13 +81,21 @@ impl ImageSource {
     }
 
     /// The batch of `images`, augmented when `augmentation` is given.
-    pub fn batch(&self, images: &[usize], augmentation: Option<Augmentation>) -> Result<ImageBatch, DataError> {
+    pub fn batch(
+        &self,
+        images: &[usize],
+        augmentation: Option<Augmentation>,
+    ) -> Result<ImageBatch, DataError> {
         match self {
             ImageSource::Regions(regions) => {
                 let batch = match augmentation {
                     Some(augmentation) => {
                         let mut rng = StdRng::seed_from_u64(augmentation.seed);
-                        RegionBatch::gather(regions, images, Some((&augmentation.region_drop, &mut rng)))
+                        RegionBatch::gather(
+                            regions,
+                            images,
+                            Some((&augmentation.region_drop, &mut rng)),
+                        )
                     }
                     None => RegionBatch::gather(regions, images, None),
                 }?;
@@ -95,7 +103,8 @@ impl ImageSource {
             }
             ImageSource::Files { paths, transform } => {
                 let chosen: Vec<PathBuf> = images.iter().map(|&i| paths[i].clone()).collect();
-                PixelBatch::load(&chosen, transform, augmentation.map(|a| a.seed)).map(ImageBatch::Pixels)
+                PixelBatch::load(&chosen, transform, augmentation.map(|a| a.seed))
+                    .map(ImageBatch::Pixels)
             }
         }
     }
@@ -110,7 +119,11 @@ impl ImageSource {
         ahead: usize,
     ) -> Receiver<Result<ImageBatch, DataError>> {
         if let Some(augmentations) = &augmentations {
-            assert_eq!(augmentations.len(), batches.len(), "one augmentation per batch");
+            assert_eq!(
+                augmentations.len(),
+                batches.len(),
+                "one augmentation per batch"
+            );
         }
         let (sender, receiver) = sync_channel(ahead.max(1));
         let source = self.clone();
@@ -145,7 +158,11 @@ mod tests {
 
     #[test]
     fn prefetched_batches_equal_direct_ones() {
-        let source = ImageSource::Regions(RegionFeatures::new((0..40).map(|v| v as f32).collect(), 4, 2));
+        let source = ImageSource::Regions(RegionFeatures::new(
+            (0..40).map(|v| v as f32).collect(),
+            4,
+            2,
+        ));
         let batches = vec![vec![0, 1], vec![4, 2], vec![3]];
         let augmentations: Vec<Augmentation> = (0..3)
             .map(|seed| Augmentation {

@@ -112,8 +112,12 @@ mod tests {
         assert!(err.to_string().contains("empty"), "{err}");
         let mut bad = vec![0.5; 6];
         bad[4] = f32::NAN;
-        let err =
-            RetrievalSplit::new(ImageSource::Regions(RegionFeatures::new(bad, 2, 3)), caps(1), vec![0]).unwrap_err();
+        let err = RetrievalSplit::new(
+            ImageSource::Regions(RegionFeatures::new(bad, 2, 3)),
+            caps(1),
+            vec![0],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("image 0 has a NaN"), "{err}");
     }
 

@@ -11,9 +11,9 @@ use itm_core::eval::{Metrics, Protocol};
 use itm_core::loss::{HingeLoss, HingeLossConfig};
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{Augmentation, RegionDrop, RetrievalSplit, TokenBatch, Vocabulary, atomic};
-use rand::{Rng, SeedableRng};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, TrainError};

@@ -77,8 +77,12 @@ impl ImageEncoder {
             (ImageEncoder::Regions(encoder), ImageInput::Regions { features, lengths }) => {
                 (encoder.forward(features), lengths)
             }
-            (ImageEncoder::ResNet(encoder), ImageInput::Pixels(pixels)) => grid(encoder.forward(pixels)),
-            (ImageEncoder::Vit(encoder), ImageInput::Pixels(pixels)) => grid(encoder.forward(pixels)),
+            (ImageEncoder::ResNet(encoder), ImageInput::Pixels(pixels)) => {
+                grid(encoder.forward(pixels))
+            }
+            (ImageEncoder::Vit(encoder), ImageInput::Pixels(pixels)) => {
+                grid(encoder.forward(pixels))
+            }
             (encoder, input) => panic!(
                 "the image encoder ({}) cannot read this input ({})",
                 encoder.kind(),

@@ -45,7 +45,12 @@ impl VseModelConfig {
     }
 
     /// VSE∞ with a small ResNet over pixels instead of regions (stages `widths`, `D` wide).
-    pub fn resnet_bigru(widths: Vec<usize>, vocab_size: usize, d_embed: usize, d_word: usize) -> Self {
+    pub fn resnet_bigru(
+        widths: Vec<usize>,
+        vocab_size: usize,
+        d_embed: usize,
+        d_word: usize,
+    ) -> Self {
         Self::gpo_bigru(
             ImageEncoderConfig::ResNet(ResNetEncoderConfig::new(widths, d_embed)),
             vocab_size,
@@ -65,7 +70,9 @@ impl VseModelConfig {
         d_word: usize,
     ) -> Self {
         Self::gpo_bigru(
-            ImageEncoderConfig::Vit(VitEncoderConfig::new(image_size, patch_size, d_model, depth, 4, d_embed)),
+            ImageEncoderConfig::Vit(VitEncoderConfig::new(
+                image_size, patch_size, d_model, depth, 4, d_embed,
+            )),
             vocab_size,
             d_word,
         )

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use crate::atomic;
 use crate::error::DataError;
 use crate::features::RegionFeatures;
-use crate::source::ImageSource;
 use crate::karpathy::{KarpathyFile, KarpathyImage, KarpathySentence};
+use crate::source::ImageSource;
 use crate::split::RetrievalSplit;
 
 /// Sizes and seed of a generated `shapes` dataset.
@@ -174,7 +174,11 @@ impl ShapesSplit {
             features.extend(scene_features);
         }
         let retrieval = RetrievalSplit::new(
-            ImageSource::Regions(RegionFeatures::new(features, regions.n_regions, regions.d_feature)),
+            ImageSource::Regions(RegionFeatures::new(
+                features,
+                regions.n_regions,
+                regions.d_feature,
+            )),
             captions.iter().map(|c| c.text.clone()).collect(),
             (0..images * 5).map(|j| j / 5).collect(),
         )
