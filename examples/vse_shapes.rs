@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use itm::core::VseModelConfig;
+use itm::core::encoders::TextEncoder;
 use itm::core::eval::{Metrics, Protocol, evaluate};
-use itm::data::Vocabulary;
 use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::train::{Trainer, TrainingConfig, evaluate_split};
+use itm::data::{CaptionTokenizer, SubwordTokenizer, Vocabulary};
+use itm::train::{Trainer, TrainingConfig, evaluate_split, load_bert, sentence_max_length};
 
 /// What the image tower reads.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
@@ -37,6 +38,10 @@ struct Args {
     /// ViT (the images are written as PNG files in Karpathy layout under the output folder).
     #[arg(long, value_enum, default_value_t = Images::Regions)]
     images: Images,
+    /// A pretrained BERT-family folder (config.json, model.safetensors, tokenizer.json, e.g.
+    /// all-MiniLM-L6-v2) to fine-tune as the text encoder (region images only).
+    #[arg(long, value_name = "DIR")]
+    bert: Option<PathBuf>,
     /// Side the pixels are resized to for the pixel encoders (rendered at 64).
     #[arg(long, default_value_t = 32)]
     pixel_size: u32,
@@ -92,6 +97,11 @@ fn row(name: &str, m: &Metrics) -> String {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let device = itm::device::parse(&args.device)?;
+    if args.bert.is_some() && args.images != Images::Regions {
+        return Err(
+            "--bert fine-tunes BERT beside the region encoder: use it with --images regions".into(),
+        );
+    }
     let started = Instant::now();
 
     let data = ShapesDataset::generate(&ShapesConfig {
@@ -158,15 +168,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lr_decay_epoch: args.epochs.saturating_sub(1).max(1),
         ..TrainingConfig::default()
     };
-    let outcome = Trainer::new(training, device.clone())
+    let trainer = Trainer::new(training, device.clone())
         .with_output(&args.output)
-        .with_quiet(args.quiet)
-        .fit(&model, train, dev, &vocab)?;
+        .with_quiet(args.quiet);
+    let (outcome, tokenizer) = match &args.bert {
+        None => {
+            let tokenizer = CaptionTokenizer::from(vocab);
+            (trainer.fit(&model, train, dev, &tokenizer)?, tokenizer)
+        }
+        Some(folder) => {
+            // VSE∞ with BERT: the pretrained transformer, a projection to D, GPO.
+            let (bert, bert_config) = load_bert(folder, &trainer.training_device())?;
+            let max_len = sentence_max_length(folder, &bert_config)?;
+            let tokenizer = CaptionTokenizer::from(SubwordTokenizer::from_file(
+                &folder.join("tokenizer.json"),
+                max_len,
+            )?);
+            let model =
+                VseModelConfig::vse_infinity_bert(args.feature_width, bert_config, args.embed);
+            let mut initial = model.init(&trainer.training_device());
+            if let TextEncoder::Bert(text) = &mut initial.text {
+                text.bert = bert;
+            }
+            (
+                trainer.fit_from(initial, &model, train, dev, &tokenizer)?,
+                tokenizer,
+            )
+        }
+    };
 
     let report = evaluate_split(
         &outcome.best_model,
         test,
-        &vocab,
+        &tokenizer,
         &device,
         Protocol::Flickr30k,
         args.quiet,

@@ -8,10 +8,10 @@ use itm::core::loss::NegativeMining;
 use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{RetrievalSplit, Vocabulary};
+use itm::data::{CaptionTokenizer, RetrievalSplit, Vocabulary};
 use itm::train::{Checkpoint, Trainer, TrainingConfig, evaluate_split};
 
-fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], Vocabulary) {
+fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], CaptionTokenizer) {
     let data = ShapesDataset::generate(&ShapesConfig {
         seed: 4,
         train_images: 160,
@@ -40,12 +40,12 @@ fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], Vocabul
             load(KarpathySplit::Dev),
             load(KarpathySplit::Test),
         ],
-        vocab,
+        CaptionTokenizer::from(vocab),
     )
 }
 
 fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
-    let (folder, [train, dev, test], vocab) = pixel_splits(name);
+    let (folder, [train, dev, test], tokenizer) = pixel_splits(name);
     let config = TrainingConfig {
         epochs: 3,
         batch_size: 20,
@@ -60,7 +60,7 @@ fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
     let outcome = Trainer::new(config, device.clone())
         .with_output(&output)
         .with_quiet(true)
-        .fit(&model(vocab.len()), &train, &dev, &vocab)
+        .fit(&model(tokenizer.vocab_size()), &train, &dev, &tokenizer)
         .expect("training on pixels runs");
     let losses: Vec<f64> = outcome.history.iter().map(|r| r.mean_loss).collect();
     assert!(
@@ -70,7 +70,7 @@ fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
     let report = evaluate_split(
         &outcome.best_model,
         &test,
-        &vocab,
+        &tokenizer,
         &device,
         Protocol::Flickr30k,
         true,
@@ -84,8 +84,15 @@ fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
         report.metrics
     );
     let (reloaded, _, _) = Checkpoint::new(&output).load(&device).unwrap();
-    let again =
-        evaluate_split(&reloaded, &test, &vocab, &device, Protocol::Flickr30k, true).unwrap();
+    let again = evaluate_split(
+        &reloaded,
+        &test,
+        &tokenizer,
+        &device,
+        Protocol::Flickr30k,
+        true,
+    )
+    .unwrap();
     assert!((again.metrics.rsum() - rsum).abs() < 1e-6);
     std::fs::remove_dir_all(&folder).unwrap();
 }

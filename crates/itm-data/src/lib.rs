@@ -13,6 +13,7 @@
 
 pub mod atomic;
 mod batch;
+mod captions;
 mod error;
 mod features;
 pub mod images;
@@ -26,6 +27,7 @@ mod subword;
 mod vocab;
 
 pub use batch::{RegionBatch, RegionDrop, TokenBatch};
+pub use captions::{CaptionTokenizer, augment_subwords};
 pub use error::DataError;
 pub use features::RegionFeatures;
 pub use source::{Augmentation, ImageBatch, ImageSource};

@@ -61,6 +61,30 @@ impl SubwordTokenizer {
         })
     }
 
+    /// The `tokenizer.json` this was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Id of the mask token (`[MASK]` or `<mask>`), if the vocabulary has one.
+    pub fn mask_id(&self) -> Option<i64> {
+        self.inner
+            .token_to_id("[MASK]")
+            .or_else(|| self.inner.token_to_id("<mask>"))
+            .map(i64::from)
+    }
+
+    /// Encodes every caption (special tokens included, truncated), without padding.
+    pub fn encode_all(&self, captions: &[&str]) -> Result<Vec<Vec<i64>>, DataError> {
+        let batch = self.encode_batch(captions)?;
+        Ok(batch
+            .lengths
+            .iter()
+            .enumerate()
+            .map(|(row, &len)| batch.ids[row * batch.max_len..row * batch.max_len + len].to_vec())
+            .collect())
+    }
+
     /// The truncation length.
     pub fn max_len(&self) -> usize {
         self.max_len

@@ -7,9 +7,9 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use itm_core::{VseModel, VseModelConfig};
-use itm_data::{DataError, Vocabulary, atomic};
+use itm_data::{CaptionTokenizer, DataError, SubwordTokenizer, Vocabulary, atomic};
 
-/// A checkpoint folder: `model.bpk`, `model.json`, `vocab.json`.
+/// A checkpoint folder: `model.bpk`, `model.json`, and `vocab.json` or `tokenizer.json`.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     folder: PathBuf,
@@ -48,12 +48,13 @@ impl Checkpoint {
         self.folder.join("model.bpk")
     }
 
-    /// Saves `model` with its configuration and vocabulary.
+    /// Saves `model` with its configuration and caption tokenizer (`vocab.json`, or
+    /// `tokenizer.json` with `tokenizer_max_len.txt`).
     pub fn save(
         &self,
         model: &VseModel,
         config: &VseModelConfig,
-        vocab: &Vocabulary,
+        tokenizer: &CaptionTokenizer,
     ) -> Result<(), TrainError> {
         std::fs::create_dir_all(&self.folder).map_err(|e| DataError::io(&self.folder, e))?;
         let weights = self.weights();
@@ -79,22 +80,33 @@ impl Checkpoint {
             &self.folder.join("model.json"),
             config.to_string().as_bytes(),
         )?;
-        vocab.save(&self.folder.join("vocab.json"))?;
+        match tokenizer {
+            CaptionTokenizer::Words(vocab) => vocab.save(&self.folder.join("vocab.json"))?,
+            CaptionTokenizer::Subwords(subwords) => {
+                let source = subwords.path();
+                let bytes = std::fs::read(source).map_err(|e| DataError::io(source, e))?;
+                atomic::write(&self.folder.join("tokenizer.json"), &bytes)?;
+                atomic::write(
+                    &self.folder.join("tokenizer_max_len.txt"),
+                    subwords.max_len().to_string().as_bytes(),
+                )?;
+            }
+        }
         Ok(())
     }
 
-    /// Loads the model (on `device`), its configuration and vocabulary.
+    /// Loads the model (on `device`), its configuration and caption tokenizer.
     pub fn load(
         &self,
         device: &Device,
-    ) -> Result<(VseModel, VseModelConfig, Vocabulary), TrainError> {
+    ) -> Result<(VseModel, VseModelConfig, CaptionTokenizer), TrainError> {
         let config_path = self.folder.join("model.json");
         let text =
             std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
         let config: VseModelConfig = serde_json::from_str(&text).map_err(|e| {
             DataError::invalid(&config_path, format!("not a model configuration: {e}"))
         })?;
-        let vocab = Vocabulary::load(&self.folder.join("vocab.json"))?;
+        let tokenizer = self.load_tokenizer()?;
         let weights = self.weights();
         let record = ModuleRecord::load(&weights).map_err(|e| TrainError::Weights {
             path: weights.clone(),
@@ -108,6 +120,20 @@ impl Checkpoint {
                     path: weights.clone(),
                     message: e.to_string(),
                 })?;
-        Ok((model, config, vocab))
+        Ok((model, config, tokenizer))
+    }
+
+    fn load_tokenizer(&self) -> Result<CaptionTokenizer, TrainError> {
+        let vocab = self.folder.join("vocab.json");
+        if vocab.exists() {
+            return Ok(Vocabulary::load(&vocab)?.into());
+        }
+        let length_path = self.folder.join("tokenizer_max_len.txt");
+        let text =
+            std::fs::read_to_string(&length_path).map_err(|e| DataError::io(&length_path, e))?;
+        let max_len: usize = text.trim().parse().map_err(|_| {
+            DataError::invalid(&length_path, format!("not a token count: {text:?}"))
+        })?;
+        Ok(SubwordTokenizer::from_file(&self.folder.join("tokenizer.json"), max_len)?.into())
     }
 }

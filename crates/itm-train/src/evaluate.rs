@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor};
 use itm_core::VseModel;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
 use itm_core::similarity::BlockedCosine;
-use itm_data::{DataError, RetrievalSplit, TokenBatch, Vocabulary};
+use itm_data::{CaptionTokenizer, DataError, RetrievalSplit, TokenBatch};
 
 use crate::progress::Progress;
 
@@ -31,7 +31,7 @@ fn host(tensor: Tensor<2>) -> Vec<f32> {
 pub fn encode_split(
     model: &VseModel,
     split: &RetrievalSplit,
-    vocab: &Vocabulary,
+    tokenizer: &CaptionTokenizer,
     device: &Device,
     batch_size: usize,
     quiet: bool,
@@ -48,9 +48,9 @@ pub fn encode_split(
         progress.step(String::new);
     }
     let mut captions = Vec::new();
-    for chunk in split.captions.chunks(batch_size) {
-        let encoded: Vec<Vec<i64>> = chunk.iter().map(|c| vocab.encode(c)).collect();
-        let refs: Vec<&[i64]> = encoded.iter().map(Vec::as_slice).collect();
+    let encoded = tokenizer.encode_all(&split.captions)?;
+    for chunk in encoded.chunks(batch_size) {
+        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
         let batch = TokenBatch::pad(&refs);
         captions.extend(host(
             model.encode_captions(batch.to_tensor(device), &batch.lengths),
@@ -79,12 +79,12 @@ pub fn score_split(embeddings: &Embeddings, device: &Device) -> Vec<f32> {
 pub fn evaluate_split(
     model: &VseModel,
     split: &RetrievalSplit,
-    vocab: &Vocabulary,
+    tokenizer: &CaptionTokenizer,
     device: &Device,
     protocol: Protocol,
     quiet: bool,
 ) -> Result<RetrievalReport, DataError> {
-    let embeddings = encode_split(model, split, vocab, device, 256, quiet)?;
+    let embeddings = encode_split(model, split, tokenizer, device, 256, quiet)?;
     let scores = score_split(&embeddings, device);
     Ok(evaluate(
         &scores,

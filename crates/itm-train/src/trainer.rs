@@ -4,13 +4,18 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::Module;
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::module::{Module, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
+use itm_core::encoders::TextEncoderConfig;
 use itm_core::eval::{Metrics, Protocol};
 use itm_core::loss::{HingeLoss, HingeLossConfig};
 use itm_core::{VseModel, VseModelConfig};
-use itm_data::{Augmentation, RegionDrop, RetrievalSplit, TokenBatch, Vocabulary, atomic};
+use itm_data::{
+    Augmentation, CaptionTokenizer, RegionDrop, RetrievalSplit, TokenBatch, atomic,
+    augment_subwords,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -92,14 +97,35 @@ impl Trainer {
         model_config: &VseModelConfig,
         train: &RetrievalSplit,
         dev: &RetrievalSplit,
-        vocab: &Vocabulary,
+        tokenizer: &CaptionTokenizer,
+    ) -> Result<TrainingOutcome, TrainError> {
+        self.training_device().seed(self.config.seed);
+        let model = model_config.init(&self.training_device());
+        self.fit_from(model, model_config, train, dev, tokenizer)
+    }
+
+    /// The device training runs on: the trainer's device with autodiff. A model passed to
+    /// [`Trainer::fit_from`] must live there.
+    pub fn training_device(&self) -> Device {
+        self.device.clone().autodiff()
+    }
+
+    /// Trains `model` (built from `model_config`, e.g. with pretrained weights loaded, on
+    /// [`Trainer::training_device`]). With a BERT text encoder, its transformer learns at a
+    /// tenth of the learning rate, as in VSE∞, and captions are augmented (mask, replace,
+    /// delete).
+    pub fn fit_from(
+        &self,
+        mut model: VseModel,
+        model_config: &VseModelConfig,
+        train: &RetrievalSplit,
+        dev: &RetrievalSplit,
+        tokenizer: &CaptionTokenizer,
     ) -> Result<TrainingOutcome, TrainError> {
         let config = &self.config;
         assert!(config.batch_size >= 2, "a batch needs at least two pairs");
-        let train_device = self.device.clone().autodiff();
-        train_device.seed(config.seed);
+        let train_device = self.training_device();
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let mut model = model_config.init(&train_device);
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(config.weight_decay as f32)
             .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
@@ -117,7 +143,13 @@ impl Trainer {
         let drop = RegionDrop {
             prob: config.region_drop,
         };
-        let encoded: Vec<Vec<i64>> = train.captions.iter().map(|c| vocab.encode(c)).collect();
+        let encoded = tokenizer.encode_all(&train.captions)?;
+        let caption_augmentation = match (tokenizer, &model_config.text) {
+            (CaptionTokenizer::Subwords(subwords), TextEncoderConfig::Bert(_)) => {
+                subwords.mask_id().map(|mask| (mask, subwords.vocab_size()))
+            }
+            _ => None,
+        };
         let dev = validation_subset(dev, config.validation_captions);
         let checkpoint = self.output.as_ref().map(Checkpoint::new);
         let mut order: Vec<usize> = (0..train.captions.len()).collect();
@@ -127,6 +159,7 @@ impl Trainer {
         for epoch in 0..config.epochs {
             let started = Instant::now();
             let learning_rate = schedule.at(epoch);
+            let rates = module_rates(learning_rate, &model_config.text);
             order.shuffle(&mut rng);
             let batches: Vec<&[usize]> = order
                 .chunks(config.batch_size)
@@ -152,7 +185,16 @@ impl Trainer {
             let steps_of_epoch = batches.iter().zip(&image_batches).zip(prepared.iter());
             for ((captions, images), image_batch) in steps_of_epoch {
                 let image_input = image_batch?.to_input(&train_device);
-                let texts: Vec<&[i64]> = captions.iter().map(|&j| encoded[j].as_slice()).collect();
+                let augmented: Vec<Vec<i64>> = captions
+                    .iter()
+                    .map(|&j| match caption_augmentation {
+                        Some((mask, vocab_size)) => {
+                            augment_subwords(&encoded[j], mask, vocab_size, &mut rng)
+                        }
+                        None => encoded[j].clone(),
+                    })
+                    .collect();
+                let texts: Vec<&[i64]> = augmented.iter().map(Vec::as_slice).collect();
                 let tokens = TokenBatch::pad(&texts);
                 let image_embeddings = model.encode_images(image_input);
                 let caption_embeddings =
@@ -169,7 +211,7 @@ impl Trainer {
                     continue;
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optimizer.step(learning_rate, model, grads);
+                model = optimizer.step(rates.clone(), model, grads);
                 loss_sum += value;
                 steps += 1;
                 progress.step(|| format!("loss {:.3}", loss_sum / steps as f64));
@@ -180,7 +222,7 @@ impl Trainer {
             let report = evaluate_split(
                 &snapshot,
                 &dev,
-                vocab,
+                tokenizer,
                 &self.device,
                 Protocol::Flickr30k,
                 true,
@@ -205,7 +247,7 @@ impl Trainer {
             );
             if improved {
                 if let Some(checkpoint) = &checkpoint {
-                    checkpoint.save(&snapshot, model_config, vocab)?;
+                    checkpoint.save(&snapshot, model_config, tokenizer)?;
                 }
                 best = Some((rsum, epoch, snapshot));
             }
@@ -221,6 +263,16 @@ impl Trainer {
             history,
         })
     }
+}
+
+/// The learning rate of every parameter: `rate`, and a tenth of it for a pretrained BERT
+/// transformer (parameters under a `bert` field), as VSE∞ fine-tunes it.
+fn module_rates(rate: f64, text: &TextEncoderConfig) -> ModuleLearningRate {
+    let mut scheduler = ModuleLrScheduler::new(rate);
+    if let TextEncoderConfig::Bert(_) = text {
+        scheduler = scheduler.with_group(ParamGroup::from_predicate("bert"), rate * 0.1);
+    }
+    scheduler.step()
 }
 
 /// The images described by the first `captions` captions, with their captions.
@@ -239,4 +291,64 @@ fn write_history(folder: &std::path::Path, history: &[EpochRecord]) -> Result<()
         (lines.join("\n") + "\n").as_bytes(),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::tensor::{Distribution, Int, Tensor};
+    use itm_core::encoders::{BertConfig, ImageInput, TextEncoder};
+
+    /// First AdamW step: every update is ≈ lr · sign(gradient), so the ratio of the mean update
+    /// sizes of a BERT weight and of the projection is the ratio of their learning rates.
+    #[test]
+    fn bert_learns_at_a_tenth_of_the_rate() {
+        let device = Device::flex().autodiff();
+        device.seed(1);
+        let bert = BertConfig::new(30, 8, 1, 2, 16, 12);
+        let config = VseModelConfig::vse_infinity_bert(6, bert, 8);
+        let model = config.init(&device);
+        let regions = Tensor::<3>::random([4, 3, 6], Distribution::Normal(0.0, 1.0), &device);
+        let tokens = Tensor::<2, Int>::from_data(
+            burn::tensor::TensorData::new(
+                (0..20).map(|t| (t % 29 + 1) as i64).collect::<Vec<_>>(),
+                [4, 5],
+            ),
+            &device,
+        );
+        let images = model.encode_images(ImageInput::Regions {
+            features: regions,
+            lengths: vec![3; 4],
+        });
+        let captions = model.encode_captions(tokens, &[5, 4, 3, 5]);
+        let loss = HingeLossConfig::new().with_warmup_epochs(9).init().forward(
+            model.similarity(images, captions),
+            None,
+            0,
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let before = model.clone();
+        let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+        let after = optimizer.step(module_rates(1e-2, &config.text), model, grads);
+        let change = |a: &Param<Tensor<2>>, b: &Param<Tensor<2>>| {
+            let delta = (a.val() - b.val()).abs().mean().into_scalar::<f32>();
+            delta as f64
+        };
+        let (TextEncoder::Bert(old), TextEncoder::Bert(new)) = (&before.text, &after.text) else {
+            unreachable!("a BERT model")
+        };
+        let (old_ff, new_ff) = (
+            &old.bert.encoder.layers[0].pwff,
+            &new.bert.encoder.layers[0].pwff,
+        );
+        let bert_step = change(&old_ff.linear_inner.weight, &new_ff.linear_inner.weight);
+        let projection_step = change(&old.projection.weight, &new.projection.weight);
+        assert!(projection_step > 5e-3, "projection moved {projection_step}");
+        let ratio = bert_step / projection_step;
+        assert!(
+            (0.07..0.13).contains(&ratio),
+            "BERT/projection update ratio {ratio}"
+        );
+    }
 }

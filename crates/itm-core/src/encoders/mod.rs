@@ -1,4 +1,4 @@
-//! Encoders: turn region features, pixels and token ids into sets of `D`-wide features
+//! Encoders: turn region features, pixels, words and subwords into sets of `D`-wide features
 //! (METHODS §1).
 
 mod bert;
@@ -7,6 +7,7 @@ mod cnn;
 mod gru;
 mod image;
 mod region;
+mod text;
 mod text_gru;
 mod vit;
 
@@ -16,5 +17,6 @@ pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};
 pub use region::{RegionEncoder, RegionEncoderConfig};
+pub use text::{BertTextEncoder, BertTextEncoderConfig, TextEncoder, TextEncoderConfig};
 pub use text_gru::{GruTextEncoder, GruTextEncoderConfig};
 pub use vit::{VitEncoder, VitEncoderConfig};

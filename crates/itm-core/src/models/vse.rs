@@ -5,8 +5,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::encoders::{
-    GruTextEncoder, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, ImageInput,
-    RegionEncoderConfig, ResNetEncoderConfig, VitEncoderConfig,
+    BertConfig, BertTextEncoderConfig, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig,
+    ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder, TextEncoderConfig,
+    VitEncoderConfig,
 };
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
 
@@ -15,8 +16,8 @@ use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
 pub struct VseModelConfig {
     /// Image encoder (regions or pixels → `D`).
     pub image: ImageEncoderConfig,
-    /// Recurrent text encoder (tokens → `D`).
-    pub text: GruTextEncoderConfig,
+    /// Text encoder (words or subwords → `D`).
+    pub text: TextEncoderConfig,
     /// Pooling of the region set.
     pub image_pooling: PoolingConfig,
     /// Pooling of the word set.
@@ -83,7 +84,21 @@ impl VseModelConfig {
         let d_embed = image.d_embed();
         Self::new(
             image,
-            GruTextEncoderConfig::new(vocab_size, d_embed).with_d_word(d_word),
+            TextEncoderConfig::Gru(
+                GruTextEncoderConfig::new(vocab_size, d_embed).with_d_word(d_word),
+            ),
+            PoolingConfig::Gpo(GpoConfig::new()),
+            PoolingConfig::Gpo(GpoConfig::new()),
+        )
+    }
+
+    /// VSE∞ with precomputed regions and a BERT-family text encoder (`bert`, e.g. the
+    /// `config.json` of bert-base-uncased): `BERT → Linear(hidden → D) → GPO`; published
+    /// `D = 1024`.
+    pub fn vse_infinity_bert(d_feature: usize, bert: BertConfig, d_embed: usize) -> Self {
+        Self::new(
+            ImageEncoderConfig::Regions(RegionEncoderConfig::new(d_feature, d_embed)),
+            TextEncoderConfig::Bert(BertTextEncoderConfig::new(bert, d_embed)),
             PoolingConfig::Gpo(GpoConfig::new()),
             PoolingConfig::Gpo(GpoConfig::new()),
         )
@@ -93,7 +108,7 @@ impl VseModelConfig {
     pub fn init(&self, device: &Device) -> VseModel {
         assert_eq!(
             self.image.d_embed(),
-            self.text.d_embed,
+            self.text.d_embed(),
             "image and text must share the joint width D"
         );
         VseModel {
@@ -114,7 +129,7 @@ pub struct VseModel {
     /// Pooling of the encoded regions or grid cells.
     pub image_pooling: Pooling,
     /// Text encoder.
-    pub text: GruTextEncoder,
+    pub text: TextEncoder,
     /// Pooling of the encoded words.
     pub text_pooling: Pooling,
 }
