@@ -226,7 +226,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         row(
-            &format!("VSE∞ {:?}", args.images).to_lowercase(),
+            &format!(
+                "vse∞ {:?}{}",
+                args.images,
+                if args.bert.is_some() { "+bert" } else { "" }
+            )
+            .to_lowercase(),
             &report.metrics
         )
     );

@@ -81,6 +81,10 @@ pub fn load_gru(gru: &mut FusedGru, params: &Value, device: &Device) {
 /// Asserts element-wise closeness within `tolerance` (absolute).
 pub fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
+    assert!(
+        actual.iter().all(|v| v.is_finite()),
+        "{what}: a value is NaN or infinite"
+    );
     let worst = actual
         .iter()
         .zip(expected)

@@ -74,6 +74,40 @@ pub fn check_lengths(lengths: &[usize], max_len: usize, what: &str) {
     );
 }
 
+/// Finite stand-in for `−∞` at masked positions of a max, softmax or log-sum-exp: large enough
+/// that `exp` of it (after subtracting a maximum of a valid position) is exactly zero in `f32`.
+pub const MASKED_LOGIT: f32 = -1.0e9;
+
+/// `log Σ_{valid i} exp(x_i)` along `dim`, keeping `dim` with size 1.
+///
+/// - `x`: any shape; `padding`: the same shape, `true` at positions to leave out
+/// - every reduced slice must hold at least one valid position
+///
+/// Stable: subtracts the (detached) maximum over the valid positions first. Padding values
+/// never reach an `exp` and get zero gradient, so they may hold anything finite.
+pub fn masked_log_sum_exp<const D: usize>(
+    x: Tensor<D>,
+    padding: Tensor<D, Bool>,
+    dim: usize,
+) -> Tensor<D> {
+    let x = x.mask_fill(padding, MASKED_LOGIT);
+    let max = x.clone().max_dim(dim).detach();
+    (x - max.clone()).exp().sum_dim(dim).log() + max
+}
+
+/// Mean of `x` along `dim` over the valid positions, keeping `dim` with size 1.
+///
+/// - `x`: any shape; `padding`: the same shape, `true` at positions to leave out
+/// - every reduced slice must hold at least one valid position
+pub fn masked_mean<const D: usize>(
+    x: Tensor<D>,
+    padding: Tensor<D, Bool>,
+    dim: usize,
+) -> Tensor<D> {
+    let valid = padding.clone().bool_not().float().sum_dim(dim);
+    x.mask_fill(padding, 0.0).sum_dim(dim) / valid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +129,25 @@ mod tests {
         let index = reverse_within_lengths_index(&[3, 1], 4, &device);
         let values = index.into_data().try_into_vec_as::<i64>().unwrap();
         assert_eq!(values, vec![2, 1, 0, 3, 0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn masked_reductions_skip_padding() {
+        let device = Device::default();
+        let x = Tensor::<2>::from_floats([[1.0, 2.0, 1.0e4], [3.0, -1.0e4, 1.0e4]], &device);
+        let padding = padding_mask(&[2, 1], 3, &device);
+        let lse = masked_log_sum_exp(x.clone(), padding.clone(), 1)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let expected = (1f32.exp() + 2f32.exp()).ln();
+        assert!((lse[0] - expected).abs() < 1e-6, "{lse:?}");
+        assert!((lse[1] - 3.0).abs() < 1e-6, "{lse:?}");
+        let mean = masked_mean(x, padding, 1)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert_eq!(mean, vec![1.5, 3.0]);
     }
 
     #[test]
