@@ -1,0 +1,227 @@
+//! Whole-test-set scoring with a fine-grained similarity, in shards that respect a memory
+//! budget.
+//!
+//! A fine-grained similarity keeps a few `[n_img, n_cap, K, L]` tensors alive while it scores a
+//! block (SCAN, CHAN, X-Dim and ESL all compare every region with every word). On COCO 5K
+//! (5,000 × 25,000 pairs, 36 regions, up to 40 words) that is 180 G values per tensor: far too
+//! many for one block. [`ShardedScorer`] tiles the `[n_img, n_cap]` matrix with blocks whose
+//! working set stays under the budget, trims each block to its longest set, and copies the
+//! block's scores into the host matrix. The operations of a block run on the device (on the CPU
+//! backend they use every core); blocks run one after another so that only one working set
+//! lives at a time. The result equals the one-shot computation.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::fine_grained::FineGrainedSimilarity;
+
+/// Sets of features on the host: row-major `[n, max_len, dim]`, set `i` owning its first
+/// `lengths[i]` rows.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureSets<'a> {
+    /// The values, `n · max_len · dim` of them.
+    pub values: &'a [f32],
+    /// Valid rows per set, each in `1..=max_len`.
+    pub lengths: &'a [usize],
+    /// Row slots per set.
+    pub max_len: usize,
+    /// Feature width.
+    pub dim: usize,
+}
+
+impl<'a> FeatureSets<'a> {
+    /// Wraps host features, checking that the sizes agree.
+    pub fn new(values: &'a [f32], lengths: &'a [usize], max_len: usize, dim: usize) -> Self {
+        assert_eq!(
+            values.len(),
+            lengths.len() * max_len * dim,
+            "values must be [n, max_len, dim]"
+        );
+        assert!(
+            lengths.iter().all(|&len| (1..=max_len).contains(&len)),
+            "every set needs 1..={max_len} rows"
+        );
+        Self {
+            values,
+            lengths,
+            max_len,
+            dim,
+        }
+    }
+
+    /// Number of sets.
+    pub fn len(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// Whether there is no set.
+    pub fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+
+    /// Sets `range` as a tensor `[range.len(), longest, dim]` on `device` (trimmed to the
+    /// longest of them) with their lengths.
+    fn upload(&self, range: std::ops::Range<usize>, device: &Device) -> (Tensor<3>, Vec<usize>) {
+        let lengths = self.lengths[range.clone()].to_vec();
+        let longest = lengths.iter().copied().max().unwrap_or(1);
+        let mut values = Vec::with_capacity(range.len() * longest * self.dim);
+        for set in range.clone() {
+            let start = set * self.max_len * self.dim;
+            values.extend_from_slice(&self.values[start..start + longest * self.dim]);
+        }
+        let tensor = Tensor::from_data(
+            TensorData::new(values, [range.len(), longest, self.dim]),
+            device,
+        );
+        (tensor, lengths)
+    }
+}
+
+/// Scores whole test sets block by block under a memory budget.
+#[derive(Debug, Clone)]
+pub struct ShardedScorer {
+    /// Device the blocks are scored on.
+    pub device: Device,
+    /// Bytes the working tensors of one block may take (default 2 GiB).
+    pub memory_budget: usize,
+    /// Live f32 values per (region, word) slot of a block: the size of the working set in units
+    /// of `n_img · n_cap · K · L`. The default, 8, is an estimate from the number of
+    /// `[n_img, n_cap, K, L]` tensors a SCAN forward pass keeps alive at once (about six), with
+    /// a margin; it is not yet a measurement.
+    pub values_per_slot: usize,
+}
+
+impl ShardedScorer {
+    /// A scorer on `device` with a 2 GiB budget.
+    pub fn new(device: Device) -> Self {
+        Self {
+            device,
+            memory_budget: 2 << 30,
+            values_per_slot: 8,
+        }
+    }
+
+    /// Sets the memory budget in bytes.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Images and captions per block: the largest block whose working set
+    /// (`rows · cols · K · L · values_per_slot · 4` bytes) fits the budget, as square as the
+    /// matrix allows, at least one pair.
+    pub fn block_shape(&self, n_img: usize, k: usize, n_cap: usize, l: usize) -> (usize, usize) {
+        let per_pair = (k * l * self.values_per_slot * 4).max(1);
+        let pairs = (self.memory_budget / per_pair).max(1);
+        let side = (pairs as f64).sqrt().floor() as usize;
+        let rows = side.clamp(1, n_img.max(1));
+        let cols = (pairs / rows).clamp(1, n_cap.max(1));
+        let rows = (pairs / cols).clamp(1, n_img.max(1));
+        (rows, cols)
+    }
+
+    /// The `[n_img, n_cap]` row-major score matrix of `method`; `progress(done, total)` is
+    /// called after every block.
+    pub fn score(
+        &self,
+        method: &dyn FineGrainedSimilarity,
+        images: FeatureSets,
+        captions: FeatureSets,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Vec<f32> {
+        assert_eq!(
+            images.dim, captions.dim,
+            "regions and words must share the feature width"
+        );
+        let (n_img, n_cap) = (images.len(), captions.len());
+        let (rows, cols) = self.block_shape(n_img, images.max_len, n_cap, captions.max_len);
+        let total = n_img.div_ceil(rows) * n_cap.div_ceil(cols);
+        let mut scores = vec![0.0f32; n_img * n_cap];
+        let mut done = 0;
+        for row_start in (0..n_img).step_by(rows) {
+            let row_end = (row_start + rows).min(n_img);
+            let (regions, counts) = images.upload(row_start..row_end, &self.device);
+            for col_start in (0..n_cap).step_by(cols) {
+                let col_end = (col_start + cols).min(n_cap);
+                let (words, lengths) = captions.upload(col_start..col_end, &self.device);
+                let block = method.similarity(regions.clone(), &counts, words, &lengths);
+                let values = block.into_data().try_into_vec::<f32>().expect("f32 scores");
+                let width = col_end - col_start;
+                for (r, row) in values.chunks(width).enumerate() {
+                    let start = (row_start + r) * n_cap + col_start;
+                    scores[start..start + width].copy_from_slice(row);
+                }
+                done += 1;
+                progress(done, total);
+            }
+        }
+        scores
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::similarity::{ChanConfig, ScanConfig, ScanDirection};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    #[test]
+    fn blocks_respect_the_budget() {
+        let scorer = ShardedScorer::new(Device::default());
+        let (rows, cols) = scorer.block_shape(5000, 36, 25000, 40);
+        let bytes = rows * cols * 36 * 40 * 8 * 4;
+        assert!(bytes <= 2 << 30, "{rows}×{cols} needs {bytes} bytes");
+        assert!(
+            rows * cols > 10_000,
+            "blocks are not needlessly small: {rows}×{cols}"
+        );
+        let tiny = scorer.with_memory_budget(1);
+        assert_eq!(tiny.block_shape(7, 3, 9, 4), (1, 1));
+    }
+
+    #[test]
+    fn sharded_scores_equal_the_one_shot_computation() {
+        let device = Device::default();
+        let mut rng = StdRng::seed_from_u64(3);
+        let (n_img, k, n_cap, l, d) = (5, 4, 7, 6, 8);
+        let regions = random(n_img * k * d, &mut rng);
+        let words = random(n_cap * l * d, &mut rng);
+        let counts = [4, 2, 3, 1, 4];
+        let lengths = [6, 3, 1, 5, 2, 6, 4];
+        let images = FeatureSets::new(&regions, &counts, k, d);
+        let captions = FeatureSets::new(&words, &lengths, l, d);
+        let methods: Vec<Box<dyn FineGrainedSimilarity>> = vec![
+            Box::new(ChanConfig::new().init()),
+            Box::new(ScanConfig::new().init()),
+            Box::new(
+                ScanConfig::new()
+                    .with_direction(ScanDirection::ImageToText)
+                    .init(),
+            ),
+        ];
+        for method in &methods {
+            let one_shot = method.similarity(
+                Tensor::from_data(TensorData::new(regions.clone(), [n_img, k, d]), &device),
+                &counts,
+                Tensor::from_data(TensorData::new(words.clone(), [n_cap, l, d]), &device),
+                &lengths,
+            );
+            let one_shot = one_shot.into_data().try_into_vec::<f32>().unwrap();
+            // A budget of 2×3 pairs of the full K×L slots forces uneven blocks.
+            let scorer = ShardedScorer::new(device.clone()).with_memory_budget(6 * k * l * 8 * 4);
+            assert_eq!(scorer.block_shape(n_img, k, n_cap, l), (2, 3));
+            let mut calls = 0;
+            let sharded = scorer.score(method.as_ref(), images, captions, |_, total| {
+                calls += 1;
+                assert_eq!(total, 9);
+            });
+            assert_eq!(calls, 9);
+            for (a, b) in sharded.iter().zip(&one_shot) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+}
