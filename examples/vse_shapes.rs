@@ -13,6 +13,8 @@ use clap::{Parser, ValueEnum};
 use itm::core::VseModelConfig;
 use itm::core::encoders::TextEncoder;
 use itm::core::eval::{Metrics, Protocol, evaluate};
+use itm::core::models::SimilarityConfig;
+use itm::core::similarity::{ChanConfig, ScanConfig, ScanDirection};
 use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
@@ -30,6 +32,32 @@ enum Images {
     Vit,
 }
 
+/// How a pair is scored.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum Similarity {
+    /// Cosine of the GPO-pooled vectors (VSE∞).
+    Cosine,
+    /// SCAN text-to-image attention, LogSumExp (λ1 = 9, λ2 = 6).
+    ScanT2i,
+    /// SCAN image-to-text attention, LogSumExp (λ1 = 4, λ2 = 5).
+    ScanI2t,
+    /// CHAN hard alignment, mean over words.
+    Chan,
+}
+
+impl Similarity {
+    fn config(self) -> SimilarityConfig {
+        match self {
+            Similarity::Cosine => SimilarityConfig::Cosine,
+            Similarity::ScanT2i => SimilarityConfig::Scan(ScanConfig::new()),
+            Similarity::ScanI2t => {
+                SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
+            }
+            Similarity::Chan => SimilarityConfig::Chan(ChanConfig::new()),
+        }
+    }
+}
+
 /// Train and evaluate VSE∞ on `shapes`.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -45,6 +73,9 @@ struct Args {
     /// Side the pixels are resized to for the pixel encoders (rendered at 64).
     #[arg(long, default_value_t = 32)]
     pixel_size: u32,
+    /// How a pair is scored: pooled vectors, or a fine-grained similarity of regions and words.
+    #[arg(long, value_enum, default_value_t = Similarity::Cosine)]
+    similarity: Similarity,
     /// Backend: flex (CPU), wgpu[:index] or cuda[:index].
     #[arg(long, default_value = "flex")]
     device: String,
@@ -160,6 +191,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let [train, dev, test] = &splits;
+    let model = model.with_similarity(args.similarity.config());
     let training = TrainingConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,

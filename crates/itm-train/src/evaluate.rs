@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor};
 use itm_core::VseModel;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
-use itm_core::similarity::BlockedCosine;
+use itm_core::similarity::{BlockedCosine, FeatureSets, ShardedScorer};
 use itm_data::{CaptionTokenizer, DataError, RetrievalSplit, TokenBatch};
 
 use crate::progress::Progress;
@@ -67,11 +67,97 @@ pub fn encode_split(
 }
 
 /// The `[n_images, n_captions]` cosine similarity matrix of `embeddings`, computed in blocks.
-pub fn score_split(embeddings: &Embeddings, device: &Device) -> Vec<f32> {
+pub fn cosine_scores(embeddings: &Embeddings, device: &Device) -> Vec<f32> {
     BlockedCosine::new(device.clone()).compute(
         &embeddings.images,
         &embeddings.captions,
         embeddings.dim,
+    )
+}
+
+/// Set features of a whole split on the host, padded to the longest set: `[n, max_len, D]`.
+struct HostSets {
+    values: Vec<f32>,
+    lengths: Vec<usize>,
+    max_len: usize,
+    dim: usize,
+}
+
+impl HostSets {
+    /// Gathers per-batch set tensors `[b, len_b, D]` into one buffer padded to `max_len`.
+    fn gather(batches: Vec<(Tensor<3>, Vec<usize>)>) -> Self {
+        let max_len = batches.iter().map(|(t, _)| t.dims()[1]).max().unwrap_or(1);
+        let dim = batches.first().map_or(1, |(t, _)| t.dims()[2]);
+        let mut values = Vec::new();
+        let mut lengths = Vec::new();
+        for (tensor, batch_lengths) in batches {
+            let [batch, len, _] = tensor.dims();
+            let data = tensor
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 features");
+            for row in 0..batch {
+                values.extend_from_slice(&data[row * len * dim..(row + 1) * len * dim]);
+                values.resize(values.len() + (max_len - len) * dim, 0.0);
+            }
+            lengths.extend(batch_lengths);
+        }
+        Self {
+            values,
+            lengths,
+            max_len,
+            dim,
+        }
+    }
+
+    fn sets(&self) -> FeatureSets<'_> {
+        FeatureSets::new(&self.values, &self.lengths, self.max_len, self.dim)
+    }
+}
+
+/// The `[n_images, n_captions]` score matrix of `split` under `model`: cosine of the pooled
+/// embeddings, or the model's fine-grained similarity of the region and word sets, scored in
+/// shards under a 2 GiB budget.
+pub fn score_split(
+    model: &VseModel,
+    split: &RetrievalSplit,
+    tokenizer: &CaptionTokenizer,
+    device: &Device,
+    quiet: bool,
+) -> Result<Vec<f32>, DataError> {
+    let Some(method) = model.fine_grained() else {
+        let embeddings = encode_split(model, split, tokenizer, device, 256, quiet)?;
+        return Ok(cosine_scores(&embeddings, device));
+    };
+    let batch_size = 256;
+    let indices: Vec<usize> = (0..split.n_images()).collect();
+    let chunks: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    let mut image_sets = Vec::new();
+    for batch in split.images.prefetch(chunks, None, 2) {
+        image_sets.push(model.encode_image_sets(batch?.to_input(device)));
+    }
+    let encoded = tokenizer.encode_all(&split.captions)?;
+    let mut caption_sets = Vec::new();
+    for chunk in encoded.chunks(batch_size) {
+        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
+        let batch = TokenBatch::pad(&refs);
+        let words = model.encode_caption_sets(batch.to_tensor(device), &batch.lengths);
+        caption_sets.push((words, batch.lengths));
+    }
+    let (images, captions) = (HostSets::gather(image_sets), HostSets::gather(caption_sets));
+    let scorer = ShardedScorer::new(device.clone());
+    let mut progress: Option<Progress> = None;
+    Ok(
+        scorer.score(method, images.sets(), captions.sets(), |done, total| {
+            progress
+                .get_or_insert_with(|| Progress::new("score", total, quiet))
+                .step(String::new);
+            if done == total
+                && let Some(bar) = progress.take()
+            {
+                bar.finish();
+            }
+        }),
     )
 }
 
@@ -84,8 +170,7 @@ pub fn evaluate_split(
     protocol: Protocol,
     quiet: bool,
 ) -> Result<RetrievalReport, DataError> {
-    let embeddings = encode_split(model, split, tokenizer, device, 256, quiet)?;
-    let scores = score_split(&embeddings, device);
+    let scores = score_split(model, split, tokenizer, device, quiet)?;
     Ok(evaluate(
         &scores,
         split.n_images(),

@@ -20,7 +20,7 @@ mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainError};
 pub use config::TrainingConfig;
-pub use evaluate::{Embeddings, encode_split, evaluate_split, score_split};
+pub use evaluate::{Embeddings, cosine_scores, encode_split, evaluate_split, score_split};
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,
     load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,

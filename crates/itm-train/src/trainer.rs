@@ -196,10 +196,11 @@ impl Trainer {
                     .collect();
                 let texts: Vec<&[i64]> = augmented.iter().map(Vec::as_slice).collect();
                 let tokens = TokenBatch::pad(&texts);
-                let image_embeddings = model.encode_images(image_input);
-                let caption_embeddings =
-                    model.encode_captions(tokens.to_tensor(&train_device), &tokens.lengths);
-                let scores = model.similarity(image_embeddings, caption_embeddings);
+                let scores = model.batch_scores(
+                    image_input,
+                    tokens.to_tensor(&train_device),
+                    &tokens.lengths,
+                );
                 let image_ids: Vec<u64> = images.iter().map(|&i| i as u64).collect();
                 let ids = config.mask_same_image.then_some(image_ids.as_slice());
                 let loss = loss_fn.forward(scores, ids, epoch);

@@ -2,4 +2,4 @@
 
 mod vse;
 
-pub use vse::{VseModel, VseModelConfig};
+pub use vse::{CosineHead, SimilarityConfig, SimilarityHead, VseModel, VseModelConfig};

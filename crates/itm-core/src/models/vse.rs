@@ -9,7 +9,46 @@ use crate::encoders::{
     ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder, TextEncoderConfig,
     VitEncoderConfig,
 };
+use crate::masking::l2_normalize;
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
+use crate::similarity::{Chan, ChanConfig, FineGrainedSimilarity, Scan, ScanConfig};
+
+/// How an image and a caption are scored.
+#[derive(Config, Debug)]
+pub enum SimilarityConfig {
+    /// Cosine of the pooled vectors (VSE++, VSE∞).
+    Cosine,
+    /// SCAN cross attention over regions and words.
+    Scan(ScanConfig),
+    /// CHAN hard alignment of words to regions.
+    Chan(ChanConfig),
+}
+
+/// The cosine head: no parameters; the poolings make the vectors.
+#[derive(Module, Debug, Default)]
+pub struct CosineHead;
+
+/// A scoring head built from a [`SimilarityConfig`].
+#[derive(Module, Debug)]
+pub enum SimilarityHead {
+    /// See [`SimilarityConfig::Cosine`].
+    Cosine(CosineHead),
+    /// See [`SimilarityConfig::Scan`].
+    Scan(Scan),
+    /// See [`SimilarityConfig::Chan`].
+    Chan(Chan),
+}
+
+impl SimilarityConfig {
+    /// Builds the head.
+    pub fn init(&self) -> SimilarityHead {
+        match self {
+            SimilarityConfig::Cosine => SimilarityHead::Cosine(CosineHead),
+            SimilarityConfig::Scan(config) => SimilarityHead::Scan(config.init()),
+            SimilarityConfig::Chan(config) => SimilarityHead::Chan(config.init()),
+        }
+    }
+}
 
 /// Configuration of a [`VseModel`].
 #[derive(Config, Debug)]
@@ -22,6 +61,10 @@ pub struct VseModelConfig {
     pub image_pooling: PoolingConfig,
     /// Pooling of the word set.
     pub text_pooling: PoolingConfig,
+    /// How a pair is scored: the cosine of the pooled vectors, or a fine-grained similarity
+    /// of the region and word sets (the poolings are then unused).
+    #[config(default = "SimilarityConfig::Cosine")]
+    pub similarity: SimilarityConfig,
 }
 
 impl VseModelConfig {
@@ -116,12 +159,13 @@ impl VseModelConfig {
             image_pooling: self.image_pooling.init(device),
             text: self.text.init(device),
             text_pooling: self.text_pooling.init(device),
+            similarity: self.similarity.init(),
         }
     }
 }
 
-/// Two towers that map images and captions to unit vectors of one space; the similarity of a
-/// pair is the cosine of its vectors.
+/// Two towers that map images and captions to sets of features in one space, scored by the
+/// cosine of their pooled vectors or by a fine-grained similarity of the sets.
 #[derive(Module, Debug)]
 pub struct VseModel {
     /// Image encoder.
@@ -132,6 +176,8 @@ pub struct VseModel {
     pub text: TextEncoder,
     /// Pooling of the encoded words.
     pub text_pooling: Pooling,
+    /// Scoring head.
+    pub similarity: SimilarityHead,
 }
 
 impl VseModel {
@@ -153,6 +199,47 @@ impl VseModel {
     /// Similarity of unit embeddings: `[n_img, D] × [n_cap, D] → [n_img, n_cap]`.
     pub fn similarity(&self, images: Tensor<2>, captions: Tensor<2>) -> Tensor<2> {
         images.matmul(captions.transpose())
+    }
+
+    /// The fine-grained similarity, when the model scores sets rather than vectors.
+    pub fn fine_grained(&self) -> Option<&dyn FineGrainedSimilarity> {
+        match &self.similarity {
+            SimilarityHead::Cosine(_) => None,
+            SimilarityHead::Scan(scan) => Some(scan),
+            SimilarityHead::Chan(chan) => Some(chan),
+        }
+    }
+
+    /// Unit region (or grid cell) features `[batch, n, D]` and their counts, for fine-grained
+    /// scoring.
+    pub fn encode_image_sets(&self, images: ImageInput) -> (Tensor<3>, Vec<usize>) {
+        let (features, lengths) = self.image.forward(images);
+        (l2_normalize(features), lengths)
+    }
+
+    /// Unit word features `[batch, max_words, D]`, for fine-grained scoring.
+    pub fn encode_caption_sets(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> Tensor<3> {
+        l2_normalize(self.text.forward(tokens, lengths))
+    }
+
+    /// Scores of a batch `[n_img, n_cap]`, with whichever head the model has.
+    pub fn batch_scores(
+        &self,
+        images: ImageInput,
+        tokens: Tensor<2, Int>,
+        lengths: &[usize],
+    ) -> Tensor<2> {
+        match self.fine_grained() {
+            None => self.similarity(
+                self.encode_images(images),
+                self.encode_captions(tokens, lengths),
+            ),
+            Some(method) => {
+                let (regions, counts) = self.encode_image_sets(images);
+                let words = self.encode_caption_sets(tokens, lengths);
+                method.similarity(regions, &counts, words, lengths)
+            }
+        }
     }
 }
 
