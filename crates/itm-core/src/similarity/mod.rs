@@ -2,12 +2,19 @@
 
 mod chan;
 mod cosine;
+mod esl;
 mod fine_grained;
 mod scan;
 mod sharded;
+mod xdim;
 
 pub use chan::{CHAN_INVALID_SCORE, Chan, ChanAggregation, ChanConfig};
 pub use cosine::{BlockedCosine, cosine_similarity};
+pub use esl::{
+    ESL_ADAPTIVE_KEEP, ESL_LAYER_NORM_EPSILON, ESL_LEAKY_SLOPE, ESL_SHARPENING, Esl, EslAggregator,
+    EslConfig, esl_adaptive_matrix,
+};
 pub use fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
 pub use scan::{SCAN_LEAKY_SLOPE, Scan, ScanAggregation, ScanConfig, ScanDirection};
 pub use sharded::{FeatureSets, ShardedScorer};
+pub use xdim::{XDIM_LEAKY_SLOPE, XDIM_MASK_ARGUMENT_MAX, XDIM_VARIANCE_FLOOR, XDim, XDimConfig};
