@@ -1,4 +1,4 @@
-//! Fine-grained models (CHAN, SCAN) train through the same loop as the cosine model and are
+//! Fine-grained models (CHAN, SCAN, ESL, X-Dim) train through the same loop as the cosine model and are
 //! evaluated through the sharded scorer: the loss falls, retrieval beats chance, the checkpoint
 //! reloads to the same scores.
 
@@ -7,7 +7,7 @@ use itm::core::VseModelConfig;
 use itm::core::eval::Protocol;
 use itm::core::loss::NegativeMining;
 use itm::core::models::SimilarityConfig;
-use itm::core::similarity::{ChanConfig, ScanConfig};
+use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, XDimConfig};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm::data::{CaptionTokenizer, Vocabulary};
 use itm::train::{Checkpoint, Trainer, TrainingConfig, evaluate_split};
@@ -96,4 +96,17 @@ fn chan_trains_on_regions() {
 #[test]
 fn scan_trains_on_regions() {
     train_and_check("Scan", SimilarityConfig::Scan(ScanConfig::new()));
+}
+
+#[test]
+fn esl_trains_on_regions() {
+    train_and_check(
+        "Esl",
+        SimilarityConfig::Esl(EslConfig::new(32).with_levels(3)),
+    );
+}
+
+#[test]
+fn xdim_trains_on_regions() {
+    train_and_check("XDim", SimilarityConfig::XDim(XDimConfig::new(32)));
 }

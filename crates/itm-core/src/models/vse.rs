@@ -11,7 +11,9 @@ use crate::encoders::{
 };
 use crate::masking::l2_normalize;
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
-use crate::similarity::{Chan, ChanConfig, FineGrainedSimilarity, Scan, ScanConfig};
+use crate::similarity::{
+    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, Scan, ScanConfig, XDim, XDimConfig,
+};
 
 /// How an image and a caption are scored.
 #[derive(Config, Debug)]
@@ -22,6 +24,10 @@ pub enum SimilarityConfig {
     Scan(ScanConfig),
     /// CHAN hard alignment of words to regions.
     Chan(ChanConfig),
+    /// ESL enhanced correspondence over levels of aggregated dimensions (learned).
+    Esl(EslConfig),
+    /// X-Dim dimension dependency (learned).
+    XDim(XDimConfig),
 }
 
 /// The cosine head: no parameters; the poolings make the vectors.
@@ -37,15 +43,21 @@ pub enum SimilarityHead {
     Scan(Scan),
     /// See [`SimilarityConfig::Chan`].
     Chan(Chan),
+    /// See [`SimilarityConfig::Esl`].
+    Esl(Esl),
+    /// See [`SimilarityConfig::XDim`].
+    XDim(XDim),
 }
 
 impl SimilarityConfig {
-    /// Builds the head.
-    pub fn init(&self) -> SimilarityHead {
+    /// Builds the head on `device` (ESL and X-Dim have learned parameters).
+    pub fn init(&self, device: &Device) -> SimilarityHead {
         match self {
             SimilarityConfig::Cosine => SimilarityHead::Cosine(CosineHead),
             SimilarityConfig::Scan(config) => SimilarityHead::Scan(config.init()),
             SimilarityConfig::Chan(config) => SimilarityHead::Chan(config.init()),
+            SimilarityConfig::Esl(config) => SimilarityHead::Esl(config.init(device)),
+            SimilarityConfig::XDim(config) => SimilarityHead::XDim(config.init(device)),
         }
     }
 }
@@ -159,7 +171,7 @@ impl VseModelConfig {
             image_pooling: self.image_pooling.init(device),
             text: self.text.init(device),
             text_pooling: self.text_pooling.init(device),
-            similarity: self.similarity.init(),
+            similarity: self.similarity.init(device),
         }
     }
 }
@@ -207,6 +219,8 @@ impl VseModel {
             SimilarityHead::Cosine(_) => None,
             SimilarityHead::Scan(scan) => Some(scan),
             SimilarityHead::Chan(chan) => Some(chan),
+            SimilarityHead::Esl(esl) => Some(esl),
+            SimilarityHead::XDim(xdim) => Some(xdim),
         }
     }
 
