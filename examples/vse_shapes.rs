@@ -14,7 +14,7 @@ use itm::core::VseModelConfig;
 use itm::core::encoders::TextEncoder;
 use itm::core::eval::{Metrics, Protocol, evaluate};
 use itm::core::models::SimilarityConfig;
-use itm::core::similarity::{ChanConfig, ScanConfig, ScanDirection};
+use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XDimConfig};
 use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
@@ -43,10 +43,14 @@ enum Similarity {
     ScanI2t,
     /// CHAN hard alignment, mean over words.
     Chan,
+    /// ESL, adaptive aggregators, levels down to width 2.
+    Esl,
+    /// X-Dim dimension dependency.
+    Xdim,
 }
 
 impl Similarity {
-    fn config(self) -> SimilarityConfig {
+    fn config(self, d_embed: usize) -> SimilarityConfig {
         match self {
             Similarity::Cosine => SimilarityConfig::Cosine,
             Similarity::ScanT2i => SimilarityConfig::Scan(ScanConfig::new()),
@@ -54,6 +58,11 @@ impl Similarity {
                 SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
             }
             Similarity::Chan => SimilarityConfig::Chan(ChanConfig::new()),
+            Similarity::Esl => {
+                let levels = (usize::BITS - d_embed.leading_zeros()) as usize - 1;
+                SimilarityConfig::Esl(EslConfig::new(d_embed).with_levels(levels))
+            }
+            Similarity::Xdim => SimilarityConfig::XDim(XDimConfig::new(d_embed)),
         }
     }
 }
@@ -191,7 +200,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let [train, dev, test] = &splits;
-    let model = model.with_similarity(args.similarity.config());
+    let model = model.with_similarity(args.similarity.config(args.embed));
     let training = TrainingConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
