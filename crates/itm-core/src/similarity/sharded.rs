@@ -161,7 +161,7 @@ impl ShardedScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::similarity::{ChanConfig, ScanConfig, ScanDirection};
+    use crate::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XDimConfig};
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
     fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
