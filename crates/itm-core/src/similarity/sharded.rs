@@ -201,6 +201,8 @@ mod tests {
                     .with_direction(ScanDirection::ImageToText)
                     .init(),
             ),
+            Box::new(EslConfig::new(d).with_levels(3).init(&device)),
+            Box::new(XDimConfig::new(d).init(&device)),
         ];
         for method in &methods {
             let one_shot = method.similarity(
