@@ -68,6 +68,7 @@ fn train_and_check(name: &str, similarity: SimilarityConfig) {
     .unwrap();
     // Chance on 40 images × 200 captions: an rsum near 78.
     let rsum = report.metrics.rsum();
+    eprintln!("{name}: test rsum {rsum:.1}");
     assert!(
         rsum > 250.0,
         "{name}: rsum {rsum} is not far above chance: {:?}",
@@ -88,25 +89,15 @@ fn train_and_check(name: &str, similarity: SimilarityConfig) {
     std::fs::remove_dir_all(&output).unwrap();
 }
 
+// One test, so that the runs do not share the CPU device's random generator from several
+// threads (which would make their initialisation, and the thresholds, flaky).
 #[test]
-fn chan_trains_on_regions() {
+fn fine_grained_heads_train_on_regions() {
     train_and_check("Chan", SimilarityConfig::Chan(ChanConfig::new()));
-}
-
-#[test]
-fn scan_trains_on_regions() {
     train_and_check("Scan", SimilarityConfig::Scan(ScanConfig::new()));
-}
-
-#[test]
-fn esl_trains_on_regions() {
     train_and_check(
         "Esl",
         SimilarityConfig::Esl(EslConfig::new(32).with_levels(3)),
     );
-}
-
-#[test]
-fn xdim_trains_on_regions() {
     train_and_check("XDim", SimilarityConfig::XDim(XDimConfig::new(32)));
 }
