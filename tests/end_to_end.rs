@@ -1,13 +1,14 @@
 //! A short training run on a small `shapes` subset: the loss falls and retrieval beats chance
 //! by a wide margin; the checkpoint written on the way reloads to the same scores.
 
+mod common;
 use itm::burn::tensor::Device;
 use itm::core::VseModelConfig;
 use itm::core::eval::Protocol;
 use itm::core::loss::NegativeMining;
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm::data::{CaptionTokenizer, Vocabulary};
-use itm::train::{Checkpoint, Trainer, TrainingConfig, evaluate_split};
+use itm::train::{Trainer, TrainingConfig, evaluate_split};
 
 #[test]
 fn short_run_learns_and_checkpoints() {
@@ -70,23 +71,8 @@ fn short_run_learns_and_checkpoints() {
         report.metrics
     );
 
-    let (reloaded, _, reloaded_vocab) = Checkpoint::new(&output)
-        .load(&device)
-        .expect("checkpoint loads");
+    let (_, _, reloaded_vocab) = common::assert_checkpoint_rescores(&output, test, &device, rsum);
     assert!(matches!(reloaded_vocab, CaptionTokenizer::Words(v) if v == vocab));
-    let again = evaluate_split(
-        &reloaded,
-        test,
-        &tokenizer,
-        &device,
-        Protocol::Flickr30k,
-        true,
-    )
-    .unwrap();
-    assert!(
-        (again.metrics.rsum() - rsum).abs() < 1e-6,
-        "reloaded model scores the same"
-    );
     let metrics = std::fs::read_to_string(output.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 3);
     std::fs::remove_dir_all(&output).unwrap();

@@ -1,6 +1,7 @@
 //! Raw-image encoders trained end to end on `shapes` pixels read from a Karpathy-layout folder
 //! (generated here): the loss falls, retrieval beats chance, the checkpoint reloads.
 
+mod common;
 use itm::burn::tensor::Device;
 use itm::core::VseModelConfig;
 use itm::core::eval::Protocol;
@@ -9,7 +10,7 @@ use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm::data::{CaptionTokenizer, RetrievalSplit, Vocabulary};
-use itm::train::{Checkpoint, Trainer, TrainingConfig, evaluate_split};
+use itm::train::{Trainer, TrainingConfig, evaluate_split};
 
 fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], CaptionTokenizer) {
     let data = ShapesDataset::generate(&ShapesConfig {
@@ -84,17 +85,7 @@ fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
         "{name}: rsum {rsum} is not above chance: {:?}",
         report.metrics
     );
-    let (reloaded, _, _) = Checkpoint::new(&output).load(&device).unwrap();
-    let again = evaluate_split(
-        &reloaded,
-        &test,
-        &tokenizer,
-        &device,
-        Protocol::Flickr30k,
-        true,
-    )
-    .unwrap();
-    assert!((again.metrics.rsum() - rsum).abs() < 1e-6);
+    common::assert_checkpoint_rescores(&output, &test, &device, rsum);
     std::fs::remove_dir_all(&folder).unwrap();
 }
 

@@ -100,3 +100,36 @@ pub fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().expect("f32 tensor")
 }
+
+/// Reloads the checkpoint in `folder` on `device`, asserts that the reloaded model (with the
+/// reloaded tokenizer) scores `split` to the same rsum as `expected_rsum`, and returns what was
+/// loaded for further checks.
+pub fn assert_checkpoint_rescores(
+    folder: &std::path::Path,
+    split: &itm::data::RetrievalSplit,
+    device: &Device,
+    expected_rsum: f64,
+) -> (
+    itm::core::VseModel,
+    itm::core::VseModelConfig,
+    itm::data::CaptionTokenizer,
+) {
+    let (model, config, tokenizer) = itm::train::Checkpoint::new(folder)
+        .load(device)
+        .expect("the checkpoint loads");
+    let again = itm::train::evaluate_split(
+        &model,
+        split,
+        &tokenizer,
+        device,
+        itm::core::eval::Protocol::Flickr30k,
+        true,
+    )
+    .expect("the reloaded model evaluates");
+    assert!(
+        (again.metrics.rsum() - expected_rsum).abs() < 1e-6,
+        "the reloaded model scores {} instead of {expected_rsum}",
+        again.metrics.rsum()
+    );
+    (model, config, tokenizer)
+}
