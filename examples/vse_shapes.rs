@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use itm::core::VseModelConfig;
 use itm::core::encoders::TextEncoder;
 use itm::core::eval::{Metrics, Protocol, evaluate};
+use itm::core::fusion::MultiScaleFusionConfig;
 use itm::core::models::SimilarityConfig;
 use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XDimConfig};
 use itm::data::images::ImageTransform;
@@ -43,6 +44,8 @@ enum Similarity {
     ScanI2t,
     /// CHAN hard alignment, mean over words.
     Chan,
+    /// CHAN over multi-scale fused regions (CHAN-ASDG; scales 1, 2, 4 and the image mean).
+    ChanAsdg,
     /// ESL, adaptive aggregators, levels down to width 2.
     Esl,
     /// X-Dim dimension dependency.
@@ -57,13 +60,17 @@ impl Similarity {
             Similarity::ScanI2t => {
                 SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
             }
-            Similarity::Chan => SimilarityConfig::Chan(ChanConfig::new()),
+            Similarity::Chan | Similarity::ChanAsdg => SimilarityConfig::Chan(ChanConfig::new()),
             Similarity::Esl => {
                 let levels = (usize::BITS - d_embed.leading_zeros()) as usize - 1;
                 SimilarityConfig::Esl(EslConfig::new(d_embed).with_levels(levels))
             }
             Similarity::Xdim => SimilarityConfig::XDim(XDimConfig::new(d_embed)),
         }
+    }
+
+    fn region_fusion(self, d_embed: usize) -> Option<MultiScaleFusionConfig> {
+        (self == Similarity::ChanAsdg).then(|| MultiScaleFusionConfig::new(d_embed))
     }
 }
 
@@ -200,7 +207,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let [train, dev, test] = &splits;
-    let model = model.with_similarity(args.similarity.config(args.embed));
+    let model = model
+        .with_similarity(args.similarity.config(args.embed))
+        .with_region_fusion(args.similarity.region_fusion(args.embed));
     let training = TrainingConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,

@@ -1,4 +1,4 @@
-//! Fine-grained models (CHAN, SCAN, ESL, X-Dim) train through the same loop as the cosine model and are
+//! Fine-grained models (CHAN, CHAN-ASDG, SCAN, ESL, X-Dim) train through the same loop as the cosine model and are
 //! evaluated through the sharded scorer: the loss falls, retrieval beats chance, the checkpoint
 //! reloads to the same scores.
 
@@ -6,6 +6,7 @@ mod common;
 use itm::burn::tensor::Device;
 use itm::core::VseModelConfig;
 use itm::core::eval::Protocol;
+use itm::core::fusion::MultiScaleFusionConfig;
 use itm::core::loss::NegativeMining;
 use itm::core::models::SimilarityConfig;
 use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, XDimConfig};
@@ -13,7 +14,11 @@ use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm::data::{CaptionTokenizer, Vocabulary};
 use itm::train::{Trainer, TrainingConfig, evaluate_split};
 
-fn train_and_check(name: &str, similarity: SimilarityConfig) {
+fn train_and_check(
+    name: &str,
+    similarity: SimilarityConfig,
+    fusion: Option<MultiScaleFusionConfig>,
+) {
     let data = ShapesDataset::generate(&ShapesConfig {
         seed: 12,
         train_images: 400,
@@ -27,7 +32,8 @@ fn train_and_check(name: &str, similarity: SimilarityConfig) {
     });
     let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
     let model = VseModelConfig::vse_infinity_bigru_sized(32, vocab.len(), 32, 16)
-        .with_similarity(similarity);
+        .with_similarity(similarity)
+        .with_region_fusion(fusion.clone());
     let tokenizer = CaptionTokenizer::from(vocab);
     let output = std::env::temp_dir().join(format!("itm-fine-{name}-{}", std::process::id()));
     let device = Device::flex();
@@ -77,6 +83,10 @@ fn train_and_check(name: &str, similarity: SimilarityConfig) {
     );
     let (reloaded, config, _) = common::assert_checkpoint_rescores(&output, test, &device, rsum);
     assert!(reloaded.fine_grained().is_some() && format!("{:?}", config.similarity).contains(name));
+    assert_eq!(
+        reloaded.region_fusion.is_some() && config.region_fusion.is_some(),
+        fusion.is_some()
+    );
     std::fs::remove_dir_all(&output).unwrap();
 }
 
@@ -84,11 +94,18 @@ fn train_and_check(name: &str, similarity: SimilarityConfig) {
 // threads (which would make their initialisation, and the thresholds, flaky).
 #[test]
 fn fine_grained_heads_train_on_regions() {
-    train_and_check("Chan", SimilarityConfig::Chan(ChanConfig::new()));
-    train_and_check("Scan", SimilarityConfig::Scan(ScanConfig::new()));
+    train_and_check("Chan", SimilarityConfig::Chan(ChanConfig::new()), None);
+    // CHAN-ASDG: CHAN over multi-scale fused regions.
+    train_and_check(
+        "Chan",
+        SimilarityConfig::Chan(ChanConfig::new()),
+        Some(MultiScaleFusionConfig::new(32)),
+    );
+    train_and_check("Scan", SimilarityConfig::Scan(ScanConfig::new()), None);
     train_and_check(
         "Esl",
         SimilarityConfig::Esl(EslConfig::new(32).with_levels(3)),
+        None,
     );
-    train_and_check("XDim", SimilarityConfig::XDim(XDimConfig::new(32)));
+    train_and_check("XDim", SimilarityConfig::XDim(XDimConfig::new(32)), None);
 }

@@ -1,6 +1,6 @@
 //! Backend-agnostic building blocks for image–text matching.
 //!
-//! Data flows one way: [`encoders`] → [`pooling`] → [`similarity`] → [`loss`] / [`eval`].
+//! Data flows one way: [`encoders`] → ([`fusion`]) → [`pooling`] → [`similarity`] → [`loss`] / [`eval`].
 //! Nothing here names a backend: the [`burn::tensor::Device`] a module is built on decides
 //! where it runs (the pure-Rust `flex` CPU backend, WGPU or CUDA).
 //!
@@ -8,6 +8,7 @@
 
 pub mod encoders;
 pub mod eval;
+pub mod fusion;
 pub mod loss;
 pub mod masking;
 pub mod models;

@@ -9,6 +9,7 @@ use crate::encoders::{
     ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder, TextEncoderConfig,
     VitEncoderConfig,
 };
+use crate::fusion::{MultiScaleFusion, MultiScaleFusionConfig};
 use crate::masking::l2_normalize;
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
 use crate::similarity::{
@@ -77,6 +78,10 @@ pub struct VseModelConfig {
     /// of the region and word sets (the poolings are then unused).
     #[config(default = "SimilarityConfig::Cosine")]
     pub similarity: SimilarityConfig,
+    /// Multi-scale fusion of the encoded regions before pooling or fine-grained scoring
+    /// (CHAN-ASDG); `None` leaves the regions as encoded.
+    #[config(default = "None")]
+    pub region_fusion: Option<MultiScaleFusionConfig>,
 }
 
 impl VseModelConfig {
@@ -172,6 +177,10 @@ impl VseModelConfig {
             text: self.text.init(device),
             text_pooling: self.text_pooling.init(device),
             similarity: self.similarity.init(device),
+            region_fusion: self
+                .region_fusion
+                .as_ref()
+                .map(|config| config.init(device)),
         }
     }
 }
@@ -190,6 +199,8 @@ pub struct VseModel {
     pub text_pooling: Pooling,
     /// Scoring head.
     pub similarity: SimilarityHead,
+    /// Multi-scale fusion of the encoded regions, if configured.
+    pub region_fusion: Option<MultiScaleFusion>,
 }
 
 impl VseModel {
@@ -197,8 +208,17 @@ impl VseModel {
     ///   `[batch, 3, height, width]`
     /// - returns unit image embeddings `[batch, D]`
     pub fn encode_images(&self, images: ImageInput) -> Tensor<2> {
-        let (features, lengths) = self.image.forward(images);
+        let (features, lengths) = self.encode_regions(images);
         self.image_pooling.forward(features, &lengths)
+    }
+
+    /// Encoded (and, if configured, fused) regions `[batch, n, D]` and their counts.
+    fn encode_regions(&self, images: ImageInput) -> (Tensor<3>, Vec<usize>) {
+        let (features, lengths) = self.image.forward(images);
+        match &self.region_fusion {
+            None => (features, lengths),
+            Some(fusion) => (fusion.forward(features, &lengths), lengths),
+        }
     }
 
     /// - `tokens`: `[batch, max_words]`, valid prefix `lengths`
@@ -227,7 +247,7 @@ impl VseModel {
     /// Unit region (or grid cell) features `[batch, n, D]` and their counts, for fine-grained
     /// scoring.
     pub fn encode_image_sets(&self, images: ImageInput) -> (Tensor<3>, Vec<usize>) {
-        let (features, lengths) = self.image.forward(images);
+        let (features, lengths) = self.encode_regions(images);
         (l2_normalize(features), lengths)
     }
 
