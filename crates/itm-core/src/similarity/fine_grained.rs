@@ -31,6 +31,16 @@ pub trait FineGrainedSimilarity {
         words: Tensor<3>,
         word_lengths: &[usize],
     ) -> Tensor<2>;
+
+    /// Peak number of f32 values that scoring a block keeps alive per (image, caption) pair,
+    /// with `regions` region slots, `words` word slots and feature width `dim`: the sharded
+    /// driver ([`super::ShardedScorer`]) sizes its blocks with it. Implementations state
+    /// numbers measured with `examples/fine_grained_memory.rs` plus a margin; this default
+    /// assumes eight `[K, L]` tensors per pair.
+    fn working_values_per_pair(&self, regions: usize, words: usize, dim: usize) -> usize {
+        let _ = dim;
+        8 * regions * words
+    }
 }
 
 /// Sizes of one fine-grained scoring problem (a batch or a block).

@@ -228,6 +228,12 @@ impl FineGrainedSimilarity for Scan {
             }
         }
     }
+
+    /// Measured on `flex`: 4.3–5.3 values per region–word slot in either direction; 6 with a
+    /// margin (the attended vectors are not materialised per pair).
+    fn working_values_per_pair(&self, regions: usize, words: usize, _dim: usize) -> usize {
+        6 * regions * words
+    }
 }
 
 #[cfg(test)]

@@ -83,11 +83,6 @@ pub struct ShardedScorer {
     pub device: Device,
     /// Bytes the working tensors of one block may take (default 2 GiB).
     pub memory_budget: usize,
-    /// Live f32 values per (region, word) slot of a block: the size of the working set in units
-    /// of `n_img · n_cap · K · L`. The default, 8, is an estimate from the number of
-    /// `[n_img, n_cap, K, L]` tensors a SCAN forward pass keeps alive at once (about six), with
-    /// a margin; it is not yet a measurement.
-    pub values_per_slot: usize,
 }
 
 impl ShardedScorer {
@@ -96,7 +91,6 @@ impl ShardedScorer {
         Self {
             device,
             memory_budget: 2 << 30,
-            values_per_slot: 8,
         }
     }
 
@@ -107,10 +101,16 @@ impl ShardedScorer {
     }
 
     /// Images and captions per block: the largest block whose working set
-    /// (`rows · cols · K · L · values_per_slot · 4` bytes) fits the budget, as square as the
+    /// (`rows · cols · values_per_pair · 4` bytes, see
+    /// [`FineGrainedSimilarity::working_values_per_pair`]) fits the budget, as square as the
     /// matrix allows, at least one pair.
-    pub fn block_shape(&self, n_img: usize, k: usize, n_cap: usize, l: usize) -> (usize, usize) {
-        let per_pair = (k * l * self.values_per_slot * 4).max(1);
+    pub fn block_shape(
+        &self,
+        values_per_pair: usize,
+        n_img: usize,
+        n_cap: usize,
+    ) -> (usize, usize) {
+        let per_pair = (values_per_pair * 4).max(1);
         let pairs = (self.memory_budget / per_pair).max(1);
         let side = (pairs as f64).sqrt().floor() as usize;
         let rows = side.clamp(1, n_img.max(1));
@@ -133,7 +133,8 @@ impl ShardedScorer {
             "regions and words must share the feature width"
         );
         let (n_img, n_cap) = (images.len(), captions.len());
-        let (rows, cols) = self.block_shape(n_img, images.max_len, n_cap, captions.max_len);
+        let per_pair = method.working_values_per_pair(images.max_len, captions.max_len, images.dim);
+        let (rows, cols) = self.block_shape(per_pair, n_img, n_cap);
         let total = n_img.div_ceil(rows) * n_cap.div_ceil(cols);
         let mut scores = vec![0.0f32; n_img * n_cap];
         let mut done = 0;
@@ -171,15 +172,18 @@ mod tests {
     #[test]
     fn blocks_respect_the_budget() {
         let scorer = ShardedScorer::new(Device::default());
-        let (rows, cols) = scorer.block_shape(5000, 36, 25000, 40);
-        let bytes = rows * cols * 36 * 40 * 8 * 4;
+        // COCO 5K with CHAN's estimate (3 values per region–word slot).
+        let per_pair = 3 * 36 * 40;
+        let (rows, cols) = scorer.block_shape(per_pair, 5000, 25000);
+        let bytes = rows * cols * per_pair * 4;
         assert!(bytes <= 2 << 30, "{rows}×{cols} needs {bytes} bytes");
         assert!(
-            rows * cols > 10_000,
+            bytes > (2 << 30) * 9 / 10,
             "blocks are not needlessly small: {rows}×{cols}"
         );
+        assert!(rows.abs_diff(cols) <= 1, "blocks are square: {rows}×{cols}");
         let tiny = scorer.with_memory_budget(1);
-        assert_eq!(tiny.block_shape(7, 3, 9, 4), (1, 1));
+        assert_eq!(tiny.block_shape(7 * 3, 9, 4), (1, 1));
     }
 
     #[test]
@@ -212,9 +216,10 @@ mod tests {
                 &lengths,
             );
             let one_shot = one_shot.into_data().try_into_vec::<f32>().unwrap();
-            // A budget of 2×3 pairs of the full K×L slots forces uneven blocks.
-            let scorer = ShardedScorer::new(device.clone()).with_memory_budget(6 * k * l * 8 * 4);
-            assert_eq!(scorer.block_shape(n_img, k, n_cap, l), (2, 3));
+            // A budget of 2×3 pairs forces uneven blocks.
+            let per_pair = method.working_values_per_pair(k, l, d);
+            let scorer = ShardedScorer::new(device.clone()).with_memory_budget(6 * per_pair * 4);
+            assert_eq!(scorer.block_shape(per_pair, n_img, n_cap), (2, 3));
             let mut calls = 0;
             let sharded = scorer.score(method.as_ref(), images, captions, |_, total| {
                 calls += 1;

@@ -207,6 +207,13 @@ impl FineGrainedSimilarity for XDim {
         let per_word = l2_normalize(z).sum_dim(3); // [n_img, n_cap, L, 1]
         masked_mean(per_word, word_padding, 2).reshape([n_img, n_cap])
     }
+
+    /// Measured on `flex`: about `2.1 · L · D` values per pair (the attended vectors `c_w`,
+    /// their products with the words and the re-projection are `[L, D]` per pair), the
+    /// `[K, L]` tensors being small beside them; `3 · L · D + 2 · K · L` with a margin.
+    fn working_values_per_pair(&self, regions: usize, words: usize, dim: usize) -> usize {
+        3 * words * dim + 2 * regions * words
+    }
 }
 
 #[cfg(test)]
