@@ -8,6 +8,7 @@
 
 pub mod encoders;
 pub mod eval;
+pub mod fusion;
 pub mod loss;
 pub mod masking;
 pub mod models;
@@ -16,6 +17,7 @@ pub mod similarity;
 
 pub use encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
 pub use eval::{Metrics, Protocol, RetrievalReport, evaluate};
+pub use fusion::{CoAttentionConfig, CoAttentionStack, InstanceRelation, InstanceRelationConfig};
 pub use loss::{HingeLoss, HingeLossConfig, InfoNce, InfoNceConfig, NegativeMining};
 pub use models::{VseModel, VseModelConfig};
 pub use pooling::{Gpo, GpoConfig, Pooling, PoolingConfig};
