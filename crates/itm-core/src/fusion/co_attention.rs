@@ -266,8 +266,12 @@ mod tests {
         let words_padded = Tensor::cat(vec![words, garbage([2, 2, 8])], 1);
         let regions_padded = regions_padded.slice_assign([1..2, 2..5, 0..8], garbage([1, 3, 8]));
         let words_padded = words_padded.slice_assign([1..2, 1..6, 0..8], garbage([1, 5, 8]));
-        let (r_padded, w_padded) =
-            stack.forward(regions_padded, &r_lengths, words_padded, &w_lengths);
+        let (r_padded, w_padded) = stack.forward(
+            regions_padded.clone(),
+            &r_lengths,
+            words_padded.clone(),
+            &w_lengths,
+        );
         // Compare the real rows only.
         for (b, (&r, &w)) in r_lengths.iter().zip(&w_lengths).enumerate() {
             let r_diff = max_abs_diff(
@@ -283,19 +287,12 @@ mod tests {
                 "item {b}: {r_diff} {w_diff}"
             );
         }
-        // And the padding does reach the outputs when it is declared real.
-        let (r_leaky, _) = stack.forward(
-            Tensor::cat(vec![r_plain.clone(), garbage([2, 2, 8])], 1),
-            &[5, 4],
-            w_plain.clone(),
-            &w_lengths,
-        );
-        assert!(
-            max_abs_diff(
-                r_leaky.slice([0..2, 0..2, 0..8]),
-                r_plain.slice([0..2, 0..2, 0..8])
-            ) > 1e-3
-        );
+        // Control: the same inputs with the garbage region rows declared real do change the
+        // real outputs of both streams, so the equalities above come from the masks.
+        let (r_leaky, w_leaky) = stack.forward(regions_padded, &[5, 5], words_padded, &w_lengths);
+        let real_rows = |t: Tensor<3>| t.slice([0..1, 0..3, 0..8]);
+        assert!(max_abs_diff(real_rows(r_leaky), real_rows(r_plain)) > 1e-2);
+        assert!(max_abs_diff(real_rows(w_leaky), real_rows(w_plain)) > 1e-2);
     }
 
     #[test]

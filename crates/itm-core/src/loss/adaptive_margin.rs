@@ -13,7 +13,8 @@
 //! 1. batch statistics: the mean and population standard deviation of the `B` positive scores
 //!    `S_ii`, and of the hardest-negative scores — `max_j S_ij` for every image row and
 //!    `max_i S_ij` for every caption column (`2B` values; positives, or same-image pairs when
-//!    image ids are given, excluded; rows without any negative are skipped);
+//!    image ids are given, excluded; rows without any negative are skipped). The scores are
+//!    copied to the host for this (`B²` values, one synchronisation per step);
 //! 2. running statistics `μ⁺, σ⁺, μ⁻, σ⁻`: the first step copies the batch statistics, later
 //!    steps take `r ← m·r + (1 − m)·batch` with momentum `m = 0.9` (the standard deviations are
 //!    averaged as such, not as variances);
@@ -216,7 +217,8 @@ impl AdaptiveMarginLoss {
             blend(&mut stats.positive_mean, mean);
             blend(&mut stats.positive_std, std);
         }
-        // A batch without negatives (one image) keeps the previous negative statistics.
+        // A batch without negatives (a single image) keeps the previous negative statistics; as
+        // the very first batch, it copies the positive ones (read as complete overlap).
         match mean_std(&negatives) {
             Some((mean, std)) => {
                 blend(&mut stats.negative_mean, mean);

@@ -25,8 +25,8 @@
 //! to 1 and only a negative that clearly stands out in similarity is down-weighted noticeably.
 
 use burn::config::Config;
-use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor};
 
 use super::hinge::{NegativeMining, diagonal, positive_mask};
 use crate::masking::{MASKED_LOGIT, l2_normalize};
@@ -144,12 +144,7 @@ impl AmbiguityAwareLoss {
 
     /// `1 − softmax(cos / τ)` over the negatives along `dim` (1: across a row, 0: down a
     /// column), 0 at `excluded` positions; detached. `features`: `[B, D]`.
-    fn weights(
-        &self,
-        features: Tensor<2>,
-        excluded: Tensor<2, burn::tensor::Bool>,
-        dim: usize,
-    ) -> Tensor<2> {
+    fn weights(&self, features: Tensor<2>, excluded: Tensor<2, Bool>, dim: usize) -> Tensor<2> {
         let unit = l2_normalize(features.detach());
         let ambiguity = unit.clone().matmul(unit.transpose()); // symmetric [B, B]
         let normalised = softmax(
