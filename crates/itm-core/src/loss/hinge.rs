@@ -94,14 +94,18 @@ impl HingeLoss {
 }
 
 /// The diagonal `[B]` of a square `[B, B]` matrix.
-fn diagonal(matrix: Tensor<2>) -> Tensor<1> {
+pub(super) fn diagonal(matrix: Tensor<2>) -> Tensor<1> {
     let [n, _] = matrix.dims();
     let eye = Tensor::<2>::eye(n, &matrix.device());
     (matrix * eye).sum_dim(1).squeeze_dim::<1>(1)
 }
 
 /// `[B, B]` mask, `true` where caption `j` is a positive of image `i`.
-fn positive_mask(size: usize, image_ids: Option<&[u64]>, device: &Device) -> Tensor<2, Bool> {
+pub(super) fn positive_mask(
+    size: usize,
+    image_ids: Option<&[u64]>,
+    device: &Device,
+) -> Tensor<2, Bool> {
     let flags: Vec<bool> = match image_ids {
         Some(ids) => {
             assert_eq!(ids.len(), size, "one image id per batch row");

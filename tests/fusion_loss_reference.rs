@@ -1,0 +1,341 @@
+//! Parity of the fusion layers and the DAIM / AAHR losses with the PyTorch references of
+//! `scripts/generate_fusion_loss_fixtures.py` (≤ 1e-5, forward and gradients).
+
+mod common;
+
+use common::*;
+use itm::burn::module::Param;
+use itm::burn::nn::LayerNorm;
+use itm::burn::nn::attention::MultiHeadAttention;
+use itm::burn::nn::transformer::PositionWiseFeedForward;
+use itm::burn::tensor::{Device, Tensor};
+use itm::core::fusion::{CoAttentionConfig, CoAttentionStream, InstanceRelationConfig};
+use itm::core::loss::{
+    AdaptiveMarginConfig, AmbiguityAwareConfig, DistinguishabilityConfig, NegativeMining,
+};
+use serde_json::Value;
+
+const TOLERANCE: f32 = 1e-5;
+
+fn usize_of(value: &Value) -> usize {
+    value.as_u64().expect("an integer") as usize
+}
+
+fn load_attention(mha: &mut MultiHeadAttention, params: &Value, device: &Device) {
+    for (linear, name) in [
+        (&mut mha.query, "query"),
+        (&mut mha.key, "key"),
+        (&mut mha.value, "value"),
+        (&mut mha.output, "output"),
+    ] {
+        let p = &params[name];
+        load_linear(linear, &p["weight"], Some(&p["bias"]), device);
+    }
+}
+
+fn load_norm(norm: &mut LayerNorm, params: &Value, device: &Device) {
+    let [d] = norm.gamma.dims();
+    norm.gamma = Param::from_tensor(tensor(&params["gamma"], [d], device));
+    norm.beta = Some(Param::from_tensor(tensor(&params["beta"], [d], device)));
+}
+
+fn load_feed_forward(
+    ff: &mut PositionWiseFeedForward,
+    inner: &Value,
+    outer: &Value,
+    device: &Device,
+) {
+    load_linear(
+        &mut ff.linear_inner,
+        &inner["weight"],
+        Some(&inner["bias"]),
+        device,
+    );
+    load_linear(
+        &mut ff.linear_outer,
+        &outer["weight"],
+        Some(&outer["bias"]),
+        device,
+    );
+}
+
+fn load_stream(stream: &mut CoAttentionStream, p: &Value, device: &Device) {
+    load_attention(&mut stream.self_attention, &p["self_attention"], device);
+    load_norm(&mut stream.self_norm, &p["self_norm"], device);
+    load_attention(&mut stream.cross_attention, &p["cross_attention"], device);
+    load_norm(&mut stream.cross_norm, &p["cross_norm"], device);
+    load_feed_forward(&mut stream.feed_forward, &p["inner"], &p["outer"], device);
+    load_norm(
+        &mut stream.feed_forward_norm,
+        &p["feed_forward_norm"],
+        device,
+    );
+}
+
+#[test]
+fn co_attention_matches_pytorch_forward_and_gradients() {
+    let f = &fixture("fusion_loss")["co_attention"];
+    let device = Device::flex().autodiff();
+    let (d, heads, d_ff) = (
+        usize_of(&f["d_model"]),
+        usize_of(&f["heads"]),
+        usize_of(&f["d_ff"]),
+    );
+    let layers = f["layers"].as_array().unwrap();
+    let mut stack = CoAttentionConfig::new(d, heads, d_ff)
+        .with_layers(layers.len())
+        .init(&device);
+    for (layer, params) in stack.layers.iter_mut().zip(layers) {
+        load_stream(&mut layer.image, &params["image"], &device);
+        load_stream(&mut layer.text, &params["text"], &device);
+    }
+    let r_shape = sizes(&f["regions_shape"]);
+    let w_shape = sizes(&f["words_shape"]);
+    let r_shape = [r_shape[0], r_shape[1], r_shape[2]];
+    let w_shape = [w_shape[0], w_shape[1], w_shape[2]];
+    let regions = tensor::<3>(&f["regions"], r_shape, &device).require_grad();
+    let words = tensor::<3>(&f["words"], w_shape, &device).require_grad();
+    let (fused_regions, fused_words) = stack.forward(
+        regions.clone(),
+        &sizes(&f["region_lengths"]),
+        words.clone(),
+        &sizes(&f["word_lengths"]),
+    );
+    assert_close(
+        &values(fused_regions.clone()),
+        &floats(&f["fused_regions"]),
+        TOLERANCE,
+        "co-attention regions",
+    );
+    assert_close(
+        &values(fused_words.clone()),
+        &floats(&f["fused_words"]),
+        TOLERANCE,
+        "co-attention words",
+    );
+
+    let objective = (fused_regions * tensor::<3>(&f["regions_probe"], r_shape, &device)).sum()
+        + (fused_words * tensor::<3>(&f["words_probe"], w_shape, &device)).sum();
+    let grads = objective.backward();
+    assert_close(
+        &values(regions.grad(&grads).unwrap()),
+        &floats(&f["regions_grad"]),
+        TOLERANCE,
+        "d/d regions",
+    );
+    assert_close(
+        &values(words.grad(&grads).unwrap()),
+        &floats(&f["words_grad"]),
+        TOLERANCE,
+        "d/d words",
+    );
+    let key_grad = stack.layers[0]
+        .image
+        .cross_attention
+        .key
+        .weight
+        .grad(&grads)
+        .unwrap();
+    assert_close(
+        &values(key_grad),
+        &transpose(&floats(&f["layer0_image_cross_key_weight_grad"]), d, d),
+        TOLERANCE,
+        "d/d layer 0 image cross-attention key weight",
+    );
+}
+
+#[test]
+fn instance_relation_matches_pytorch_mask_forward_and_gradients() {
+    let f = &fixture("fusion_loss")["instance_relation"];
+    let device = Device::flex().autodiff();
+    let (d, heads, d_ff, batch) = (
+        usize_of(&f["d_model"]),
+        usize_of(&f["heads"]),
+        usize_of(&f["d_ff"]),
+        usize_of(&f["batch"]),
+    );
+    let mut relation = InstanceRelationConfig::new(d, heads, d_ff)
+        .with_keep_ratio(f["keep_ratio"].as_f64().unwrap())
+        .init(&device);
+    load_attention(&mut relation.layer.mha, &f["attention"], &device);
+    load_feed_forward(
+        &mut relation.layer.pwff,
+        &f["linear_inner"],
+        &f["linear_outer"],
+        &device,
+    );
+    load_norm(&mut relation.layer.norm_1, &f["norm_1"], &device);
+    load_norm(&mut relation.layer.norm_2, &f["norm_2"], &device);
+    let images = tensor::<2>(&f["images"], [batch, d], &device).require_grad();
+    let captions = tensor::<2>(&f["captions"], [batch, d], &device).require_grad();
+
+    let mask = relation
+        .attention_mask(Tensor::cat(vec![images.clone(), captions.clone()], 0))
+        .into_data()
+        .try_into_vec::<bool>()
+        .unwrap();
+    let expected: Vec<bool> = f["mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_bool().unwrap())
+        .collect();
+    assert_eq!(mask, expected, "relation mask");
+
+    let (related_images, related_captions) = relation.forward(images.clone(), captions.clone());
+    let output = Tensor::cat(vec![related_images, related_captions], 0);
+    assert_close(
+        &values(output.clone()),
+        &floats(&f["output"]),
+        TOLERANCE,
+        "instance relation output",
+    );
+    let grads = (output * tensor::<2>(&f["probe"], [2 * batch, d], &device))
+        .sum()
+        .backward();
+    assert_close(
+        &values(images.grad(&grads).unwrap()),
+        &floats(&f["images_grad"]),
+        TOLERANCE,
+        "d/d images",
+    );
+    assert_close(
+        &values(captions.grad(&grads).unwrap()),
+        &floats(&f["captions_grad"]),
+        TOLERANCE,
+        "d/d captions",
+    );
+}
+
+#[test]
+fn adaptive_margin_matches_pytorch_over_three_steps() {
+    let f = &fixture("fusion_loss")["adaptive_margin"];
+    let device = Device::flex().autodiff();
+    let b = usize_of(&f["batch"]);
+    let mut loss = AdaptiveMarginConfig::new().init();
+    for (step, expected) in f["steps"].as_array().unwrap().iter().enumerate() {
+        let scores = tensor::<2>(&expected["scores"], [b, b], &device).require_grad();
+        let out = loss.forward(scores.clone(), None, 0);
+        let stats = loss.statistics();
+        let got = [
+            stats.positive_mean,
+            stats.positive_std,
+            stats.negative_mean,
+            stats.negative_std,
+        ];
+        let got: Vec<f32> = got.iter().map(|&v| v as f32).collect();
+        assert_close(
+            &got,
+            &floats(&expected["statistics"]),
+            TOLERANCE,
+            &format!("step {step}: running statistics"),
+        );
+        let margin = expected["margin"].as_f64().unwrap();
+        assert!(
+            (out.margin - margin).abs() < 1e-5 && out.margin == loss.margin(),
+            "step {step}: margin {} instead of {margin}",
+            out.margin
+        );
+        let value = out.loss.clone().into_scalar::<f32>();
+        let want = expected["loss"].as_f64().unwrap() as f32;
+        assert!(
+            (value - want).abs() < TOLERANCE,
+            "step {step}: loss {value} instead of {want}"
+        );
+        let grads = out.loss.backward();
+        assert_close(
+            &values(scores.grad(&grads).unwrap()),
+            &floats(&expected["scores_grad"]),
+            TOLERANCE,
+            &format!("step {step}: d/d scores"),
+        );
+    }
+}
+
+fn ids_of(value: &Value) -> Option<Vec<u64>> {
+    value
+        .as_array()
+        .map(|ids| ids.iter().map(|v| v.as_u64().unwrap()).collect())
+}
+
+#[test]
+fn distinguishability_matches_pytorch_values_and_gradients() {
+    let f = &fixture("fusion_loss")["distinguishability"];
+    let device = Device::flex().autodiff();
+    let (b, d) = (usize_of(&f["batch"]), usize_of(&f["dim"]));
+    let loss = DistinguishabilityConfig::new().init();
+    for case in f["cases"].as_array().unwrap() {
+        let ids = ids_of(&case["image_ids"]);
+        let images = tensor::<2>(&f["images"], [b, d], &device).require_grad();
+        let captions = tensor::<2>(&f["captions"], [b, d], &device).require_grad();
+        let value = loss.forward(images.clone(), captions.clone(), ids.as_deref());
+        let what = format!("ids {ids:?}");
+        let got = value.clone().into_scalar::<f32>();
+        let want = case["loss"].as_f64().unwrap() as f32;
+        assert!((got - want).abs() < TOLERANCE, "{what}: {got} vs {want}");
+        let grads = value.backward();
+        assert_close(
+            &values(images.grad(&grads).unwrap()),
+            &floats(&case["images_grad"]),
+            TOLERANCE,
+            &format!("{what}: d/d images"),
+        );
+        assert_close(
+            &values(captions.grad(&grads).unwrap()),
+            &floats(&case["captions_grad"]),
+            TOLERANCE,
+            &format!("{what}: d/d captions"),
+        );
+    }
+}
+
+#[test]
+fn ambiguity_weighting_matches_pytorch_weights_and_gradients() {
+    let f = &fixture("fusion_loss")["ambiguity"];
+    let device = Device::flex().autodiff();
+    let (b, d) = (usize_of(&f["batch"]), usize_of(&f["dim"]));
+    let images = tensor::<2>(&f["images"], [b, d], &device);
+    let captions = tensor::<2>(&f["captions"], [b, d], &device);
+    for case in f["cases"].as_array().unwrap() {
+        let ids = ids_of(&case["image_ids"]);
+        let mining = if case["hardest"].as_bool().unwrap() {
+            NegativeMining::Hardest
+        } else {
+            NegativeMining::All
+        };
+        let loss = AmbiguityAwareConfig::new()
+            .with_temperature(f["temperature"].as_f64().unwrap())
+            .with_mining(mining)
+            .init();
+        let scores = tensor::<2>(&f["scores"], [b, b], &device).require_grad();
+        let out = loss.forward(
+            scores.clone(),
+            images.clone(),
+            captions.clone(),
+            ids.as_deref(),
+        );
+        let what = format!("ids {ids:?}, {mining:?}");
+        assert_close(
+            &values(out.caption_weights),
+            &floats(&case["caption_weights"]),
+            TOLERANCE,
+            &format!("{what}: caption weights"),
+        );
+        assert_close(
+            &values(out.image_weights),
+            &floats(&case["image_weights"]),
+            TOLERANCE,
+            &format!("{what}: image weights"),
+        );
+        let got = out.loss.clone().into_scalar::<f32>();
+        let want = case["loss"].as_f64().unwrap() as f32;
+        assert!((got - want).abs() < TOLERANCE, "{what}: {got} vs {want}");
+        let grads = out.loss.backward();
+        assert_close(
+            &values(scores.grad(&grads).unwrap()),
+            &floats(&case["scores_grad"]),
+            TOLERANCE,
+            &format!("{what}: d/d scores"),
+        );
+    }
+}
