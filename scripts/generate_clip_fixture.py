@@ -9,8 +9,8 @@ Writes tests/fixtures/tiny_clip/, a folder laid out like a Hugging Face CLIP che
 - tokenizer.json (+ tokenizer_config.json) of a tiny CLIP tokenizer. The real CLIP vocabulary
   (49 408 tokens) is not available offline and would not fit the size budget, so the vocabulary
   is built here with the same layout: the 256 byte-level symbols, the same symbols with the
-  end-of-word suffix `</w>`, BPE merges learned by the `tokenizers` library on a small corpus of
-  shape captions (with CLIP's normaliser and pre-tokeniser), then `<|startoftext|>` and
+  end-of-word suffix `</w>`, BPE merges learned here (deterministically) on a small corpus of
+  shape captions after CLIP's normaliser and pre-tokeniser (from the `tokenizers` library), then `<|startoftext|>` and
   `<|endoftext|>` as the two largest ids. `transformers.CLIPTokenizer` builds the pipeline
   (NFC, whitespace squeeze, lowercase, CLIP's split regex, byte level, BPE with `</w>`,
   start/end tokens) from that vocabulary and these merges;
@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import BPE
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
@@ -92,19 +92,40 @@ def clip_pipeline(tokenizer):
 
 
 def learned_merges():
-    """BPE merges learned on the corpus with CLIP's pre-tokenisation and `</w>` word ends."""
-    tokenizer = Tokenizer(BPE(unk_token=END, continuing_subword_prefix="", end_of_word_suffix="</w>"))
-    clip_pipeline(tokenizer)
-    trainer = trainers.BpeTrainer(
-        vocab_size=10_000,
-        limit_alphabet=1_000,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(CORPUS, trainer)
-    merges = json.loads(tokenizer.to_str())["model"]["merges"]
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges][:MERGES]
+    """BPE merges learned on the corpus after CLIP's normalisation and pre-tokenisation, words
+    ending in `</w>`: the most frequent adjacent pair first, ties broken by the pair's text (so
+    that the vocabulary is the same on every run)."""
+    pipeline = Tokenizer(BPE())
+    clip_pipeline(pipeline)
+    words = {}
+    for line in CORPUS:
+        normalised = pipeline.normalizer.normalize_str(line)
+        for word, _ in pipeline.pre_tokenizer.pre_tokenize_str(normalised):
+            symbols = tuple(word[:-1]) + (word[-1] + "</w>",)
+            words[symbols] = words.get(symbols, 0) + 1
+    merges = []
+    while len(merges) < MERGES:
+        pairs = {}
+        for symbols, count in words.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] = pairs.get(pair, 0) + count
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        merged = {}
+        for symbols, count in words.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if symbols[i : i + 2] == best:
+                    out.append(best[0] + best[1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + count
+        words = merged
+    return merges
 
 
 def vocabulary(merges):
@@ -161,6 +182,8 @@ def model(vocab_size, start_id, end_id):
                 p.copy_(0.1 * torch.randn_like(p))
             elif "embedding" in name:
                 p.copy_(0.5 * torch.randn_like(p))
+        # A trained temperature, unlike the config's initial value.
+        clip.logit_scale.fill_(3.3)
     return clip
 
 
@@ -218,7 +241,7 @@ def main():
         "image_embeds": tolist(out.image_embeds),
         "text_embeds": tolist(out.text_embeds),
         "text_last_hidden": tolist(text_hidden),
-        "logit_scale": float(clip.logit_scale.exp()),
+        "logit_scale": float(clip.logit_scale.detach().exp()),
         "logits_per_image": tolist(out.logits_per_image),
     }
     (FOLDER / "reference.json").write_text(json.dumps(fixture))

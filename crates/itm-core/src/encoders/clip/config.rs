@@ -356,7 +356,9 @@ impl ClipConfig {
             ("vision_config", v.layer_norm_eps),
         ] {
             if eps.is_nan() || eps <= 0.0 {
-                return Err(format!("{tower}.layer_norm_eps must be positive, got {eps}"));
+                return Err(format!(
+                    "{tower}.layer_norm_eps must be positive, got {eps}"
+                ));
             }
         }
         Activation::parse(&t.hidden_act).map_err(|e| format!("text_config.{e}"))?;

@@ -61,7 +61,7 @@ impl ClipModel {
 
     /// Text embeddings in the joint space.
     ///
-    /// - `ids`: `[batch, tokens]` from the checkpoint's tokenizer (`<|startoftext|>` … 
+    /// - `ids`: `[batch, tokens]` from the checkpoint's tokenizer (`<|startoftext|>` …
     ///   `<|endoftext|>`), anything past `lengths[b]` padding (any id)
     /// - `lengths`: real tokens per row, each in `1..=tokens`
     /// - returns `[batch, D]`, l2-normalised

@@ -134,7 +134,8 @@ impl ClipTextTransformer {
         let earlier: Vec<i64> = (0..batch)
             .flat_map(|_| (0..tokens).map(|t| (tokens - 1 - t) as i64))
             .collect();
-        let earlier = Tensor::<2, Int>::from_data(TensorData::new(earlier, [batch, tokens]), &device);
+        let earlier =
+            Tensor::<2, Int>::from_data(TensorData::new(earlier, [batch, tokens]), &device);
         let criterion = if self.eos_token_id == LEGACY_EOS_TOKEN_ID {
             ids
         } else {
@@ -192,8 +193,8 @@ mod tests {
     #[test]
     fn legacy_configs_pool_at_the_largest_id() {
         let rows: &[&[i64]] = &[
-            &[98, 5, 99, 99, 99], // ties between equal ids: the first wins
-            &[98, 97, 3, 0, 0],   // the start token is the largest here
+            &[98, 5, 99, 99, 99],  // ties between equal ids: the first wins
+            &[98, 97, 3, 0, 0],    // the start token is the largest here
             &[10, 40, 20, 60, 99], // padding with a larger id is ignored
         ];
         assert_eq!(positions(2, rows, &[3, 3, 4]), vec![2, 0, 3]);

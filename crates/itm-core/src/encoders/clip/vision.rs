@@ -38,7 +38,9 @@ impl ClipVisionEmbeddings {
             "the images give {rows}×{cols} patches, the position embeddings cover {}",
             positions - 1
         );
-        let patches = patches.reshape([batch, hidden, rows * cols]).swap_dims(1, 2);
+        let patches = patches
+            .reshape([batch, hidden, rows * cols])
+            .swap_dims(1, 2);
         let class = self
             .class_embedding
             .val()
