@@ -34,4 +34,4 @@ pub use vision::{ClipVisionEmbeddings, ClipVisionTransformer};
 pub const CLIP_PIXEL_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// Per-channel (RGB) standard deviations of OpenAI CLIP's pixel normalisation
 /// (transformers' `OPENAI_CLIP_STD`).
-pub const CLIP_PIXEL_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+pub const CLIP_PIXEL_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
