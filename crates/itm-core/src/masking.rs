@@ -50,11 +50,14 @@ pub fn reverse_within_lengths_index(
     Tensor::from_data(TensorData::new(index, [lengths.len(), max_len]), device)
 }
 
-/// Reorders the steps of `x` `[batch, max_len, dim]` along axis 1 with an index
-/// `[batch, max_len]` (e.g. from [`reverse_within_lengths_index`]).
+/// Picks steps of `x` `[batch, max_len, dim]` along axis 1 with an index `[batch, picked]`:
+/// a reordering when `picked = max_len` (e.g. from [`reverse_within_lengths_index`]), one
+/// step per row when `picked = 1` (e.g. CLIP's end-of-text token). Returns
+/// `[batch, picked, dim]`.
 pub fn gather_steps(x: Tensor<3>, index: Tensor<2, Int>) -> Tensor<3> {
-    let [batch, steps, dim] = x.dims();
-    x.gather(1, index.unsqueeze_dim::<3>(2).expand([batch, steps, dim]))
+    let [batch, _, dim] = x.dims();
+    let [_, picked] = index.dims();
+    x.gather(1, index.unsqueeze_dim::<3>(2).expand([batch, picked, dim]))
 }
 
 /// Sets the padding steps of `x` `[batch, max_len, dim]` to `value`.

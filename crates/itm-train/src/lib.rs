@@ -6,11 +6,13 @@
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
-//!   PyTorch layout (Hugging Face BERT folders, image backbones).
+//!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
+//!   CLIP folders.
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
 mod checkpoint;
+mod clip_weights;
 mod config;
 mod evaluate;
 mod pretrained;
@@ -19,6 +21,7 @@ mod schedule;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainError};
+pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip};
 pub use config::TrainingConfig;
 pub use evaluate::{Embeddings, cosine_scores, encode_split, evaluate_split, score_split};
 pub use pretrained::{

@@ -3,7 +3,8 @@
 //! - [`load_safetensors_into`]: fills any burn module from a `.safetensors` file, renaming the
 //!   file's keys with regex rules first. Linear weights are transposed (PyTorch `[out, in]` →
 //!   burn `[in, out]`) and norm parameters `weight`/`bias` are matched to burn's `gamma`/`beta`
-//!   (burn-store's `PyTorchToBurnAdapter`); float tensors are converted to float32. Every
+//!   (burn-store's `PyTorchToBurnAdapter`); 0-d tensors fill one-element parameters; float
+//!   tensors are converted to float32. Every
 //!   parameter of the module must be found with its shape, and every tensor of the file used,
 //!   else the error lists what is missing, unexpected or misshapen.
 //! - [`save_safetensors`]: the inverse, for exporting a module (or building test files).
@@ -18,10 +19,10 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
-    ModuleStore, PathFilter, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleContext,
+    ModuleSnapshot, ModuleStore, PathFilter, PyTorchToBurnAdapter, SafetensorsStore, bridge,
 };
-use burn::tensor::{DType, Device};
+use burn::tensor::{DType, Device, Shape, TensorData};
 use itm_core::encoders::{BertConfig, BertModel};
 
 /// Loading pretrained weights failed; every variant names the file.
@@ -164,8 +165,11 @@ pub fn load_safetensors_ignoring<M: Module>(
         }
     }
 
-    let adapter: Box<dyn ModuleAdapter> =
-        Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+    let adapter: Box<dyn ModuleAdapter> = Box::new(
+        PyTorchToBurnAdapter
+            .chain(ScalarAsVector)
+            .chain(FloatCastAdapter::to(DType::F32)),
+    );
     let result = module.apply(tensors, None, Some(adapter), false);
 
     let file_name = |model_path: &str| -> String {
@@ -216,6 +220,28 @@ pub fn load_safetensors_ignoring<M: Module>(
             unexpected,
             mismatched,
         })
+    }
+}
+
+/// Reads a 0-d tensor (a PyTorch scalar parameter, such as CLIP's `logit_scale`) as the
+/// one-element vector that holds a scalar parameter in burn.
+#[derive(Debug, Clone)]
+struct ScalarAsVector;
+
+impl ModuleAdapter for ScalarAsVector {
+    fn adapt(&self, tensor: PackTensor, _: ModuleContext<'_>) -> PackTensor {
+        if tensor.shape.num_dims() != 0 {
+            return tensor;
+        }
+        let (name, dtype) = (tensor.name.clone(), tensor.dtype);
+        bridge::map_data(tensor, name, dtype, Shape::new([1]), |data| {
+            let (bytes, _, dtype) = data.into_parts();
+            TensorData::from_bytes(bytes, [1], dtype)
+        })
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
     }
 }
 

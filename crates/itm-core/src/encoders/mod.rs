@@ -3,6 +3,7 @@
 
 mod bert;
 mod bigru;
+pub mod clip;
 mod cnn;
 mod gru;
 mod image;
@@ -13,6 +14,7 @@ mod vit;
 
 pub use bert::{BertConfig, BertConfigError, BertEmbeddings, BertModel};
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
+pub use clip::{ClipConfig, ClipConfigError, ClipModel};
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};

@@ -1,0 +1,62 @@
+//! Hugging Face CLIP checkpoints (`config.json` + `model.safetensors` + `tokenizer.json`, the
+//! folder `CLIPModel.save_pretrained` writes) into [`ClipModel`].
+//!
+//! The model's parameter paths are transformers' own except for the attention projections
+//! (`q_proj`, `k_proj`, `v_proj`, `out_proj` → burn's `query`, `key`, `value`, `output`);
+//! Linear weights are transposed and layer norms renamed by [`load_safetensors_ignoring`].
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use itm_core::encoders::{ClipConfig, ClipModel};
+use itm_data::{DataError, SubwordTokenizer};
+
+use crate::pretrained::{PretrainedError, load_safetensors_ignoring};
+
+/// Renames transformers' `CLIPModel` keys to [`ClipModel`]'s parameter paths.
+pub const CLIP_KEY_REMAP: &[(&str, &str)] = &[
+    (r"\.self_attn\.q_proj\.", ".self_attn.query."),
+    (r"\.self_attn\.k_proj\.", ".self_attn.key."),
+    (r"\.self_attn\.v_proj\.", ".self_attn.value."),
+    (r"\.self_attn\.out_proj\.", ".self_attn.output."),
+];
+
+/// Tensors of a CLIP checkpoint that [`load_clip`] leaves unused: the `position_ids` buffers
+/// that older checkpoints carry.
+pub const CLIP_IGNORED: &[&str] = &[r"^(text|vision)_model\.embeddings\.position_ids$"];
+
+/// Loads a Hugging Face CLIP folder: `config.json` (see [`ClipConfig::from_hf_json`]) and
+/// `model.safetensors` (every parameter must be there with its shape).
+pub fn load_clip(
+    folder: &Path,
+    device: &Device,
+) -> Result<(ClipModel, ClipConfig), PretrainedError> {
+    let config_path = folder.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| PretrainedError::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let config = ClipConfig::from_hf_json(&text).map_err(|e| PretrainedError::Invalid {
+        path: config_path.clone(),
+        message: e.to_string(),
+    })?;
+    let model = load_safetensors_ignoring(
+        config.init(device),
+        &folder.join("model.safetensors"),
+        CLIP_KEY_REMAP,
+        CLIP_IGNORED,
+    )?;
+    Ok((model, config))
+}
+
+/// The folder's `tokenizer.json`, truncating to the text tower's positions (CLIP: 77 tokens,
+/// the end-of-text token kept last).
+///
+/// Rows are padded with the tokenizer's padding id (0 when `tokenizer.json` names none);
+/// [`ClipModel::encode_texts`] ignores the padding, whatever its id.
+pub fn clip_tokenizer(folder: &Path, config: &ClipConfig) -> Result<SubwordTokenizer, DataError> {
+    SubwordTokenizer::from_file(
+        &folder.join("tokenizer.json"),
+        config.text.max_position_embeddings,
+    )
+}
