@@ -17,5 +17,5 @@ pub use format::{
     CAPTIONS, FORMAT, FORMAT_VERSION, FileRecord, IMAGES, ITEMS, Index, MANIFEST, MODEL, Manifest,
     file_digest,
 };
-pub use search::{BLOCK_ROWS, EmbeddingMatrix, Hit};
+pub use search::{BLOCK_BYTES, EmbeddingMatrix, Hit};
 pub use source::{CaptionItem, ImageItem, IndexItems, IndexSource};

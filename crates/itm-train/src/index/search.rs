@@ -3,7 +3,7 @@
 //! Scores are inner products of unit vectors, i.e. cosine similarities. The matrix is never held
 //! whole: each block of rows is read into a buffer (positioned reads, not a memory map, so that
 //! the pages read do not stay charged to the process), scored against every query, and folded
-//! into one `k`-sized min-heap per query. Memory is `O(threads · (block · D + queries · k))`
+//! into one `k`-sized min-heap per query. Memory is `O(threads · (BLOCK_BYTES + queries · k))`
 //! whatever the number of rows.
 
 use std::cmp::Ordering;
@@ -15,8 +15,8 @@ use itm_data::DataError;
 use itm_data::npy::MappedF32;
 use rayon::prelude::*;
 
-/// Rows scored per block.
-pub const BLOCK_ROWS: usize = 4096;
+/// Bytes of matrix read per block (rows per block: this over the row size, at least one).
+pub const BLOCK_BYTES: usize = 1 << 20;
 
 /// One result: a row of the matrix and its score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -170,7 +170,7 @@ impl EmbeddingMatrix {
     /// The `k` rows with the highest inner product with each query (`queries`: `[q, dim]`,
     /// row-major), best first, ties broken by the lower row. Exact: every row is scored.
     pub fn top_k(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, DataError> {
-        self.top_k_blocked(queries, k, BLOCK_ROWS)
+        self.top_k_blocked(queries, k, (BLOCK_BYTES / (4 * self.dim)).max(1))
     }
 
     /// [`EmbeddingMatrix::top_k`] with `block_rows` rows per block.
