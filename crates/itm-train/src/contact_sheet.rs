@@ -107,7 +107,7 @@ pub fn write_contact_sheet(
     let mut rows = Vec::with_capacity(captions.len());
     for (row, (&caption, hits)) in captions.iter().zip(found).enumerate() {
         let truth = items.captions[caption].image;
-        place(&mut sheet, row, 0, &picture(truth)?, QUERY_COLOUR);
+        place(&mut sheet, row, 0, &picture.get(truth)?, QUERY_COLOUR);
         let mut results = Vec::with_capacity(hits.len());
         for (
             rank,
@@ -123,7 +123,7 @@ pub fn write_contact_sheet(
             } else {
                 OTHER_COLOUR
             };
-            place(&mut sheet, row, rank + 1, &picture(image)?, colour);
+            place(&mut sheet, row, rank + 1, &picture.get(image)?, colour);
             results.push(SheetHit {
                 rank: rank + 1,
                 image,

@@ -109,7 +109,11 @@ fn large_index_answers_with_bounded_memory() {
             .map(|name| record(&folder, name))
             .collect(),
     };
-    std::fs::write(folder.join(MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        folder.join(MANIFEST),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
 
     // Forget the peak of the writing above: VmHWM restarts from the current resident size.
     std::fs::write("/proc/self/clear_refs", "5").expect("VmHWM can be reset");

@@ -18,4 +18,4 @@ pub use format::{
     file_digest,
 };
 pub use search::{BLOCK_BYTES, EmbeddingMatrix, Hit};
-pub use source::{CaptionItem, ImageItem, IndexItems, IndexSource};
+pub use source::{CaptionItem, ImageItem, IndexItems, IndexSource, Pictures};

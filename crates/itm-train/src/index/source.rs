@@ -217,35 +217,25 @@ impl IndexSource {
         }
     }
 
-    /// A function giving the pixels of image rows of this source (`items` from its index).
-    /// Precomp sources have none.
-    pub fn pictures(
-        &self,
-        items: &IndexItems,
-    ) -> Result<Box<dyn Fn(usize) -> Result<RgbImage, DataError> + '_>, String> {
+    /// The pixels of the image rows of this source (`items` from its index). Precomp sources
+    /// have none.
+    pub fn pictures(&self, items: &IndexItems) -> Result<Pictures, String> {
         match self {
             IndexSource::Shapes { config, split, .. } => {
                 let dataset = ShapesDataset::generate(config);
-                let data = shapes_split(&dataset, split)?.clone();
-                Ok(Box::new(move |index| Ok(data.image(index))))
+                Ok(Pictures::Shapes(shapes_split(&dataset, split)?.clone()))
             }
             IndexSource::Precomp { folder, .. } => Err(format!(
                 "{}: a precomp folder holds region features only, there are no pictures to show",
                 folder.display()
             )),
-            IndexSource::Karpathy { images: root, .. } => {
-                let files: Vec<Option<PathBuf>> = items
+            IndexSource::Karpathy { images: root, .. } => Ok(Pictures::Files(
+                items
                     .images
                     .iter()
                     .map(|item| item.file.as_ref().map(|f| root.join(f)))
-                    .collect();
-                Ok(Box::new(move |index| match &files[index] {
-                    Some(path) => decode(path),
-                    None => Err(DataError::Inconsistent(format!(
-                        "image {index} has no file"
-                    ))),
-                }))
-            }
+                    .collect(),
+            )),
         }
     }
 
@@ -255,6 +245,30 @@ impl IndexSource {
             IndexSource::Shapes { pixel_size, .. } => *pixel_size,
             IndexSource::Precomp { .. } => None,
             IndexSource::Karpathy { pixel_size, .. } => Some(*pixel_size),
+        }
+    }
+}
+
+/// Where the pixels of an index's images come from.
+#[derive(Debug, Clone)]
+pub enum Pictures {
+    /// Scenes of a `shapes` split, rendered on demand.
+    Shapes(ShapesSplit),
+    /// Image files, one per row (`None`: the row has no file).
+    Files(Vec<Option<PathBuf>>),
+}
+
+impl Pictures {
+    /// The pixels of image row `index`.
+    pub fn get(&self, index: usize) -> Result<RgbImage, DataError> {
+        match self {
+            Pictures::Shapes(split) => Ok(split.image(index)),
+            Pictures::Files(files) => match &files[index] {
+                Some(path) => decode(path),
+                None => Err(DataError::Inconsistent(format!(
+                    "image {index} has no file"
+                ))),
+            },
         }
     }
 }
