@@ -62,6 +62,9 @@ pub fn build_index(
     let result = (|| {
         let scratch = staging.join(".pixels");
         let (split, items) = source.load(&scratch)?;
+        if items.images.is_empty() {
+            return Err(refuse(output, "the split to index has no image"));
+        }
         let embeddings = encode_split(&model, &split, &tokenizer, device, BATCH, quiet)?;
         drop(split);
         let _ = std::fs::remove_dir_all(&scratch);
