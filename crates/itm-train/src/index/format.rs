@@ -258,3 +258,22 @@ impl Index {
         Checkpoint::new(self.folder.join(MODEL))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_the_standard_sha256() {
+        let path = std::env::temp_dir().join(format!("itm-digest-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        let (hex, bytes) = file_digest(&path).unwrap();
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(bytes, 3);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
