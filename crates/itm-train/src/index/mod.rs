@@ -1,7 +1,7 @@
 //! Retrieval indexes: the embeddings of a split written to a folder, searched exactly.
 //!
 //! [`build_index`] encodes the images and captions of a split with a checkpoint (cosine models
-//! only) and writes a self-contained folder (format in [`format`](self::Manifest)): the two
+//! only) and writes a self-contained folder (described by its [`Manifest`]): the two
 //! embedding matrices as float32 `.npy`, the items, a copy of the checkpoint, and a manifest
 //! with the length and SHA-256 of every file. [`Index::open`] refuses a folder whose files do
 //! not match it. [`EmbeddingMatrix::top_k`] scores every row against the queries in blocks and
