@@ -3,6 +3,8 @@
 mod check;
 mod encode_text;
 mod evaluate;
+mod index;
+mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +57,15 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 32)]
         batch_size: usize,
     },
+    /// Build retrieval indexes (embeddings of a split, searched by `itm search`).
+    Index {
+        #[command(subcommand)]
+        command: index::IndexCommand,
+    },
+    /// Search an index: text → images, or image → captions (exact cosine, top-k).
+    Search(search::SearchArgs),
+    /// Contact sheet: a few captions of an index and their top images as a PNG grid.
+    Sheet(search::SheetArgs),
     /// Inspect datasets.
     Data {
         #[command(subcommand)]
@@ -104,6 +115,9 @@ fn main() -> ExitCode {
             output,
             batch_size,
         } => encode_text::run(&model, &input, &output, batch_size),
+        Command::Index { command } => index::run(&command),
+        Command::Search(args) => search::run(&args),
+        Command::Sheet(args) => search::sheet(&args),
         Command::Data {
             command:
                 DataCommand::Check {

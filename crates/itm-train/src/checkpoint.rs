@@ -100,12 +100,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(VseModel, VseModelConfig, CaptionTokenizer), TrainError> {
-        let config_path = self.folder.join("model.json");
-        let text =
-            std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
-        let config: VseModelConfig = serde_json::from_str(&text).map_err(|e| {
-            DataError::invalid(&config_path, format!("not a model configuration: {e}"))
-        })?;
+        let config = self.config()?;
         let tokenizer = self.load_tokenizer()?;
         let weights = self.weights();
         let record = ModuleRecord::load(&weights).map_err(|e| TrainError::Weights {
@@ -121,6 +116,16 @@ impl Checkpoint {
                     message: e.to_string(),
                 })?;
         Ok((model, config, tokenizer))
+    }
+
+    /// The model configuration (`model.json`), without loading the weights.
+    pub fn config(&self) -> Result<VseModelConfig, TrainError> {
+        let config_path = self.folder.join("model.json");
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| DataError::io(&config_path, e))?;
+        Ok(serde_json::from_str(&text).map_err(|e| {
+            DataError::invalid(&config_path, format!("not a model configuration: {e}"))
+        })?)
     }
 
     fn load_tokenizer(&self) -> Result<CaptionTokenizer, TrainError> {

@@ -19,7 +19,7 @@ pub struct Embeddings {
     pub dim: usize,
 }
 
-fn host(tensor: Tensor<2>) -> Vec<f32> {
+pub(crate) fn host(tensor: Tensor<2>) -> Vec<f32> {
     tensor
         .into_data()
         .try_into_vec::<f32>()

@@ -4,6 +4,8 @@
 //! - [`Trainer`]: the epoch loop (AdamW, step decay, gradient clipping, VSE0 warm-up, validation
 //!   rsum after every epoch, best checkpoint kept).
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
+//! - [`index`]: retrieval indexes (build, open with checks, exact top-k search).
+//! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
@@ -14,7 +16,9 @@
 mod checkpoint;
 mod clip_weights;
 mod config;
+mod contact_sheet;
 mod evaluate;
+pub mod index;
 mod pretrained;
 mod progress;
 mod schedule;
@@ -23,6 +27,10 @@ mod trainer;
 pub use checkpoint::{Checkpoint, TrainError};
 pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip};
 pub use config::TrainingConfig;
+pub use contact_sheet::{
+    BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
+    frame_origin, sheet_size, sidecar, write_contact_sheet,
+};
 pub use evaluate::{Embeddings, cosine_scores, encode_split, evaluate_split, score_split};
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,

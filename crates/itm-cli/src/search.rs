@@ -1,0 +1,202 @@
+//! `itm search --index INDEX "text"`, `itm search --index INDEX --image ID|FILE`, and
+//! `itm sheet --index INDEX --output sheet.png`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use clap::Args;
+use itm_train::index::{Hit, Index, encode_image_file, encode_texts};
+use itm_train::{sidecar, write_contact_sheet};
+
+/// Options of `itm search`.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The index folder (written by `itm index build`).
+    #[arg(long, value_name = "INDEX")]
+    index: PathBuf,
+    /// Text → image: the images that best match this caption.
+    #[arg(
+        value_name = "TEXT",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
+    text: Option<String>,
+    /// Image → text: the captions that best match an image of the index (by id) or an image
+    /// file (pixel models only).
+    #[arg(long, value_name = "ID|FILE")]
+    image: Option<String>,
+    /// Results to show.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `itm sheet`.
+#[derive(Args, Debug)]
+pub struct SheetArgs {
+    /// The index folder (built from shapes or a Karpathy JSON: precomp has no pixels).
+    #[arg(long, value_name = "INDEX")]
+    index: PathBuf,
+    /// The PNG to write; its rows are described in the .json beside it.
+    #[arg(long, value_name = "sheet.png")]
+    output: PathBuf,
+    /// Captions to show, spread evenly over the index (ignored with --caption).
+    #[arg(long, default_value_t = 6)]
+    captions: usize,
+    /// A caption row of the index to show (repeatable).
+    #[arg(long = "caption", value_name = "ROW")]
+    caption_rows: Vec<usize>,
+    /// Images per caption.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+}
+
+fn open(folder: &Path) -> Result<Index, String> {
+    Index::open(folder).map_err(|e| format!("cannot open the index: {e}"))
+}
+
+/// Runs `itm search`.
+pub fn run(args: &SearchArgs) -> Result<(), String> {
+    if args.top == 0 {
+        return Err("--top must be at least 1".to_string());
+    }
+    let index = open(&args.index)?;
+    let items = index.items();
+    if let Some(text) = &args.text {
+        let device = Device::default();
+        let (model, _, tokenizer) = index
+            .checkpoint()
+            .load(&device)
+            .map_err(|e| e.to_string())?;
+        let query = encode_texts(&model, &tokenizer, std::slice::from_ref(text), &device)
+            .map_err(|e| e.to_string())?;
+        let hits = first(index.images().top_k(&query, args.top))?;
+        let rows: Vec<serde_json::Value> = hits
+            .iter()
+            .enumerate()
+            .map(|(rank, hit)| {
+                let item = &items.images[hit.index];
+                serde_json::json!({"rank": rank + 1, "image": hit.index, "id": item.id,
+                                   "file": item.file, "score": hit.score})
+            })
+            .collect();
+        if args.json {
+            println!("{}", serde_json::json!({"query": text, "results": rows}));
+        } else {
+            println!("rank  image  id          score   file");
+            for (rank, hit) in hits.iter().enumerate() {
+                let item = &items.images[hit.index];
+                println!(
+                    "{:>4}  {:>5}  {:<10}  {:.4}  {}",
+                    rank + 1,
+                    hit.index,
+                    item.id,
+                    hit.score,
+                    item.file.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        return Ok(());
+    }
+    let image = args
+        .image
+        .as_deref()
+        .expect("clap requires TEXT or --image");
+    let query = image_query(&index, image)?;
+    let hits = first(index.captions().top_k(&query, args.top))?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = hits
+            .iter()
+            .enumerate()
+            .map(|(rank, hit)| {
+                let caption = &items.captions[hit.index];
+                serde_json::json!({"rank": rank + 1, "caption": hit.index, "text": caption.text,
+                                   "image": caption.image, "image_id": items.images[caption.image].id,
+                                   "score": hit.score})
+            })
+            .collect();
+        println!("{}", serde_json::json!({"query": image, "results": rows}));
+    } else {
+        println!("rank  caption  image id    score   text");
+        for (rank, hit) in hits.iter().enumerate() {
+            let caption = &items.captions[hit.index];
+            println!(
+                "{:>4}  {:>7}  {:<10}  {:.4}  {}",
+                rank + 1,
+                hit.index,
+                items.images[caption.image].id,
+                hit.score,
+                caption.text
+            );
+        }
+    }
+    Ok(())
+}
+
+fn first(found: Result<Vec<Vec<Hit>>, itm_data::DataError>) -> Result<Vec<Hit>, String> {
+    found
+        .map_err(|e| e.to_string())
+        .map(|mut all| all.swap_remove(0))
+}
+
+/// The embedding of `image`: an image id of the index (its stored row), else an image file
+/// encoded by the index's model.
+fn image_query(index: &Index, image: &str) -> Result<Vec<f32>, String> {
+    if let Some(row) = index
+        .items()
+        .images
+        .iter()
+        .position(|item| item.id == image)
+    {
+        return index.images().row(row).map_err(|e| e.to_string());
+    }
+    let path = Path::new(image);
+    if !path.is_file() {
+        return Err(format!(
+            "{image}: neither an image id of the index nor an image file"
+        ));
+    }
+    let Some(size) = index.manifest().source.pixel_size() else {
+        return Err(format!(
+            "{image}: the index's model reads region features, so only its images can be \
+             queried (by id)"
+        ));
+    };
+    let device = Device::default();
+    let (model, _, _) = index
+        .checkpoint()
+        .load(&device)
+        .map_err(|e| e.to_string())?;
+    encode_image_file(&model, path, size, &device).map_err(|e| e.to_string())
+}
+
+/// Runs `itm sheet`.
+pub fn sheet(args: &SheetArgs) -> Result<(), String> {
+    if args.top == 0 {
+        return Err("--top must be at least 1".to_string());
+    }
+    let index = open(&args.index)?;
+    let n = index.items().captions.len();
+    let rows: Vec<usize> = if args.caption_rows.is_empty() {
+        let count = args.captions.clamp(1, n);
+        (0..count).map(|i| i * n / count).collect()
+    } else {
+        args.caption_rows.clone()
+    };
+    let sheet =
+        write_contact_sheet(&index, &rows, args.top, &args.output).map_err(|e| e.to_string())?;
+    let found = sheet
+        .iter()
+        .filter(|row| row.ground_truth_rank.is_some())
+        .count();
+    println!(
+        "wrote {} ({} captions × top {}; the caption's image found in {found}) and {}",
+        args.output.display(),
+        sheet.len(),
+        args.top,
+        sidecar(&args.output).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! `itm index build`, `itm search` and `itm sheet` on a small model trained here on `shapes`:
+//! the index holds the library's embeddings, exact search equals a full sort of the cosine
+//! matrix, text search finds the described image, altered index folders are refused with the
+//! file's name, and the contact sheet frames the ground truth where the JSON says it is.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_core::loss::NegativeMining;
+use itm_core::models::SimilarityConfig;
+use itm_core::similarity::ScanConfig;
+use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::{CaptionTokenizer, Vocabulary};
+use itm_train::index::{Hit, Index};
+use itm_train::{
+    Checkpoint, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, Trainer, TrainingConfig, cosine_scores,
+    encode_split, frame_origin, sheet_size,
+};
+
+const SEED: u64 = 11;
+const TEST_IMAGES: usize = 100;
+
+fn itm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_itm"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "itm failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn failure(output: Output) -> String {
+    assert!(!output.status.success(), "itm should have failed");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("itm-index-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn shapes() -> ShapesConfig {
+    ShapesConfig {
+        seed: SEED,
+        train_images: 600,
+        dev_images: 50,
+        test_images: TEST_IMAGES,
+        regions: RegionFeatureConfig {
+            d_feature: 64,
+            n_regions: 8,
+            noise: 1.0,
+        },
+    }
+}
+
+/// Trains a small BiGRU + GPO model for 2 epochs and leaves its checkpoint in `output`.
+fn train(output: &Path, data: &ShapesDataset) {
+    let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
+    let model = VseModelConfig::vse_infinity_bigru_sized(64, vocab.len(), 64, 32);
+    let training = TrainingConfig {
+        epochs: 2,
+        batch_size: 32,
+        learning_rate: 2e-3,
+        lr_decay_epoch: 1,
+        mining: NegativeMining::All,
+        seed: 3,
+        ..TrainingConfig::default()
+    };
+    Trainer::new(training, Device::flex())
+        .with_output(output)
+        .with_quiet(true)
+        .fit(
+            &model,
+            &data.train.retrieval,
+            &data.dev.retrieval,
+            &CaptionTokenizer::from(vocab),
+        )
+        .expect("training runs");
+}
+
+fn build(checkpoint: &Path, output: &Path) -> Output {
+    itm(&[
+        "index",
+        "build",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--data",
+        "shapes",
+        "--shapes-seed",
+        &SEED.to_string(),
+        "--shapes-images",
+        &TEST_IMAGES.to_string(),
+        "--shapes-regions",
+        "8",
+        "--output",
+        output.to_str().unwrap(),
+        "--quiet",
+    ])
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn index_search_and_sheet() {
+    let work = folder("main");
+    let checkpoint = work.join("checkpoint");
+    let data = ShapesDataset::generate(&shapes());
+    train(&checkpoint, &data);
+    let index_dir = work.join("index");
+    let stdout = ok(build(&checkpoint, &index_dir));
+    assert!(
+        stdout.contains("indexed 100 images and 500 captions"),
+        "{stdout}"
+    );
+
+    // The index holds the library's embeddings of the same split.
+    let index = Index::open(&index_dir).expect("the index opens");
+    let device = Device::flex();
+    let (model, _, tokenizer) = Checkpoint::new(&checkpoint).load(&device).unwrap();
+    let test = &data.test.retrieval;
+    let embeddings = encode_split(&model, test, &tokenizer, &device, 64, true).unwrap();
+    let dim = embeddings.dim;
+    assert_eq!(index.manifest().dim, dim);
+    for (matrix, expected) in [
+        (index.images(), &embeddings.images),
+        (index.captions(), &embeddings.captions),
+    ] {
+        for row in [0, 7, matrix.rows() - 1] {
+            let stored = matrix.row(row).unwrap();
+            let worst = stored
+                .iter()
+                .zip(&expected[row * dim..(row + 1) * dim])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "row {row} differs by {worst}");
+        }
+    }
+    assert_eq!(index.items().captions[12].text, test.captions[12]);
+
+    // Exact search equals a full argsort of the cosine matrix (computed by BlockedCosine).
+    let scores = cosine_scores(&embeddings, &device);
+    let n_cap = test.captions.len();
+    let queries: Vec<f32> = (0..n_cap)
+        .flat_map(|j| index.captions().row(j).unwrap())
+        .collect();
+    let found = index.images().top_k(&queries, TEST_IMAGES).unwrap();
+    let mut worst_score = 0.0f32;
+    for (j, hits) in found.iter().enumerate() {
+        let mut order: Vec<Hit> = (0..TEST_IMAGES)
+            .map(|i| Hit {
+                index: i,
+                score: scores[i * n_cap + j],
+            })
+            .collect();
+        order.sort_by(Hit::rank_order);
+        assert_eq!(hits.len(), TEST_IMAGES);
+        for (hit, expected) in hits.iter().zip(&order) {
+            worst_score = worst_score.max((hit.score - expected.score).abs());
+            if hit.index != expected.index {
+                // Only a tie within float rounding may swap two images.
+                let other = scores[hit.index * n_cap + j];
+                assert!(
+                    (other - expected.score).abs() < 1e-5,
+                    "caption {j}: image {} ({other}) ranked where {} ({}) belongs",
+                    hit.index,
+                    expected.index,
+                    expected.score
+                );
+            }
+        }
+    }
+    assert!(worst_score < 1e-5, "scores differ by {worst_score}");
+
+    // Text → image through the binary: the described image is in the top 5 for most captions
+    // (at least 40%; a random ranking of 100 images gives 5%).
+    let mut in_top5 = 0;
+    let asked = 40;
+    for j in (0..n_cap).step_by(n_cap / asked) {
+        let out = json(&ok(itm(&[
+            "search",
+            "--index",
+            index_dir.to_str().unwrap(),
+            &test.captions[j],
+            "--top",
+            "5",
+            "--json",
+        ])));
+        let results = out["results"].as_array().unwrap();
+        assert_eq!(results.len(), 5);
+        let ranked: Vec<u64> = results
+            .iter()
+            .map(|r| r["image"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = found[j][..5].iter().map(|h| h.index as u64).collect();
+        assert_eq!(
+            ranked, expected,
+            "caption {j}: the CLI ranks like the stored query"
+        );
+        if ranked.contains(&(test.caption_image[j] as u64)) {
+            in_top5 += 1;
+        }
+    }
+    eprintln!("text → image: ground truth in the top 5 for {in_top5}/{asked} captions");
+    assert!(
+        in_top5 * 5 >= asked * 2,
+        "only {in_top5}/{asked} in the top 5"
+    );
+
+    // Image → text by id; the table form too.
+    let out = json(&ok(itm(&[
+        "search",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--image",
+        "3",
+        "--top",
+        "5",
+        "--json",
+    ])));
+    let own = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["image"].as_u64() == Some(3))
+        .count();
+    assert!(own >= 1, "no caption of image 3 in its top 5: {out}");
+    let table = ok(itm(&[
+        "search",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "a red circle",
+    ]));
+    assert_eq!(table.lines().count(), 6, "{table}");
+    let err = failure(itm(&[
+        "search",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--image",
+        "no-such-id",
+    ]));
+    assert!(err.contains("neither an image id"), "{err}");
+
+    // Contact sheet: size, and frames where the JSON places the ground truth.
+    let png = work.join("sheet.png");
+    let rows = ["0", "55", "130", "260", "499"];
+    let mut args = vec![
+        "sheet",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--output",
+        png.to_str().unwrap(),
+    ];
+    for row in &rows {
+        args.extend(["--caption", row]);
+    }
+    ok(itm(&args));
+    let sheet = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(sheet.dimensions(), sheet_size(rows.len(), 5));
+    let described = json(&std::fs::read_to_string(work.join("sheet.json")).unwrap());
+    let described = described.as_array().unwrap();
+    assert_eq!(described.len(), rows.len());
+    let mut framed = 0;
+    for (row, entry) in described.iter().enumerate() {
+        let caption = entry["caption"].as_u64().unwrap() as usize;
+        assert_eq!(entry["text"], test.captions[caption].as_str());
+        let (x, y) = frame_origin(row, 0);
+        assert_eq!(sheet.get_pixel(x + 1, y + 1).0, QUERY_COLOUR);
+        for (column, hit) in entry["results"].as_array().unwrap().iter().enumerate() {
+            let truth = hit["image"].as_u64().unwrap() as usize == test.caption_image[caption];
+            assert_eq!(hit["ground_truth"].as_bool(), Some(truth));
+            let (x, y) = frame_origin(row, column + 1);
+            let colour = if truth { MATCH_COLOUR } else { OTHER_COLOUR };
+            assert_eq!(
+                sheet.get_pixel(x + 1, y + 1).0,
+                colour,
+                "row {row} column {column}"
+            );
+            framed += usize::from(truth);
+        }
+    }
+    assert!(
+        framed >= 2,
+        "the ground truth is framed only {framed} times"
+    );
+    // The pictures are the rendered scenes: the centre of the first row's own image.
+    let (x, y) = frame_origin(0, 0);
+    let centre = sheet.get_pixel(x + 4 + 48, y + 4 + 48).0;
+    assert_ne!(centre, QUERY_COLOUR);
+
+    refuses_altered_indexes(&index_dir, &work);
+    replaces_only_indexes(&checkpoint, &index_dir, &work);
+    refuses_fine_grained_models(&data, &work);
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn search_error(index: &Path) -> String {
+    failure(itm(&[
+        "search",
+        "--index",
+        index.to_str().unwrap(),
+        "a red circle",
+    ]))
+}
+
+fn refuses_altered_indexes(index: &Path, work: &Path) {
+    let altered = |name: &str, change: &dyn Fn(&Path)| {
+        let copy = work.join(format!("altered-{name}"));
+        copy_dir(index, &copy);
+        change(&copy);
+        search_error(&copy)
+    };
+    let err = altered("truncated", &|dir| {
+        let path = dir.join("images.npy");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 64]).unwrap();
+    });
+    assert!(
+        err.contains("images.npy") && err.contains("truncated"),
+        "{err}"
+    );
+    let err = altered("flipped", &|dir| {
+        let path = dir.join("captions.npy");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+    });
+    assert!(
+        err.contains("captions.npy") && err.contains("checksum"),
+        "{err}"
+    );
+    let err = altered("missing", &|dir| {
+        std::fs::remove_file(dir.join("model").join("model.bpk")).unwrap();
+    });
+    assert!(err.contains("model.bpk"), "{err}");
+    let err = altered("version", &|dir| {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"version\": 1", "\"version\": 2")).unwrap();
+    });
+    assert!(
+        err.contains("manifest.json") && err.contains("version 2"),
+        "{err}"
+    );
+    let err = altered("count", &|dir| {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"n_images\": 100", "\"n_images\": 99")).unwrap();
+    });
+    assert!(err.contains("images.npy") && err.contains("[99"), "{err}");
+    let err = search_error(&work.join("no-such-index"));
+    assert!(err.contains("no-such-index"), "{err}");
+}
+
+fn replaces_only_indexes(checkpoint: &Path, index: &Path, work: &Path) {
+    // Rebuilding over an index replaces it; nothing is left beside it.
+    ok(build(checkpoint, index));
+    Index::open(index).expect("the rebuilt index opens");
+    let leftovers: Vec<String> = std::fs::read_dir(work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A folder that is not an index is never replaced.
+    let other = work.join("not-an-index");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), "mine").unwrap();
+    let err = failure(build(checkpoint, &other));
+    assert!(
+        err.contains("not-an-index") && err.contains("not an index"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("keep.txt")).unwrap(),
+        "mine"
+    );
+}
+
+fn refuses_fine_grained_models(data: &ShapesDataset, work: &Path) {
+    let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
+    let config = VseModelConfig::vse_infinity_bigru_sized(64, vocab.len(), 64, 32)
+        .with_similarity(SimilarityConfig::Scan(ScanConfig::new()));
+    let device = Device::flex();
+    let folder = work.join("scan-checkpoint");
+    Checkpoint::new(&folder)
+        .save(
+            &config.init(&device),
+            &config,
+            &CaptionTokenizer::from(vocab),
+        )
+        .unwrap();
+    let err = failure(build(&folder, &work.join("scan-index")));
+    assert!(
+        err.contains("fine-grained") && err.contains("model.json"),
+        "{err}"
+    );
+    assert!(!work.join("scan-index").exists());
+}

@@ -1,0 +1,279 @@
+//! The index folder: its manifest, and opening it with every file checked.
+//!
+//! ```text
+//! INDEX/
+//!   manifest.json   format, version, dim, counts, source, every other file's length and SHA-256
+//!   images.npy      [n_images, D] float32, unit rows
+//!   captions.npy    [n_captions, D] float32, unit rows
+//!   items.json      image ids and file names; caption texts and their image
+//!   model/          the checkpoint that encoded them (weights, configuration, tokenizer)
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use itm_data::DataError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::search::EmbeddingMatrix;
+use super::source::{IndexItems, IndexSource};
+use crate::checkpoint::Checkpoint;
+
+/// Value of the manifest's `format` field.
+pub const FORMAT: &str = "itm-index";
+/// The manifest version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+/// Image embeddings.
+pub const IMAGES: &str = "images.npy";
+/// Caption embeddings.
+pub const CAPTIONS: &str = "captions.npy";
+/// Ids, file names and caption texts.
+pub const ITEMS: &str = "items.json";
+/// The checkpoint folder.
+pub const MODEL: &str = "model";
+
+/// A data file of the index, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Path relative to the index folder, `/`-separated.
+    pub name: String,
+    /// Length in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] when written by this build.
+    pub version: u32,
+    /// Embedding width `D`.
+    pub dim: usize,
+    /// Rows of `images.npy`.
+    pub n_images: usize,
+    /// Rows of `captions.npy`.
+    pub n_captions: usize,
+    /// How rows are compared (always `"cosine"`: inner product of unit rows).
+    pub similarity: String,
+    /// The checkpoint the index was built from, as given (a copy is in `model/`).
+    pub checkpoint: PathBuf,
+    /// The data the rows come from.
+    pub source: IndexSource,
+    /// Every other file of the folder.
+    pub files: Vec<FileRecord>,
+}
+
+/// SHA-256 (hex) and length of a file, read in 1 MiB pieces.
+pub fn file_digest(path: &Path) -> Result<(String, u64), DataError> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let read = file.read(&mut buffer).map_err(|e| DataError::io(path, e))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((hex, total))
+}
+
+/// An opened, checked index.
+#[derive(Debug, Clone)]
+pub struct Index {
+    folder: PathBuf,
+    manifest: Manifest,
+    items: IndexItems,
+    images: EmbeddingMatrix,
+    captions: EmbeddingMatrix,
+}
+
+impl Index {
+    /// Opens the index in `folder`, refusing it — with an error naming the file — when the
+    /// manifest is missing, of another format or version, or when a recorded file is missing,
+    /// of the wrong length, altered (checksum), or disagrees with the recorded counts.
+    pub fn open(folder: &Path) -> Result<Self, DataError> {
+        if !folder.is_dir() {
+            return Err(DataError::invalid(folder, "no such index folder"));
+        }
+        let manifest_path = folder.join(MANIFEST);
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|e| DataError::io(&manifest_path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| DataError::invalid(&manifest_path, format!("not JSON: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(DataError::invalid(
+                &manifest_path,
+                format!("not an itm index manifest (its \"format\" is not {FORMAT:?})"),
+            ));
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            other => {
+                return Err(DataError::invalid(
+                    &manifest_path,
+                    format!(
+                        "manifest version {}, this build reads version {FORMAT_VERSION}",
+                        other.map_or("missing".to_string(), |v| v.to_string())
+                    ),
+                ));
+            }
+        }
+        let manifest: Manifest = serde_json::from_value(value)
+            .map_err(|e| DataError::invalid(&manifest_path, format!("invalid manifest: {e}")))?;
+        for required in [IMAGES, CAPTIONS, ITEMS] {
+            if !manifest.files.iter().any(|f| f.name == required) {
+                return Err(DataError::invalid(
+                    &manifest_path,
+                    format!("records no {required}"),
+                ));
+            }
+        }
+        for record in &manifest.files {
+            let path = folder.join(&record.name);
+            let bytes = std::fs::metadata(&path)
+                .map_err(|e| DataError::io(&path, e))?
+                .len();
+            if bytes != record.bytes {
+                return Err(DataError::invalid(
+                    &path,
+                    format!(
+                        "{} bytes, the manifest records {} ({})",
+                        bytes,
+                        record.bytes,
+                        if bytes < record.bytes {
+                            "truncated"
+                        } else {
+                            "grown"
+                        }
+                    ),
+                ));
+            }
+            let (sha256, _) = file_digest(&path)?;
+            if sha256 != record.sha256 {
+                return Err(DataError::invalid(
+                    &path,
+                    "checksum mismatch: the file changed after the index was built",
+                ));
+            }
+        }
+        let images = EmbeddingMatrix::open(&folder.join(IMAGES), "[images, dim]")?;
+        let captions = EmbeddingMatrix::open(&folder.join(CAPTIONS), "[captions, dim]")?;
+        for (matrix, rows) in [
+            (&images, manifest.n_images),
+            (&captions, manifest.n_captions),
+        ] {
+            if matrix.rows() != rows || matrix.dim() != manifest.dim {
+                return Err(DataError::invalid(
+                    matrix.path(),
+                    format!(
+                        "shape [{}, {}], the manifest records [{rows}, {}]",
+                        matrix.rows(),
+                        matrix.dim(),
+                        manifest.dim
+                    ),
+                ));
+            }
+        }
+        let items_path = folder.join(ITEMS);
+        let text =
+            std::fs::read_to_string(&items_path).map_err(|e| DataError::io(&items_path, e))?;
+        let items: IndexItems = serde_json::from_str(&text)
+            .map_err(|e| DataError::invalid(&items_path, format!("invalid items: {e}")))?;
+        if items.images.len() != manifest.n_images || items.captions.len() != manifest.n_captions {
+            return Err(DataError::invalid(
+                &items_path,
+                format!(
+                    "{} images and {} captions, the manifest records {} and {}",
+                    items.images.len(),
+                    items.captions.len(),
+                    manifest.n_images,
+                    manifest.n_captions
+                ),
+            ));
+        }
+        if let Some(j) = items
+            .captions
+            .iter()
+            .position(|c| c.image >= manifest.n_images)
+        {
+            return Err(DataError::invalid(
+                &items_path,
+                format!(
+                    "caption {j} describes image {}, past the last",
+                    items.captions[j].image
+                ),
+            ));
+        }
+        Ok(Self {
+            folder: folder.to_path_buf(),
+            manifest,
+            items,
+            images,
+            captions,
+        })
+    }
+
+    /// The folder.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Ids, file names and captions.
+    pub fn items(&self) -> &IndexItems {
+        &self.items
+    }
+
+    /// Image embeddings `[n_images, D]`.
+    pub fn images(&self) -> &EmbeddingMatrix {
+        &self.images
+    }
+
+    /// Caption embeddings `[n_captions, D]`.
+    pub fn captions(&self) -> &EmbeddingMatrix {
+        &self.captions
+    }
+
+    /// The copy of the checkpoint that encoded the rows (to encode queries the same way).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(self.folder.join(MODEL))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_the_standard_sha256() {
+        let path = std::env::temp_dir().join(format!("itm-digest-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        let (hex, bytes) = file_digest(&path).unwrap();
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(bytes, 3);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

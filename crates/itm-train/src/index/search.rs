@@ -1,0 +1,294 @@
+//! Exact top-k search over a `[rows, D]` float32 `.npy` matrix, read in blocks.
+//!
+//! Scores are inner products of unit vectors, i.e. cosine similarities. The matrix is never held
+//! whole: each block of rows is read into a buffer (positioned reads, not a memory map, so that
+//! the pages read do not stay charged to the process), scored against every query, and folded
+//! into one `k`-sized min-heap per query. Memory is `O(threads · (BLOCK_BYTES + queries · k))`
+//! whatever the number of rows.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use itm_data::DataError;
+use itm_data::npy::MappedF32;
+use rayon::prelude::*;
+
+/// Bytes of matrix read per block (rows per block: this over the row size, at least one).
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// One result: a row of the matrix and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Row (image or caption number).
+    pub index: usize,
+    /// Inner product with the query.
+    pub score: f32,
+}
+
+impl Hit {
+    /// Best first: higher score, then lower index (a total order, so results are
+    /// deterministic under ties).
+    pub fn rank_order(&self, other: &Self) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.index.cmp(&other.index))
+    }
+}
+
+/// A heap entry ordered so that the worst kept hit is at the top of a max-heap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Worst(Hit);
+
+impl Eq for Worst {}
+
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.rank_order(&other.0)
+    }
+}
+
+/// The best `k` hits seen so far.
+#[derive(Debug, Clone)]
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    fn push(&mut self, hit: Hit) {
+        if self.heap.len() < self.k {
+            self.heap.push(Worst(hit));
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && hit.rank_order(&worst.0) == Ordering::Less
+        {
+            *worst = Worst(hit);
+        }
+    }
+
+    fn merge(mut self, other: Self) -> Self {
+        for Worst(hit) in other.heap {
+            self.push(hit);
+        }
+        self
+    }
+
+    fn into_sorted(self) -> Vec<Hit> {
+        // `into_sorted_vec` is ascending in `Worst` order, i.e. best first.
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|w| w.0)
+            .collect()
+    }
+}
+
+/// A `[rows, dim]` little-endian float32 `.npy` file whose header and size were checked.
+#[derive(Debug, Clone)]
+pub struct EmbeddingMatrix {
+    path: PathBuf,
+    offset: u64,
+    rows: usize,
+    dim: usize,
+}
+
+impl EmbeddingMatrix {
+    /// Checks the header, shape and byte size of `path` (an `[axes]` matrix).
+    pub fn open(path: &Path, axes: &str) -> Result<Self, DataError> {
+        let mapped = MappedF32::open(path, 2, axes)?;
+        let (rows, dim) = (mapped.shape()[0], mapped.shape()[1]);
+        let size = std::fs::metadata(path)
+            .map_err(|e| DataError::io(path, e))?
+            .len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            offset: size - (rows * dim * 4) as u64,
+            rows,
+            dim,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Row width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads rows `start..start + count` into `buffer` (resized to `count · dim`).
+    fn read_rows(
+        &self,
+        file: &mut std::fs::File,
+        start: usize,
+        count: usize,
+        buffer: &mut Vec<f32>,
+    ) -> Result<(), DataError> {
+        buffer.resize(count * self.dim, 0.0);
+        file.seek(SeekFrom::Start(self.offset + (start * self.dim * 4) as u64))
+            .and_then(|_| file.read_exact(bytemuck_bytes(buffer)))
+            .map_err(|e| DataError::io(&self.path, e))?;
+        if cfg!(target_endian = "big") {
+            for value in buffer.iter_mut() {
+                *value = f32::from_bits(u32::from_le(value.to_bits()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Row `index`.
+    pub fn row(&self, index: usize) -> Result<Vec<f32>, DataError> {
+        assert!(index < self.rows, "row {index} of {}", self.rows);
+        let mut file = std::fs::File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        let mut buffer = Vec::new();
+        self.read_rows(&mut file, index, 1, &mut buffer)?;
+        Ok(buffer)
+    }
+
+    /// The `k` rows with the highest inner product with each query (`queries`: `[q, dim]`,
+    /// row-major), best first, ties broken by the lower row. Exact: every row is scored.
+    pub fn top_k(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, DataError> {
+        self.top_k_blocked(queries, k, (BLOCK_BYTES / (4 * self.dim)).max(1))
+    }
+
+    /// [`EmbeddingMatrix::top_k`] with `block_rows` rows per block.
+    pub fn top_k_blocked(
+        &self,
+        queries: &[f32],
+        k: usize,
+        block_rows: usize,
+    ) -> Result<Vec<Vec<Hit>>, DataError> {
+        assert!(
+            queries.len().is_multiple_of(self.dim),
+            "queries of width {}",
+            self.dim
+        );
+        let n_queries = queries.len() / self.dim;
+        let k = k.min(self.rows);
+        let blocks: Vec<usize> = (0..self.rows.div_ceil(block_rows.max(1))).collect();
+        let empty = || (0..n_queries).map(|_| TopK::new(k)).collect::<Vec<_>>();
+        let best = blocks
+            .par_iter()
+            .map_init(
+                || (std::fs::File::open(&self.path), Vec::new()),
+                |(file, buffer), &block| {
+                    let file = file.as_mut().map_err(|e| {
+                        DataError::io(&self.path, std::io::Error::new(e.kind(), e.to_string()))
+                    })?;
+                    let start = block * block_rows;
+                    let count = block_rows.min(self.rows - start);
+                    self.read_rows(file, start, count, buffer)?;
+                    let mut heaps = empty();
+                    for (row, values) in buffer.chunks_exact(self.dim).enumerate() {
+                        for (heap, query) in heaps.iter_mut().zip(queries.chunks_exact(self.dim)) {
+                            heap.push(Hit {
+                                index: start + row,
+                                score: dot(values, query),
+                            });
+                        }
+                    }
+                    Ok(heaps)
+                },
+            )
+            .try_reduce(empty, |a, b| {
+                Ok(a.into_iter().zip(b).map(|(a, b)| a.merge(b)).collect())
+            })?;
+        Ok(best.into_iter().map(TopK::into_sorted).collect())
+    }
+}
+
+/// The bytes of a float buffer, to read into.
+fn bytemuck_bytes(values: &mut [f32]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(values)
+}
+
+/// Inner product, accumulated in 8 lanes (vectorises; a fixed order, so repeatable).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use itm_data::npy::write_f32;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn matrix(name: &str, rows: usize, dim: usize, seed: u64) -> (EmbeddingMatrix, Vec<f32>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // Values on a coarse grid, so that many scores tie exactly.
+        let values: Vec<f32> = (0..rows * dim)
+            .map(|_| rng.random_range(-2i32..=2) as f32 * 0.5)
+            .collect();
+        let path = std::env::temp_dir().join(format!("itm-topk-{name}-{}.npy", std::process::id()));
+        write_f32(&path, &[rows, dim], &values).unwrap();
+        (EmbeddingMatrix::open(&path, "[rows, dim]").unwrap(), values)
+    }
+
+    #[test]
+    fn blocked_top_k_equals_a_full_sort() {
+        let (rows, dim) = (1000, 11);
+        let (matrix, values) = matrix("sort", rows, dim, 1);
+        let queries = &values[..3 * dim];
+        for block in [1, 7, 64, 5000] {
+            let found = matrix.top_k_blocked(queries, 25, block).unwrap();
+            for (q, hits) in found.iter().enumerate() {
+                let query = &queries[q * dim..(q + 1) * dim];
+                let mut all: Vec<Hit> = (0..rows)
+                    .map(|i| Hit {
+                        index: i,
+                        score: dot(&values[i * dim..(i + 1) * dim], query),
+                    })
+                    .collect();
+                all.sort_by(Hit::rank_order);
+                assert_eq!(hits[..], all[..25], "block {block}, query {q}");
+            }
+        }
+        assert_eq!(matrix.top_k(queries, 5000).unwrap()[0].len(), rows);
+        assert_eq!(matrix.row(3).unwrap(), values[3 * dim..4 * dim]);
+        std::fs::remove_file(matrix.path()).unwrap();
+    }
+
+    #[test]
+    fn dot_matches_the_plain_sum() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.5).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert_eq!(dot(&a, &b), plain);
+    }
+}
