@@ -4,20 +4,27 @@
 //! - [`Trainer`]: the epoch loop (AdamW, step decay, gradient clipping, VSE0 warm-up, validation
 //!   rsum after every epoch, best checkpoint kept).
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
-//! - [`Checkpoint`]: atomic model checkpoints with their configuration.
+//! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
+//!   continues a stopped run from the state saved after every epoch.
+//! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output).
+//! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones).
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
+mod chart;
 mod checkpoint;
 mod config;
 mod evaluate;
 mod pretrained;
 mod progress;
+mod run_config;
 mod schedule;
 mod trainer;
+pub mod zoo;
 
+pub use chart::write_chart;
 pub use checkpoint::{Checkpoint, TrainError};
 pub use config::TrainingConfig;
 pub use evaluate::{Embeddings, cosine_scores, encode_split, evaluate_split, score_split};
@@ -26,5 +33,8 @@ pub use pretrained::{
     load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
 };
 pub use progress::Progress;
+pub use run_config::{
+    DataSection, ImageTower, ModelSection, RUN_FILE, RunConfig, RunError, RunOverrides,
+};
 pub use schedule::StepDecay;
-pub use trainer::{EpochRecord, Trainer, TrainingOutcome};
+pub use trainer::{EpochRecord, RESUME_FILE, Trainer, TrainingOutcome};
