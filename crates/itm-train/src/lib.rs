@@ -27,7 +27,10 @@ pub mod zoo;
 pub use chart::write_chart;
 pub use checkpoint::{Checkpoint, TrainError};
 pub use config::TrainingConfig;
-pub use evaluate::{Embeddings, cosine_scores, encode_split, evaluate_split, score_split};
+pub use evaluate::{
+    Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
+    evaluate_split, score_split,
+};
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,
     load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,

@@ -189,49 +189,79 @@ impl DataSection {
     /// Loads the train, dev and test splits (`image_size`: side of decoded images).
     pub fn load(&self, image_size: usize) -> Result<[RetrievalSplit; 3], RunError> {
         Ok(match self {
-            Self::Shapes {
-                seed,
-                train_images,
-                dev_images,
-                test_images,
-                feature_width,
-            } => {
-                let data = ShapesDataset::generate(&ShapesConfig {
-                    seed: *seed,
-                    train_images: *train_images,
-                    dev_images: *dev_images,
-                    test_images: *test_images,
-                    regions: RegionFeatureConfig {
-                        d_feature: *feature_width,
-                        ..RegionFeatureConfig::default()
-                    },
-                });
-                [
-                    data.train.retrieval,
-                    data.dev.retrieval,
-                    data.test.retrieval,
-                ]
+            Self::Shapes { .. } => {
+                let data = self.shapes().expect("shapes");
+                [data.train.retrieval, data.dev.retrieval, data.test.retrieval]
             }
-            Self::Precomp { path, test_split } => [
-                itm_data::precomp::read_split(path, "train")?,
-                itm_data::precomp::read_split(path, "dev")?,
-                itm_data::precomp::read_split(path, test_split)?,
+            Self::Precomp { test_split, .. } => [
+                self.load_split("train", image_size)?,
+                self.load_split("dev", image_size)?,
+                self.load_split(test_split, image_size)?,
             ],
+            Self::Karpathy { .. } => [
+                self.load_split("train", image_size)?,
+                self.load_split("dev", image_size)?,
+                self.load_split("test", image_size)?,
+            ],
+        })
+    }
+
+    /// Loads one split: `train`, `dev` or `test` (a precomp folder: any split it has, e.g.
+    /// `testall`).
+    pub fn load_split(&self, split: &str, image_size: usize) -> Result<RetrievalSplit, RunError> {
+        let unknown = |known: &str| RunError::Key {
+            origin: "data".into(),
+            key: "split".into(),
+            message: format!("unknown split {split:?}; known: {known}"),
+        };
+        Ok(match self {
+            Self::Shapes { .. } => {
+                let data = self.shapes().expect("shapes");
+                match split {
+                    "train" => data.train.retrieval,
+                    "dev" | "val" => data.dev.retrieval,
+                    "test" => data.test.retrieval,
+                    _ => return Err(unknown("train, dev, test")),
+                }
+            }
+            Self::Precomp { path, .. } => itm_data::precomp::read_split(path, split)?,
             Self::Karpathy { json, images } => {
+                let split = match split {
+                    "train" => KarpathySplit::Train,
+                    "dev" | "val" => KarpathySplit::Dev,
+                    "test" => KarpathySplit::Test,
+                    _ => return Err(unknown("train, dev, test")),
+                };
                 let root = images
                     .clone()
                     .unwrap_or_else(|| json.parent().unwrap_or(Path::new(".")).join("images"));
-                let load = |split| -> Result<RetrievalSplit, DataError> {
-                    karpathy::load(json, &root, split)?
-                        .into_retrieval(ImageTransform::new(image_size as u32))
-                };
-                [
-                    load(KarpathySplit::Train)?,
-                    load(KarpathySplit::Dev)?,
-                    load(KarpathySplit::Test)?,
-                ]
+                karpathy::load(json, &root, split)?
+                    .into_retrieval(ImageTransform::new(image_size as u32))?
             }
         })
+    }
+
+    fn shapes(&self) -> Option<ShapesDataset> {
+        let Self::Shapes {
+            seed,
+            train_images,
+            dev_images,
+            test_images,
+            feature_width,
+        } = self
+        else {
+            return None;
+        };
+        Some(ShapesDataset::generate(&ShapesConfig {
+            seed: *seed,
+            train_images: *train_images,
+            dev_images: *dev_images,
+            test_images: *test_images,
+            regions: RegionFeatureConfig {
+                d_feature: *feature_width,
+                ..RegionFeatureConfig::default()
+            },
+        }))
     }
 }
 
