@@ -72,7 +72,14 @@ pub fn run(args: EncodeArgs) -> Result<(), String> {
         }
         (None, Some(path)) => {
             let captions = read_captions(path)?;
-            encode_captions(&model, &tokenizer, &captions, &device, args.batch_size, args.quiet)
+            encode_captions(
+                &model,
+                &tokenizer,
+                &captions,
+                &device,
+                args.batch_size,
+                args.quiet,
+            )
         }
         (None, None) => unreachable!("clap requires --images or --captions"),
     }

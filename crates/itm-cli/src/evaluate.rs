@@ -26,7 +26,12 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "shapes|DIR|JSON", requires = "checkpoint")]
     data: Option<String>,
     /// The split: train, dev or test (precomp folders: any split they have, e.g. testall).
-    #[arg(long, value_name = "NAME", default_value = "test", requires = "checkpoint")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "test",
+        requires = "checkpoint"
+    )]
     split: String,
     /// f30k and coco5k rank over the whole matrix; coco1k averages 5 folds of N/5 images.
     #[arg(long, value_enum, default_value_t = ProtocolArg::F30k)]
@@ -122,6 +127,9 @@ fn show(metrics: &Metrics, protocol: Protocol, n_img: usize, n_cap: usize, json:
 /// Scores the split with every checkpoint, averages the matrices, evaluates.
 fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String> {
     let first = &args.checkpoint[0];
+    if let Some(missing) = args.checkpoint.iter().find(|folder| !folder.is_dir()) {
+        return Err(format!("{}: no such checkpoint folder", missing.display()));
+    }
     let device = itm::device::parse(&args.device).map_err(|e| format!("--device: {e}"))?;
     let (data, image_size) = match &args.data {
         Some(argument) => (
@@ -129,9 +137,8 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
             run_image_size(first).unwrap_or(224),
         ),
         None => {
-            let run = RunConfig::from_run_folder(first).map_err(|e| {
-                format!("{e} (give --data when the checkpoint has no run.toml)")
-            })?;
+            let run = RunConfig::from_run_folder(first)
+                .map_err(|e| format!("{e} (give --data when the checkpoint has no run.toml)"))?;
             (run.data, run.model.image_size)
         }
     };
@@ -156,7 +163,10 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
     }
     let report = evaluate(&sims, n_img, &split.caption_image, protocol);
     if !args.json && args.checkpoint.len() > 1 {
-        println!("ensemble of {} checkpoints (mean score)", args.checkpoint.len());
+        println!(
+            "ensemble of {} checkpoints (mean score)",
+            args.checkpoint.len()
+        );
     }
     show(&report.metrics, protocol, n_img, n_cap, args.json);
     Ok(())
@@ -177,8 +187,7 @@ fn score_checkpoint(
     quiet: bool,
 ) -> Result<Vec<f32>, String> {
     let (model, config, tokenizer) = load_checkpoint(folder, device)?;
-    check_image_input(&config, &split.images)
-        .map_err(|e| format!("{}: {e}", folder.display()))?;
+    check_image_input(&config, &split.images).map_err(|e| format!("{}: {e}", folder.display()))?;
     score_split(&model, split, &tokenizer, device, quiet).map_err(|e| e.to_string())
 }
 

@@ -98,7 +98,10 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         (Some(folder), _) => {
             check_folder(folder)?;
             let path = folder.join(RUN_FILE);
-            (RunConfig::from_file(&path, overrides), path.display().to_string())
+            (
+                RunConfig::from_file(&path, overrides),
+                path.display().to_string(),
+            )
         }
         (None, Some(path)) => (
             RunConfig::from_file(path, overrides),
@@ -107,7 +110,8 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         (None, None) => (RunConfig::from_overrides(overrides), "command line".into()),
     };
     let config = config.map_err(|e| e.to_string())?;
-    let device = itm::device::parse(&config.device).map_err(|e| format!("{origin}: device: {e}"))?;
+    let device =
+        itm::device::parse(&config.device).map_err(|e| format!("{origin}: device: {e}"))?;
     train(&config, device, args.resume.is_some(), args.quiet).map_err(|e| e.to_string())
 }
 

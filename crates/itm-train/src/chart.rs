@@ -48,7 +48,8 @@ fn panels(history: &[EpochRecord]) -> Vec<(&'static str, Vec<(f64, f64)>)> {
     panels
 }
 
-/// `[low, high]` around `values`, padded by 10% (or by 0.5 when they are all equal).
+/// `[low, high]` around `values`, padded by 10% of the spread (when they are all equal: by
+/// half their magnitude, or 0.5 around 0).
 fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (low, high) = values
         .filter(|v| v.is_finite())
@@ -61,7 +62,7 @@ fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let pad = if high > low {
         0.1 * (high - low)
     } else {
-        0.5f64.max(0.1 * low.abs())
+        if low == 0.0 { 0.5 } else { 0.5 * low.abs() }
     };
     (low - pad, high + pad)
 }

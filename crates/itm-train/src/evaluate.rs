@@ -2,9 +2,9 @@
 
 use burn::tensor::{Device, Tensor};
 use itm_core::encoders::ImageEncoderConfig;
-use itm_core::{VseModel, VseModelConfig};
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
 use itm_core::similarity::{BlockedCosine, FeatureSets, ShardedScorer};
+use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, ImageSource, RetrievalSplit, TokenBatch};
 
 use crate::progress::Progress;

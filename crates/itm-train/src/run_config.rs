@@ -191,7 +191,11 @@ impl DataSection {
         Ok(match self {
             Self::Shapes { .. } => {
                 let data = self.shapes().expect("shapes");
-                [data.train.retrieval, data.dev.retrieval, data.test.retrieval]
+                [
+                    data.train.retrieval,
+                    data.dev.retrieval,
+                    data.test.retrieval,
+                ]
             }
             Self::Precomp { test_split, .. } => [
                 self.load_split("train", image_size)?,
