@@ -376,3 +376,90 @@ fn every_subcommand_has_help() {
         assert!(help.contains(name), "{name}");
     }
 }
+
+/// A pixel tower on a Karpathy JSON: training, evaluation from the run's data, and encoding a
+/// folder of images, whose products with the caption embeddings are the evaluated scores.
+#[test]
+fn karpathy_pixels_run() {
+    let dir = folder("pixels");
+    let data = ShapesDataset::generate(&ShapesConfig {
+        train_images: 60,
+        dev_images: 10,
+        test_images: 10,
+        ..SHAPES
+    });
+    let json = data.write_karpathy(&dir.join("shapes")).unwrap();
+    let run = dir.join("run");
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "output = {run:?}\n[model]\nname = \"vse_infinity_bigru\"\nembed = 16\nword_dim = 16\n\
+             images = \"resnet\"\nimage_size = 16\n[data]\nkind = \"karpathy\"\njson = {json:?}\n\
+             [training]\nepochs = 1\nbatch_size = 30\n"
+        ),
+    )
+    .unwrap();
+    ok(&["train", "--config", s(&config), "--quiet"]);
+    let path = dir.join("sims.npy");
+    ok(&[
+        "evaluate",
+        "--checkpoint",
+        s(&run),
+        "--quiet",
+        "--save-sims",
+        s(&path),
+    ]);
+    let (shape, sims) = matrix(&path);
+    assert_eq!(shape, [10, 50]);
+    let images = dir.join("images.npy");
+    let test_images = json.parent().unwrap().join("images").join("test");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&run),
+        "--images",
+        s(&test_images),
+        "--output",
+        s(&images),
+    ]);
+    let captions_txt = dir.join("captions.txt");
+    std::fs::write(&captions_txt, data.test.retrieval.captions.join("\n")).unwrap();
+    let captions = dir.join("captions.npy");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&run),
+        "--captions",
+        s(&captions_txt),
+        "--output",
+        s(&captions),
+    ]);
+    let ((image_shape, image_rows), (_, caption_rows)) = (matrix(&images), matrix(&captions));
+    assert_eq!(image_shape, [10, 16]);
+    // File-name order: 0.png, 1.png, ... sort as text, so map each row back to its index.
+    let mut names: Vec<String> = (0..10).map(|i| format!("{i}.png")).collect();
+    names.sort();
+    for (row, name) in names.iter().enumerate() {
+        let i: usize = name.trim_end_matches(".png").parse().unwrap();
+        for j in 0..50 {
+            let dot: f32 = (0..16)
+                .map(|k| image_rows[row * 16 + k] * caption_rows[j * 16 + k])
+                .sum();
+            assert!((dot - sims[i * 50 + j]).abs() < 1e-4, "{i},{j}");
+        }
+    }
+    assert_fails(
+        &[
+            "encode",
+            "--checkpoint",
+            s(&run),
+            "--images",
+            s(&dir.join("sims.npy")),
+            "--output",
+            s(&images),
+        ],
+        &["sims.npy"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
