@@ -1,13 +1,87 @@
-//! `itm evaluate --sims S.npy`.
+//! `itm evaluate`: a saved similarity matrix (`--sims`), or one or several checkpoints scored on
+//! a dataset split (`--checkpoint`; several: an ensemble averaging their matrices).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
+use clap::{Args, ValueEnum};
 use itm_core::eval::{Metrics, Protocol, evaluate};
-use itm_data::npy::MappedF32;
+use itm_data::npy::{MappedF32, write_f32};
+use itm_train::{Checkpoint, DataSection, RunConfig, check_image_input, score_split};
 use rayon::prelude::*;
 
+/// `itm evaluate` options.
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// A similarity matrix (.npy, float32, [N, 5N]: rows are images, columns captions,
+    /// captions 5i..5i+4 describe image i).
+    #[arg(long, value_name = "S.npy", required_unless_present = "checkpoint")]
+    sims: Option<PathBuf>,
+    /// A checkpoint folder written by `itm train` (model.bpk, model.json, vocabulary). Repeat
+    /// it for an ensemble: the similarity matrices are averaged.
+    #[arg(long, value_name = "DIR", conflicts_with = "sims")]
+    checkpoint: Vec<PathBuf>,
+    /// The data to score: `shapes` (the defaults of `itm train --data shapes`), a precomp
+    /// folder, or a Karpathy JSON. Default: the [data] of the first checkpoint's run.toml.
+    #[arg(long, value_name = "shapes|DIR|JSON", requires = "checkpoint")]
+    data: Option<String>,
+    /// The split: train, dev or test (precomp folders: any split they have, e.g. testall).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "test",
+        requires = "checkpoint"
+    )]
+    split: String,
+    /// f30k and coco5k rank over the whole matrix; coco1k averages 5 folds of N/5 images.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::F30k)]
+    protocol: ProtocolArg,
+    /// Print one JSON object (i2t_r1 … t2i_meanr, rsum) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the (averaged) similarity matrix (.npy, float32, [images, captions]).
+    #[arg(long, value_name = "S.npy", requires = "checkpoint")]
+    save_sims: Option<PathBuf>,
+    /// Backend: flex (CPU), wgpu[:index] or cuda[:index].
+    #[arg(long, value_name = "NAME", default_value = "flex")]
+    device: String,
+    /// No progress bars or progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Evaluation protocols.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ProtocolArg {
+    /// Flickr30K 1K: the whole matrix.
+    F30k,
+    /// COCO 1K: mean over 5 folds.
+    Coco1k,
+    /// COCO 5K: the whole matrix.
+    Coco5k,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(value: ProtocolArg) -> Self {
+        match value {
+            ProtocolArg::F30k => Self::Flickr30k,
+            ProtocolArg::Coco1k => Self::Coco1k,
+            ProtocolArg::Coco5k => Self::Coco5k,
+        }
+    }
+}
+
+/// Runs `itm evaluate`.
+pub fn run(args: EvaluateArgs) -> Result<(), String> {
+    let protocol = args.protocol.into();
+    match &args.sims {
+        Some(path) => run_sims(path, protocol, args.json),
+        None => run_checkpoints(&args, protocol),
+    }
+}
+
 /// Evaluates the `[N, 5N]` matrix in `path` and prints a table or JSON.
-pub fn run(path: &Path, protocol: Protocol, json: bool) -> Result<(), String> {
+fn run_sims(path: &Path, protocol: Protocol, json: bool) -> Result<(), String> {
     let sims = MappedF32::open(path, 2, "[images, captions]").map_err(|e| e.to_string())?;
     let (n_img, n_cap) = (sims.shape()[0], sims.shape()[1]);
     if n_cap != 5 * n_img {
@@ -25,20 +99,116 @@ pub fn run(path: &Path, protocol: Protocol, json: bool) -> Result<(), String> {
             sims.values()[position]
         ));
     }
+    check_folds(protocol, n_img, path)?;
+    let caption_image: Vec<usize> = (0..n_cap).map(|j| j / 5).collect();
+    let report = evaluate(sims.values(), n_img, &caption_image, protocol);
+    show(&report.metrics, protocol, n_img, n_cap, json);
+    Ok(())
+}
+
+fn check_folds(protocol: Protocol, n_img: usize, origin: &Path) -> Result<(), String> {
     if protocol == Protocol::Coco1k && !n_img.is_multiple_of(5) {
         return Err(format!(
             "{}: coco1k needs a multiple of 5 images, found {n_img}",
-            path.display()
+            origin.display()
         ));
     }
-    let caption_image: Vec<usize> = (0..n_cap).map(|j| j / 5).collect();
-    let report = evaluate(sims.values(), n_img, &caption_image, protocol);
-    if json {
-        println!("{}", to_json(&report.metrics));
-    } else {
-        print_table(&report.metrics, protocol, n_img, n_cap);
-    }
     Ok(())
+}
+
+fn show(metrics: &Metrics, protocol: Protocol, n_img: usize, n_cap: usize, json: bool) {
+    if json {
+        println!("{}", to_json(metrics));
+    } else {
+        print_table(metrics, protocol, n_img, n_cap);
+    }
+}
+
+/// Scores the split with every checkpoint, averages the matrices, evaluates.
+fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String> {
+    let first = &args.checkpoint[0];
+    if let Some(missing) = args.checkpoint.iter().find(|folder| !folder.is_dir()) {
+        return Err(format!("{}: no such checkpoint folder", missing.display()));
+    }
+    let device = itm::device::parse(&args.device).map_err(|e| format!("--device: {e}"))?;
+    let (data, image_size) = match &args.data {
+        Some(argument) => (
+            DataSection::from_argument(argument),
+            run_image_size(first).unwrap_or(224),
+        ),
+        None => {
+            let run = RunConfig::from_run_folder(first)
+                .map_err(|e| format!("{e} (give --data when the checkpoint has no run.toml)"))?;
+            (run.data, run.model.image_size)
+        }
+    };
+    let split = data
+        .load_split(&args.split, image_size)
+        .map_err(|e| e.to_string())?;
+    let mut sum: Vec<f32> = Vec::new();
+    for folder in &args.checkpoint {
+        let scores = score_checkpoint(folder, &split, &device, args.quiet)?;
+        if sum.is_empty() {
+            sum = scores;
+        } else {
+            sum.iter_mut().zip(&scores).for_each(|(s, v)| *s += v);
+        }
+    }
+    let count = args.checkpoint.len() as f32;
+    let sims: Vec<f32> = sum.into_iter().map(|s| s / count).collect();
+    let (n_img, n_cap) = (split.n_images(), split.captions.len());
+    check_folds(protocol, n_img, first)?;
+    if let Some(path) = &args.save_sims {
+        write_f32(path, &[n_img, n_cap], &sims).map_err(|e| e.to_string())?;
+    }
+    let report = evaluate(&sims, n_img, &split.caption_image, protocol);
+    if !args.json && args.checkpoint.len() > 1 {
+        println!(
+            "ensemble of {} checkpoints (mean score)",
+            args.checkpoint.len()
+        );
+    }
+    show(&report.metrics, protocol, n_img, n_cap, args.json);
+    Ok(())
+}
+
+/// The image side of the run that wrote `folder`, when it has a run.toml.
+fn run_image_size(folder: &Path) -> Option<usize> {
+    RunConfig::from_run_folder(folder)
+        .ok()
+        .map(|run| run.model.image_size)
+}
+
+/// The `[images, captions]` scores of `split` under the checkpoint in `folder`.
+fn score_checkpoint(
+    folder: &Path,
+    split: &itm_data::RetrievalSplit,
+    device: &Device,
+    quiet: bool,
+) -> Result<Vec<f32>, String> {
+    let (model, config, tokenizer) = load_checkpoint(folder, device)?;
+    check_image_input(&config, &split.images).map_err(|e| format!("{}: {e}", folder.display()))?;
+    score_split(&model, split, &tokenizer, device, quiet).map_err(|e| e.to_string())
+}
+
+/// Loads the checkpoint in `folder`; a missing folder is named as such.
+pub fn load_checkpoint(
+    folder: &Path,
+    device: &Device,
+) -> Result<
+    (
+        itm_core::VseModel,
+        itm_core::VseModelConfig,
+        itm_data::CaptionTokenizer,
+    ),
+    String,
+> {
+    if !folder.is_dir() {
+        return Err(format!("{}: no such checkpoint folder", folder.display()));
+    }
+    Checkpoint::new(folder)
+        .load(device)
+        .map_err(|e| e.to_string())
 }
 
 fn to_json(m: &Metrics) -> serde_json::Value {
@@ -51,7 +221,8 @@ fn to_json(m: &Metrics) -> serde_json::Value {
     })
 }
 
-fn print_table(m: &Metrics, protocol: Protocol, n_img: usize, n_cap: usize) {
+/// Prints the recall table of `m`.
+pub fn print_table(m: &Metrics, protocol: Protocol, n_img: usize, n_cap: usize) {
     let name = match protocol {
         Protocol::Flickr30k => "Flickr30K 1K (whole matrix)",
         Protocol::Coco1k => "COCO 1K (mean of 5 folds)",

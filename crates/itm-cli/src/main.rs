@@ -1,17 +1,19 @@
 //! `itm`: the command-line face of the library.
 
 mod check;
+mod encode;
 mod encode_text;
 mod evaluate;
 mod index;
 mod search;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-/// Image–text matching: evaluate retrieval results, check datasets, encode captions.
+/// Image–text matching: train and evaluate models, encode images and captions, check datasets.
 #[derive(Parser, Debug)]
 #[command(name = "itm", version, about, long_about = None)]
 struct Cli {
@@ -21,21 +23,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Evaluate a saved similarity matrix with the standard protocol.
+    /// Train a system of the zoo (VSE∞, SCAN, CHAN, ESL, X-Dim) and evaluate its best epoch.
     ///
-    /// The matrix is a float32 .npy file of shape [N, 5N]: rows are images, columns captions,
-    /// captions 5i..5i+4 describe image i. Ranks count competitors with a strictly greater score.
-    Evaluate {
-        /// The similarity matrix (.npy, float32, [N, 5N]).
-        #[arg(long, value_name = "S.npy")]
-        sims: PathBuf,
-        /// f30k and coco5k rank over the whole matrix; coco1k averages 5 folds of N/5 images.
-        #[arg(long, value_enum, default_value_t = ProtocolArg::F30k)]
-        protocol: ProtocolArg,
-        /// Print one JSON object (i2t_r1 … t2i_meanr, rsum) instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// From a run.toml, from flags, or both (flags win); `--resume DIR` continues a stopped
+    /// run exactly where it stopped. The best checkpoint, metrics (JSON lines and CSV), a PNG
+    /// chart, the effective run.toml and the resume state go to the output folder.
+    Train(train::TrainArgs),
+    /// Evaluate with the standard protocol: a saved similarity matrix, or checkpoints.
+    ///
+    /// `--sims S.npy` reads a float32 [N, 5N] matrix. `--checkpoint DIR` (repeatable: an
+    /// ensemble averaging the matrices) scores a split with the model's own similarity. Ranks
+    /// count competitors with a strictly greater score.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Write the embeddings of images or captions under a trained checkpoint.
+    ///
+    /// Rows follow the input order and have unit length; the dot product of an image row and
+    /// a caption row is the model's score of the pair.
+    Encode(encode::EncodeArgs),
     /// Encode captions into sentence embeddings with a BERT-family model (e.g. all-MiniLM-L6-v2).
     ///
     /// The model folder has the Hugging Face layout: config.json, model.safetensors and
@@ -90,25 +94,12 @@ enum DataCommand {
     },
 }
 
-/// Evaluation protocols.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum ProtocolArg {
-    /// Flickr30K 1K: the whole matrix.
-    F30k,
-    /// COCO 1K: mean over 5 folds.
-    Coco1k,
-    /// COCO 5K: the whole matrix.
-    Coco5k,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Evaluate {
-            sims,
-            protocol,
-            json,
-        } => evaluate::run(&sims, protocol.into(), json),
+        Command::Train(args) => train::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Encode(args) => encode::run(args),
         Command::EncodeText {
             model,
             input,
@@ -132,16 +123,6 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-impl From<ProtocolArg> for itm_core::eval::Protocol {
-    fn from(value: ProtocolArg) -> Self {
-        match value {
-            ProtocolArg::F30k => Self::Flickr30k,
-            ProtocolArg::Coco1k => Self::Coco1k,
-            ProtocolArg::Coco5k => Self::Coco5k,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Encoding a split with a trained model and scoring it with the standard protocol.
 
 use burn::tensor::{Device, Tensor};
-use itm_core::VseModel;
+use itm_core::encoders::ImageEncoderConfig;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
 use itm_core::similarity::{BlockedCosine, FeatureSets, ShardedScorer};
-use itm_data::{CaptionTokenizer, DataError, RetrievalSplit, TokenBatch};
+use itm_core::{VseModel, VseModelConfig};
+use itm_data::{CaptionTokenizer, DataError, ImageSource, RetrievalSplit, TokenBatch};
 
 use crate::progress::Progress;
 
@@ -36,34 +37,84 @@ pub fn encode_split(
     batch_size: usize,
     quiet: bool,
 ) -> Result<Embeddings, DataError> {
-    let n_images = split.n_images();
-    let n_captions = split.captions.len();
-    let steps = n_images.div_ceil(batch_size) + n_captions.div_ceil(batch_size);
-    let mut progress = Progress::new("encode", steps, quiet);
-    let mut images = Vec::new();
-    let indices: Vec<usize> = (0..n_images).collect();
-    let chunks: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    for batch in split.images.prefetch(chunks, None, 2) {
-        images.extend(host(model.encode_images(batch?.to_input(device))));
-        progress.step(String::new);
-    }
-    let mut captions = Vec::new();
-    let encoded = tokenizer.encode_all(&split.captions)?;
-    for chunk in encoded.chunks(batch_size) {
-        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
-        let batch = TokenBatch::pad(&refs);
-        captions.extend(host(
-            model.encode_captions(batch.to_tensor(device), &batch.lengths),
-        ));
-        progress.step(String::new);
-    }
-    progress.finish();
-    let dim = images.len() / n_images.max(1);
+    let images = encode_images(model, &split.images, device, batch_size, quiet)?;
+    let captions = encode_captions(model, tokenizer, &split.captions, device, batch_size, quiet)?;
+    let dim = images.len() / split.n_images().max(1);
     Ok(Embeddings {
         images,
         captions,
         dim,
     })
+}
+
+/// Unit embeddings `[n_images, D]` (row-major) of every image of `images`, in batches of
+/// `batch_size`.
+pub fn encode_images(
+    model: &VseModel,
+    images: &ImageSource,
+    device: &Device,
+    batch_size: usize,
+    quiet: bool,
+) -> Result<Vec<f32>, DataError> {
+    let indices: Vec<usize> = (0..images.len()).collect();
+    let chunks: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    let mut progress = Progress::new("encode images", chunks.len(), quiet);
+    let mut out = Vec::new();
+    for batch in images.prefetch(chunks, None, 2) {
+        out.extend(host(model.encode_images(batch?.to_input(device))));
+        progress.step(String::new);
+    }
+    progress.finish();
+    Ok(out)
+}
+
+/// Unit embeddings `[n_captions, D]` (row-major) of `captions`, in batches of `batch_size`.
+pub fn encode_captions(
+    model: &VseModel,
+    tokenizer: &CaptionTokenizer,
+    captions: &[String],
+    device: &Device,
+    batch_size: usize,
+    quiet: bool,
+) -> Result<Vec<f32>, DataError> {
+    let encoded = tokenizer.encode_all(captions)?;
+    let mut progress = Progress::new("encode captions", encoded.len().div_ceil(batch_size), quiet);
+    let mut out = Vec::new();
+    for chunk in encoded.chunks(batch_size) {
+        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
+        let batch = TokenBatch::pad(&refs);
+        out.extend(host(
+            model.encode_captions(batch.to_tensor(device), &batch.lengths),
+        ));
+        progress.step(String::new);
+    }
+    progress.finish();
+    Ok(out)
+}
+
+/// Whether a model built from `config` can read `images`: region features of its input width
+/// for a region encoder, image files for a pixel encoder. The message says what differs.
+pub fn check_image_input(config: &VseModelConfig, images: &ImageSource) -> Result<(), String> {
+    match (&config.image, images) {
+        (ImageEncoderConfig::Regions(encoder), ImageSource::Regions(regions)) => {
+            if encoder.d_feature == regions.d_feature() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the model reads {}-wide region features, the data have {}",
+                    encoder.d_feature,
+                    regions.d_feature()
+                ))
+            }
+        }
+        (ImageEncoderConfig::Regions(_), ImageSource::Files { .. }) => {
+            Err("the model reads region features, the data are image files".into())
+        }
+        (_, ImageSource::Regions(_)) => {
+            Err("the model reads pixels, the data are region features".into())
+        }
+        (_, ImageSource::Files { .. }) => Ok(()),
+    }
 }
 
 /// The `[n_images, n_captions]` cosine similarity matrix of `embeddings`, computed in blocks.

@@ -6,13 +6,17 @@
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
 //! - [`index`]: retrieval indexes (build, open with checks, exact top-k search).
 //! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index.
-//! - [`Checkpoint`]: atomic model checkpoints with their configuration.
+//! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
+//!   continues a stopped run from the state saved after every epoch.
+//! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output).
+//! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
 //!   CLIP folders.
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
+mod chart;
 mod checkpoint;
 mod clip_weights;
 mod config;
@@ -21,9 +25,12 @@ mod evaluate;
 pub mod index;
 mod pretrained;
 mod progress;
+mod run_config;
 mod schedule;
 mod trainer;
+pub mod zoo;
 
+pub use chart::write_chart;
 pub use checkpoint::{Checkpoint, TrainError};
 pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip};
 pub use config::TrainingConfig;
@@ -31,11 +38,17 @@ pub use contact_sheet::{
     BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
     frame_origin, sheet_size, sidecar, write_contact_sheet,
 };
-pub use evaluate::{Embeddings, cosine_scores, encode_split, evaluate_split, score_split};
+pub use evaluate::{
+    Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
+    evaluate_split, score_split,
+};
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,
     load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
 };
 pub use progress::Progress;
+pub use run_config::{
+    DataSection, ImageTower, ModelSection, RUN_FILE, RunConfig, RunError, RunOverrides,
+};
 pub use schedule::StepDecay;
-pub use trainer::{EpochRecord, Trainer, TrainingOutcome};
+pub use trainer::{EpochRecord, RESUME_FILE, Trainer, TrainingOutcome};

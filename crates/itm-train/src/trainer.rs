@@ -1,19 +1,19 @@
-//! The epoch loop.
+//! The epoch loop, with resume state saved after every epoch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::{Module, ParamGroup};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::Device;
 use itm_core::encoders::TextEncoderConfig;
 use itm_core::eval::{Metrics, Protocol};
 use itm_core::loss::{HingeLoss, HingeLossConfig};
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{
-    Augmentation, CaptionTokenizer, RegionDrop, RetrievalSplit, TokenBatch, atomic,
+    Augmentation, CaptionTokenizer, DataError, RegionDrop, RetrievalSplit, TokenBatch, atomic,
     augment_subwords,
 };
 use rand::rngs::StdRng;
@@ -21,6 +21,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::chart::write_chart;
 use crate::checkpoint::{Checkpoint, TrainError};
 use crate::config::TrainingConfig;
 use crate::evaluate::evaluate_split;
@@ -36,6 +37,9 @@ pub struct EpochRecord {
     pub learning_rate: f64,
     /// Mean training loss over the epoch's steps.
     pub mean_loss: f64,
+    /// Margin of the loss in force (`None` for a loss without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
     /// Steps skipped because the loss was not finite.
     pub skipped_steps: usize,
     /// Validation metrics on the dev split.
@@ -55,13 +59,45 @@ pub struct TrainingOutcome {
     pub history: Vec<EpochRecord>,
 }
 
+/// Where a run stands after its last completed epoch (`resume.json` in the output folder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeState {
+    /// The folder (beside `resume.json`) with the model and optimiser state.
+    folder: String,
+    /// Epochs completed.
+    epochs_done: usize,
+    /// Best validation rsum so far and its epoch.
+    best_rsum: f64,
+    best_epoch: usize,
+    /// Every completed epoch's record.
+    history: Vec<EpochRecord>,
+}
+
+/// File of the resume state in the output folder.
+pub const RESUME_FILE: &str = "resume.json";
+
+/// The seed of epoch `epoch`'s data order, augmentation and dropout: a function of the run's
+/// seed and the epoch alone, so that a resumed run draws what an uninterrupted one would.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The run's position: the epoch to start from, the best model so far and the history.
+struct Start {
+    epoch: usize,
+    best: Option<(f64, usize, VseModel)>,
+    history: Vec<EpochRecord>,
+}
+
 /// Trains a [`VseModel`] on a [`RetrievalSplit`].
 pub struct Trainer {
     /// Hyper-parameters.
     pub config: TrainingConfig,
     /// Device of the run (autodiff is added for training).
     pub device: Device,
-    /// Where the best checkpoint and `metrics.jsonl` go (`None`: keep nothing on disk).
+    /// Where the best checkpoint, `metrics.jsonl`, `metrics.csv`, `chart.png` and the resume
+    /// state go (`None`: keep nothing on disk).
     pub output: Option<PathBuf>,
     /// No progress bar or progress lines (epoch summaries are still printed).
     pub quiet: bool,
@@ -78,7 +114,8 @@ impl Trainer {
         }
     }
 
-    /// Writes the best checkpoint and the per-epoch metrics to `folder`.
+    /// Writes the best checkpoint, the per-epoch metrics, the chart and the resume state to
+    /// `folder`.
     pub fn with_output(mut self, folder: impl Into<PathBuf>) -> Self {
         self.output = Some(folder.into());
         self
@@ -116,7 +153,78 @@ impl Trainer {
     /// delete).
     pub fn fit_from(
         &self,
+        model: VseModel,
+        model_config: &VseModelConfig,
+        train: &RetrievalSplit,
+        dev: &RetrievalSplit,
+        tokenizer: &CaptionTokenizer,
+    ) -> Result<TrainingOutcome, TrainError> {
+        let start = Start {
+            epoch: 0,
+            best: None,
+            history: Vec::new(),
+        };
+        let optimizer = self.optimizer();
+        self.run(model, optimizer, start, model_config, train, dev, tokenizer)
+    }
+
+    /// Continues the run whose resume state is in the output folder (`resume.json`, written
+    /// after every epoch by a trainer with the same configuration): the model, the optimiser
+    /// state, the epoch, the schedule and the random draws continue where the run stopped, so
+    /// the result equals that of an uninterrupted run. Returns the outcome and the model's
+    /// configuration and tokenizer (read from the resume state).
+    pub fn resume(
+        &self,
+        train: &RetrievalSplit,
+        dev: &RetrievalSplit,
+    ) -> Result<(TrainingOutcome, VseModelConfig, CaptionTokenizer), TrainError> {
+        let output = self.output.as_ref().ok_or_else(|| {
+            DataError::invalid(RESUME_FILE, "a resumed trainer needs its output folder")
+        })?;
+        let state = read_resume_state(output)?;
+        let folder = output.join(&state.folder);
+        let (model, model_config, _) = Checkpoint::new(&folder).load(&self.training_device())?;
+        let optimizer_path = folder.join(OPTIMIZER_FILE);
+        let record = OptimizerRecord::load(&optimizer_path).map_err(|e| TrainError::Weights {
+            path: optimizer_path.clone(),
+            message: e.to_string(),
+        })?;
+        let optimizer = self.optimizer().load_record(record);
+        // The tokenizer comes from the best checkpoint, which stays: a subword tokenizer keeps
+        // the path of its file, and the resume folder is replaced after the next epoch.
+        let (best_model, _, tokenizer) = Checkpoint::new(output).load(&self.device)?;
+        let start = Start {
+            epoch: state.epochs_done,
+            best: Some((state.best_rsum, state.best_epoch, best_model)),
+            history: state.history,
+        };
+        let outcome = self.run(
+            model,
+            optimizer,
+            start,
+            &model_config,
+            train,
+            dev,
+            &tokenizer,
+        )?;
+        Ok((outcome, model_config, tokenizer))
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        AdamWConfig::new()
+            .with_weight_decay(self.config.weight_decay as f32)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(
+                self.config.grad_clip as f32,
+            )))
+            .init()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
         mut model: VseModel,
+        mut optimizer: ModuleOptimizer,
+        start: Start,
         model_config: &VseModelConfig,
         train: &RetrievalSplit,
         dev: &RetrievalSplit,
@@ -125,11 +233,6 @@ impl Trainer {
         let config = &self.config;
         assert!(config.batch_size >= 2, "a batch needs at least two pairs");
         let train_device = self.training_device();
-        let mut rng = StdRng::seed_from_u64(config.seed);
-        let mut optimizer = AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
-            .init();
         let schedule = StepDecay {
             base: config.learning_rate,
             decay_epoch: config.lr_decay_epoch,
@@ -152,14 +255,20 @@ impl Trainer {
         };
         let dev = validation_subset(dev, config.validation_captions);
         let checkpoint = self.output.as_ref().map(Checkpoint::new);
-        let mut order: Vec<usize> = (0..train.captions.len()).collect();
-        let mut history = Vec::new();
-        let mut best: Option<(f64, usize, VseModel)> = None;
+        let Start {
+            epoch: first_epoch,
+            mut best,
+            mut history,
+        } = start;
 
-        for epoch in 0..config.epochs {
+        for epoch in first_epoch..config.epochs {
             let started = Instant::now();
             let learning_rate = schedule.at(epoch);
             let rates = module_rates(learning_rate, &model_config.text);
+            let seed = epoch_seed(config.seed, epoch);
+            let mut rng = StdRng::seed_from_u64(seed);
+            train_device.seed(seed);
+            let mut order: Vec<usize> = (0..train.captions.len()).collect();
             order.shuffle(&mut rng);
             let batches: Vec<&[usize]> = order
                 .chunks(config.batch_size)
@@ -232,6 +341,7 @@ impl Trainer {
                 epoch,
                 learning_rate,
                 mean_loss: loss_sum / steps.max(1) as f64,
+                margin: Some(config.margin),
                 skipped_steps: skipped,
                 validation: report.metrics,
                 seconds: started.elapsed().as_secs_f64(),
@@ -255,9 +365,34 @@ impl Trainer {
             history.push(record);
             if let Some(folder) = &self.output {
                 write_history(folder, &history)?;
+                let (best_rsum, best_epoch, _) = best.as_ref().expect("set above");
+                save_resume_state(
+                    folder,
+                    &model,
+                    &optimizer,
+                    model_config,
+                    tokenizer,
+                    ResumeState {
+                        folder: format!("resume-{}", epoch + 1),
+                        epochs_done: epoch + 1,
+                        best_rsum: *best_rsum,
+                        best_epoch: *best_epoch,
+                        history: history.clone(),
+                    },
+                )?;
             }
         }
-        let (_, best_epoch, best_model) = best.expect("at least one epoch");
+        if let Some(folder) = &self.output
+            && !history.is_empty()
+        {
+            write_chart(&folder.join("chart.png"), &history)?;
+        }
+        let (_, best_epoch, best_model) = best.ok_or_else(|| {
+            DataError::invalid(
+                self.output.as_deref().unwrap_or(Path::new(".")),
+                format!("no epoch to train: the run has {} epochs", config.epochs),
+            )
+        })?;
         Ok(TrainingOutcome {
             best_model,
             best_epoch,
@@ -282,7 +417,12 @@ fn validation_subset(dev: &RetrievalSplit, captions: usize) -> RetrievalSplit {
     dev.first_images(dev.caption_image[last] + 1)
 }
 
-fn write_history(folder: &std::path::Path, history: &[EpochRecord]) -> Result<(), TrainError> {
+/// File of the optimiser state in a resume folder.
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+
+/// Writes `metrics.jsonl` (one record a line) and `metrics.csv` (one row an epoch; the margin
+/// column is empty for a loss without one).
+fn write_history(folder: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
     let lines: Vec<String> = history
         .iter()
         .map(|record| serde_json::to_string(record).expect("records serialise"))
@@ -291,7 +431,87 @@ fn write_history(folder: &std::path::Path, history: &[EpochRecord]) -> Result<()
         &folder.join("metrics.jsonl"),
         (lines.join("\n") + "\n").as_bytes(),
     )?;
+    let mut csv = String::from(
+        "epoch,learning_rate,mean_loss,margin,skipped_steps,\
+         i2t_r1,i2t_r5,i2t_r10,i2t_medr,i2t_meanr,t2i_r1,t2i_r5,t2i_r10,t2i_medr,t2i_meanr,\
+         rsum,seconds\n",
+    );
+    for r in history {
+        let m = &r.validation;
+        let margin = r.margin.map(|v| v.to_string()).unwrap_or_default();
+        csv.push_str(&format!(
+            "{},{},{},{margin},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.epoch,
+            r.learning_rate,
+            r.mean_loss,
+            r.skipped_steps,
+            m.i2t_recall[0],
+            m.i2t_recall[1],
+            m.i2t_recall[2],
+            m.i2t_medr,
+            m.i2t_meanr,
+            m.t2i_recall[0],
+            m.t2i_recall[1],
+            m.t2i_recall[2],
+            m.t2i_medr,
+            m.t2i_meanr,
+            m.rsum(),
+            r.seconds
+        ));
+    }
+    atomic::write(&folder.join("metrics.csv"), csv.as_bytes())?;
     Ok(())
+}
+
+/// Saves the model and optimiser state in a new folder `state.folder`, then points
+/// `resume.json` at it (an atomic replace), then removes the folder it pointed at before: a
+/// run killed at any moment leaves a complete resume state, of this epoch or the one before.
+fn save_resume_state(
+    output: &Path,
+    model: &VseModel,
+    optimizer: &ModuleOptimizer,
+    model_config: &VseModelConfig,
+    tokenizer: &CaptionTokenizer,
+    state: ResumeState,
+) -> Result<(), TrainError> {
+    let previous = read_resume_state(output).ok().map(|s| s.folder);
+    let folder = output.join(&state.folder);
+    Checkpoint::new(&folder).save(model, model_config, tokenizer)?;
+    let optimizer_path = folder.join(OPTIMIZER_FILE);
+    let temporary = folder.join(format!(".{OPTIMIZER_FILE}.tmp-{}", std::process::id()));
+    optimizer
+        .to_record()
+        .save(&temporary)
+        .and_then(|()| {
+            std::fs::rename(&temporary, &optimizer_path)
+                .map_err(|e| burn::store::RecordError::Io(e.to_string()))
+        })
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            TrainError::Weights {
+                path: optimizer_path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+    let json = serde_json::to_string_pretty(&state).expect("the state serialises");
+    atomic::write(&output.join(RESUME_FILE), json.as_bytes())?;
+    if let Some(previous) = previous.filter(|p| *p != state.folder) {
+        let _ = std::fs::remove_dir_all(output.join(previous));
+    }
+    Ok(())
+}
+
+fn read_resume_state(output: &Path) -> Result<ResumeState, TrainError> {
+    let path = output.join(RESUME_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+    let state: ResumeState = serde_json::from_str(&text)
+        .map_err(|e| DataError::invalid(&path, format!("not a resume state: {e}")))?;
+    if state.folder.contains(['/', '\\']) || state.folder.starts_with('.') {
+        return Err(
+            DataError::invalid(&path, format!("bad folder name {:?}", state.folder)).into(),
+        );
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

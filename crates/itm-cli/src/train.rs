@@ -1,0 +1,188 @@
+//! `itm train`: a zoo system on shapes, a precomp folder or a Karpathy dataset, from a
+//! `run.toml`, flags, or both; `itm train --resume DIR` continues a stopped run.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use clap::Args;
+use itm_core::encoders::TextEncoder;
+use itm_core::eval::Protocol;
+use itm_train::{
+    DataSection, RUN_FILE, RunConfig, RunError, RunOverrides, Trainer, evaluate_split, zoo,
+};
+
+use crate::evaluate::print_table;
+
+/// `itm train` options.
+#[derive(Args, Debug)]
+#[command(after_long_help = zoo_help())]
+pub struct TrainArgs {
+    /// A run configuration (TOML): [model], [data], [training], device, output. Any key may be
+    /// left out: the system's published defaults fill it. The flags below override the file.
+    #[arg(long, value_name = "run.toml")]
+    config: Option<PathBuf>,
+    /// Continue the run in DIR where it stopped (after its last completed epoch), with the
+    /// configuration it wrote (DIR/run.toml). Only --epochs, --device and --quiet may be given.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["config", "model", "data", "embed", "batch_size", "lr", "seed", "output"]
+    )]
+    resume: Option<PathBuf>,
+    /// The system (model.name); the list is below.
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// The data: `shapes` (generated), a precomp folder, or a Karpathy JSON (images beside it
+    /// in `images/`).
+    #[arg(long, value_name = "shapes|DIR|JSON")]
+    data: Option<String>,
+    /// Joint embedding width D (model.embed).
+    #[arg(long, value_name = "D")]
+    embed: Option<usize>,
+    /// Training epochs (training.epochs); with --resume, a longer run than first planned.
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Captions per batch (training.batch_size).
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Learning rate (training.learning_rate).
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
+    /// Seed of initialisation, data order and augmentation (training.seed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Backend: flex (CPU), wgpu[:index] or cuda[:index] (device).
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+    /// Folder of the checkpoint, metrics.jsonl, metrics.csv, chart.png, run.toml and the
+    /// resume state (output; default runs/<system>).
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// No progress bars or progress lines (epoch summaries are still printed).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The zoo, for the end of `itm train --help`.
+fn zoo_help() -> String {
+    let mut text = String::from("Systems (--model, model.name):\n");
+    for entry in zoo::ZOO {
+        text.push_str(&format!(
+            "  {:<20} {} (D = {})\n  {:<20}   {}\n",
+            entry.name, entry.summary, entry.d_embed, "", entry.citation
+        ));
+    }
+    text.push_str(
+        "\nOutput: the best checkpoint (model.bpk, model.json, vocab.json or tokenizer.json), \
+         metrics.jsonl and metrics.csv (one line per epoch), chart.png (loss, margin and \
+         validation rsum per epoch), run.toml (the effective configuration) and the resume \
+         state (resume.json and resume-<epoch>/, replaced after every epoch).",
+    );
+    text
+}
+
+/// Runs `itm train`.
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    let overrides = RunOverrides {
+        model: args.model,
+        data: args.data.as_deref().map(DataSection::from_argument),
+        embed: args.embed,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+        device: args.device,
+        output: args.resume.clone().or(args.output),
+    };
+    let (config, origin) = match (&args.resume, &args.config) {
+        (Some(folder), _) => {
+            check_folder(folder)?;
+            let path = folder.join(RUN_FILE);
+            (
+                RunConfig::from_file(&path, overrides),
+                path.display().to_string(),
+            )
+        }
+        (None, Some(path)) => (
+            RunConfig::from_file(path, overrides),
+            path.display().to_string(),
+        ),
+        (None, None) => (RunConfig::from_overrides(overrides), "command line".into()),
+    };
+    let config = config.map_err(|e| e.to_string())?;
+    let device =
+        itm::device::parse(&config.device).map_err(|e| format!("{origin}: device: {e}"))?;
+    train(&config, device, args.resume.is_some(), args.quiet).map_err(|e| e.to_string())
+}
+
+fn check_folder(folder: &Path) -> Result<(), String> {
+    if folder.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{}: no such run folder", folder.display()))
+    }
+}
+
+fn train(config: &RunConfig, device: Device, resume: bool, quiet: bool) -> Result<(), RunError> {
+    let entry = zoo::lookup(&config.model.name).expect("a resolved configuration");
+    eprintln!(
+        "{}: {} ({}), D = {}, {} epochs on {}",
+        entry.name,
+        entry.summary,
+        entry.citation,
+        config.model.embed,
+        config.training.epochs,
+        config.device
+    );
+    let [train, dev, test] = config.load_data()?;
+    eprintln!(
+        "data: {} train / {} dev / {} test images",
+        train.n_images(),
+        dev.n_images(),
+        test.n_images()
+    );
+    config.save()?;
+    let trainer = Trainer::new(config.training.clone(), device.clone())
+        .with_output(&config.output)
+        .with_quiet(quiet);
+    let (outcome, tokenizer) = if resume {
+        let (outcome, _, tokenizer) = trainer.resume(&train, &dev)?;
+        (outcome, tokenizer)
+    } else {
+        let training_device = trainer.training_device();
+        let (model_config, tokenizer, bert) = config.build_model(&train, &training_device)?;
+        let outcome = match bert {
+            None => trainer.fit(&model_config, &train, &dev, &tokenizer)?,
+            Some(bert) => {
+                training_device.seed(config.training.seed);
+                let mut model = model_config.init(&training_device);
+                if let TextEncoder::Bert(text) = &mut model.text {
+                    text.bert = bert;
+                }
+                trainer.fit_from(model, &model_config, &train, &dev, &tokenizer)?
+            }
+        };
+        (outcome, tokenizer)
+    };
+    let report = evaluate_split(
+        &outcome.best_model,
+        &test,
+        &tokenizer,
+        &device,
+        Protocol::Flickr30k,
+        quiet,
+    )?;
+    println!(
+        "best epoch {} of {}; test split, whole-matrix protocol:",
+        outcome.best_epoch,
+        outcome.history.len()
+    );
+    print_table(
+        &report.metrics,
+        Protocol::Flickr30k,
+        test.n_images(),
+        test.captions.len(),
+    );
+    println!("run folder: {}", config.output.display());
+    Ok(())
+}

@@ -1,0 +1,700 @@
+//! A training run described in TOML (`run.toml`): the system (a [`zoo`](crate::zoo) name with
+//! overrides), the data, the training hyper-parameters, the device and the output folder.
+//!
+//! A file gives any subset of the keys; the rest come from the system's published defaults.
+//! Unknown keys and invalid values are refused with the key's name. The effective
+//! configuration (every key) is written beside the checkpoints as `run.toml`, and a resumed run
+//! reads it back.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_core::encoders::{
+    BertModel, BertTextEncoderConfig, GruTextEncoderConfig, ImageEncoderConfig,
+    RegionEncoderConfig, ResNetEncoderConfig, TextEncoderConfig, VitEncoderConfig,
+};
+use itm_core::loss::NegativeMining;
+use itm_data::images::ImageTransform;
+use itm_data::karpathy::{self, KarpathySplit};
+use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::{CaptionTokenizer, DataError, RetrievalSplit, SubwordTokenizer, Vocabulary, atomic};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::TrainError;
+use crate::config::TrainingConfig;
+use crate::pretrained::{PretrainedError, load_bert, sentence_max_length};
+use crate::zoo::{self, ZooText};
+
+/// Name of the effective configuration written in the output folder.
+pub const RUN_FILE: &str = "run.toml";
+
+/// A run configuration that cannot be used, or data or weights that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A key of the configuration (`origin`: the file, or "command line").
+    #[error("{origin}: {key}: {message}")]
+    Key {
+        /// Where the value came from.
+        origin: String,
+        /// The key, with its section (`training.learning_rate`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file is not TOML or does not have the expected layout (unknown or mistyped keys).
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key and the line).
+        message: String,
+    },
+    /// Data or checkpoint files.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// Pretrained BERT weights.
+    #[error(transparent)]
+    Pretrained(#[from] PretrainedError),
+}
+
+impl From<DataError> for RunError {
+    fn from(error: DataError) -> Self {
+        Self::Train(error.into())
+    }
+}
+
+/// What the image tower reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageTower {
+    /// Precomputed region features (shapes, precomp folders).
+    Regions,
+    /// Pixels through a small ResNet (stages 16, 32, 64; Karpathy data).
+    Resnet,
+    /// Pixels through a small ViT (8×8 patches of the image, 2 layers of width 64).
+    Vit,
+}
+
+/// The `[model]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A zoo system (`itm train --help` lists them).
+    pub name: String,
+    /// Joint embedding width `D`.
+    pub embed: usize,
+    /// Word embedding width of the BiGRU.
+    pub word_dim: usize,
+    /// Image tower.
+    pub images: ImageTower,
+    /// Side the images are resized to (pixel towers).
+    pub image_size: usize,
+    /// A pretrained BERT-family folder (config.json, model.safetensors, tokenizer.json): the
+    /// text tower becomes BERT → Linear → GPO, learning at a tenth of the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bert: Option<PathBuf>,
+}
+
+/// The `[data]` section: `kind = "shapes" | "precomp" | "karpathy"` and its keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSection {
+    /// The embedded synthetic dataset (region features).
+    Shapes {
+        /// Dataset seed.
+        #[serde(default = "default_shapes_seed")]
+        seed: u64,
+        /// Training images (5 captions each).
+        #[serde(default = "default_train_images")]
+        train_images: usize,
+        /// Validation images.
+        #[serde(default = "default_eval_images")]
+        dev_images: usize,
+        /// Test images.
+        #[serde(default = "default_eval_images")]
+        test_images: usize,
+        /// Channels of the region features.
+        #[serde(default = "default_feature_width")]
+        feature_width: usize,
+    },
+    /// A SCAN precomp folder (`{split}_ims.npy`, `_caps.txt`, `_ids.txt`).
+    Precomp {
+        /// The folder.
+        path: PathBuf,
+        /// Split that is evaluated after training (`test`, or `testall` for COCO 5K).
+        #[serde(default = "default_test_split")]
+        test_split: String,
+    },
+    /// A Karpathy split JSON with an image folder (pixel towers).
+    Karpathy {
+        /// The JSON (`dataset_flickr30k.json`).
+        json: PathBuf,
+        /// The image folder (default: `images` beside the JSON).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        images: Option<PathBuf>,
+    },
+}
+
+fn default_shapes_seed() -> u64 {
+    ShapesConfig::default().seed
+}
+fn default_train_images() -> usize {
+    ShapesConfig::default().train_images
+}
+fn default_eval_images() -> usize {
+    ShapesConfig::default().dev_images
+}
+fn default_feature_width() -> usize {
+    256
+}
+fn default_test_split() -> String {
+    "test".into()
+}
+
+impl Default for DataSection {
+    /// `shapes` with 256-wide region features.
+    fn default() -> Self {
+        Self::Shapes {
+            seed: default_shapes_seed(),
+            train_images: default_train_images(),
+            dev_images: default_eval_images(),
+            test_images: default_eval_images(),
+            feature_width: default_feature_width(),
+        }
+    }
+}
+
+impl DataSection {
+    /// `shapes`, a precomp folder, or a Karpathy JSON (a `.json` file), as given on the
+    /// command line.
+    pub fn from_argument(argument: &str) -> Self {
+        if argument == "shapes" {
+            return Self::default();
+        }
+        let path = PathBuf::from(argument);
+        if path.extension().is_some_and(|e| e == "json") {
+            Self::Karpathy {
+                json: path,
+                images: None,
+            }
+        } else {
+            Self::Precomp {
+                path,
+                test_split: default_test_split(),
+            }
+        }
+    }
+
+    /// Loads the train, dev and test splits (`image_size`: side of decoded images).
+    pub fn load(&self, image_size: usize) -> Result<[RetrievalSplit; 3], RunError> {
+        Ok(match self {
+            Self::Shapes { .. } => {
+                let data = self.shapes().expect("shapes");
+                [
+                    data.train.retrieval,
+                    data.dev.retrieval,
+                    data.test.retrieval,
+                ]
+            }
+            Self::Precomp { test_split, .. } => [
+                self.load_split("train", image_size)?,
+                self.load_split("dev", image_size)?,
+                self.load_split(test_split, image_size)?,
+            ],
+            Self::Karpathy { .. } => [
+                self.load_split("train", image_size)?,
+                self.load_split("dev", image_size)?,
+                self.load_split("test", image_size)?,
+            ],
+        })
+    }
+
+    /// Loads one split: `train`, `dev` or `test` (a precomp folder: any split it has, e.g.
+    /// `testall`).
+    pub fn load_split(&self, split: &str, image_size: usize) -> Result<RetrievalSplit, RunError> {
+        let unknown = |known: &str| RunError::Key {
+            origin: "data".into(),
+            key: "split".into(),
+            message: format!("unknown split {split:?}; known: {known}"),
+        };
+        Ok(match self {
+            Self::Shapes { .. } => {
+                let data = self.shapes().expect("shapes");
+                match split {
+                    "train" => data.train.retrieval,
+                    "dev" | "val" => data.dev.retrieval,
+                    "test" => data.test.retrieval,
+                    _ => return Err(unknown("train, dev, test")),
+                }
+            }
+            Self::Precomp { path, .. } => itm_data::precomp::read_split(path, split)?,
+            Self::Karpathy { json, images } => {
+                let split = match split {
+                    "train" => KarpathySplit::Train,
+                    "dev" | "val" => KarpathySplit::Dev,
+                    "test" => KarpathySplit::Test,
+                    _ => return Err(unknown("train, dev, test")),
+                };
+                let root = images
+                    .clone()
+                    .unwrap_or_else(|| json.parent().unwrap_or(Path::new(".")).join("images"));
+                karpathy::load(json, &root, split)?
+                    .into_retrieval(ImageTransform::new(image_size as u32))?
+            }
+        })
+    }
+
+    fn shapes(&self) -> Option<ShapesDataset> {
+        let Self::Shapes {
+            seed,
+            train_images,
+            dev_images,
+            test_images,
+            feature_width,
+        } = self
+        else {
+            return None;
+        };
+        Some(ShapesDataset::generate(&ShapesConfig {
+            seed: *seed,
+            train_images: *train_images,
+            dev_images: *dev_images,
+            test_images: *test_images,
+            regions: RegionFeatureConfig {
+                d_feature: *feature_width,
+                ..RegionFeatureConfig::default()
+            },
+        }))
+    }
+}
+
+/// A complete run: every key has a value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// `flex`, `wgpu[:index]` or `cuda[:index]`.
+    pub device: String,
+    /// Folder of the checkpoints, metrics, chart, resume state and `run.toml`.
+    pub output: PathBuf,
+    /// The system.
+    pub model: ModelSection,
+    /// The data.
+    pub data: DataSection,
+    /// Optimiser, schedule, loss and augmentation.
+    pub training: TrainingConfig,
+}
+
+/// A `run.toml` as written by a user: any subset of the keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    device: Option<String>,
+    output: Option<PathBuf>,
+    #[serde(default)]
+    model: ModelFile,
+    data: Option<DataSection>,
+    #[serde(default)]
+    training: TrainingFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    name: Option<String>,
+    embed: Option<usize>,
+    word_dim: Option<usize>,
+    images: Option<ImageTower>,
+    image_size: Option<usize>,
+    bert: Option<PathBuf>,
+}
+
+/// The `[training]` keys of [`TrainingConfig`], each optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingFile {
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    learning_rate: Option<f64>,
+    weight_decay: Option<f64>,
+    lr_decay_epoch: Option<usize>,
+    lr_decay_factor: Option<f64>,
+    grad_clip: Option<f64>,
+    margin: Option<f64>,
+    mining: Option<NegativeMining>,
+    warmup_epochs: Option<usize>,
+    mask_same_image: Option<bool>,
+    region_drop: Option<f64>,
+    validation_captions: Option<usize>,
+    seed: Option<u64>,
+}
+
+impl TrainingFile {
+    fn apply(self, config: &mut TrainingConfig) {
+        macro_rules! set {
+            ($($field:ident),*) => {
+                $(if let Some(value) = self.$field {
+                    config.$field = value;
+                })*
+            };
+        }
+        set!(
+            epochs,
+            batch_size,
+            learning_rate,
+            weight_decay,
+            lr_decay_epoch,
+            lr_decay_factor,
+            grad_clip,
+            margin,
+            mining,
+            warmup_epochs,
+            mask_same_image,
+            region_drop,
+            validation_captions,
+            seed
+        );
+    }
+}
+
+/// Values given on the command line; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOverrides {
+    /// `model.name`.
+    pub model: Option<String>,
+    /// `[data]`.
+    pub data: Option<DataSection>,
+    /// `model.embed`.
+    pub embed: Option<usize>,
+    /// `training.epochs`.
+    pub epochs: Option<usize>,
+    /// `training.batch_size`.
+    pub batch_size: Option<usize>,
+    /// `training.learning_rate`.
+    pub learning_rate: Option<f64>,
+    /// `training.seed`.
+    pub seed: Option<u64>,
+    /// `device`.
+    pub device: Option<String>,
+    /// `output`.
+    pub output: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// Reads `path` (any subset of the keys), applies `overrides` and fills the rest from the
+    /// system's published defaults.
+    pub fn from_file(path: &Path, overrides: RunOverrides) -> Result<Self, RunError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let file: RunFile = toml::from_str(&text).map_err(|e| RunError::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::resolve(file, overrides, &path.display().to_string())
+    }
+
+    /// The run described by `overrides` alone.
+    pub fn from_overrides(overrides: RunOverrides) -> Result<Self, RunError> {
+        Self::resolve(RunFile::default(), overrides, "command line")
+    }
+
+    fn resolve(file: RunFile, overrides: RunOverrides, origin: &str) -> Result<Self, RunError> {
+        let key_error = |key: &str, message: String| RunError::Key {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let name = overrides
+            .model
+            .or(file.model.name)
+            .unwrap_or_else(|| zoo::ZOO[0].name.to_string());
+        let entry = zoo::lookup(&name).ok_or_else(|| {
+            key_error(
+                "model.name",
+                format!("unknown system {name:?}; known: {}", zoo::names()),
+            )
+        })?;
+        let mut training = entry.training();
+        file.training.apply(&mut training);
+        TrainingFile {
+            epochs: overrides.epochs,
+            batch_size: overrides.batch_size,
+            learning_rate: overrides.learning_rate,
+            seed: overrides.seed,
+            ..TrainingFile::default()
+        }
+        .apply(&mut training);
+        let config = Self {
+            device: overrides
+                .device
+                .or(file.device)
+                .unwrap_or_else(|| "flex".into()),
+            output: overrides
+                .output
+                .or(file.output)
+                .unwrap_or_else(|| PathBuf::from("runs").join(entry.name)),
+            model: ModelSection {
+                name,
+                embed: overrides
+                    .embed
+                    .or(file.model.embed)
+                    .unwrap_or(entry.d_embed),
+                word_dim: file.model.word_dim.unwrap_or(300),
+                images: file.model.images.unwrap_or(ImageTower::Regions),
+                image_size: file.model.image_size.unwrap_or(224),
+                bert: file.model.bert,
+            },
+            data: overrides.data.or(file.data).unwrap_or_default(),
+            training,
+        };
+        config
+            .validate()
+            .map_err(|(key, message)| key_error(key, message))?;
+        Ok(config)
+    }
+
+    /// Reads the effective configuration a run wrote in `folder`.
+    pub fn from_run_folder(folder: &Path) -> Result<Self, RunError> {
+        Self::from_file(&folder.join(RUN_FILE), RunOverrides::default())
+    }
+
+    /// Checks every value; the error names the key.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let t = &self.training;
+        let positive = |key, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err((key, format!("must be a positive number, found {value}")))
+            }
+        };
+        let non_negative = |key, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                Err((key, format!("must be a number ≥ 0, found {value}")))
+            }
+        };
+        let at_least = |key, value: usize, low: usize| {
+            if value >= low {
+                Ok(())
+            } else {
+                Err((key, format!("must be at least {low}, found {value}")))
+            }
+        };
+        at_least("training.epochs", t.epochs, 1)?;
+        at_least("training.batch_size", t.batch_size, 2)?;
+        at_least("training.validation_captions", t.validation_captions, 1)?;
+        positive("training.learning_rate", t.learning_rate)?;
+        positive("training.lr_decay_factor", t.lr_decay_factor)?;
+        positive("training.grad_clip", t.grad_clip)?;
+        non_negative("training.weight_decay", t.weight_decay)?;
+        non_negative("training.margin", t.margin)?;
+        if !(0.0..1.0).contains(&t.region_drop) {
+            return Err((
+                "training.region_drop",
+                format!("must be in [0, 1), found {}", t.region_drop),
+            ));
+        }
+        at_least("model.embed", self.model.embed, 2)?;
+        at_least("model.word_dim", self.model.word_dim, 1)?;
+        let entry = zoo::lookup(&self.model.name).expect("checked when resolved");
+        if entry.text == ZooText::Bert && self.model.bert.is_none() {
+            return Err((
+                "model.bert",
+                format!("{} needs a pretrained BERT-family folder", entry.name),
+            ));
+        }
+        let pixels = self.model.images != ImageTower::Regions;
+        match &self.data {
+            DataSection::Karpathy { .. } if !pixels => {
+                return Err((
+                    "model.images",
+                    "Karpathy data are image files: use \"resnet\" or \"vit\"".into(),
+                ));
+            }
+            DataSection::Shapes { .. } | DataSection::Precomp { .. } if pixels => {
+                return Err((
+                    "model.images",
+                    "pixel towers read image files: use data.kind = \"karpathy\"".into(),
+                ));
+            }
+            DataSection::Shapes {
+                train_images,
+                dev_images,
+                test_images,
+                feature_width,
+                ..
+            } => {
+                at_least("data.train_images", *train_images, 2)?;
+                at_least("data.dev_images", *dev_images, 1)?;
+                at_least("data.test_images", *test_images, 1)?;
+                at_least("data.feature_width", *feature_width, 1)?;
+            }
+            _ => {}
+        }
+        if self.model.images == ImageTower::Vit && !self.model.image_size.is_multiple_of(8) {
+            return Err((
+                "model.image_size",
+                format!(
+                    "the ViT cuts the image into 8×8 patches: a multiple of 8, found {}",
+                    self.model.image_size
+                ),
+            ));
+        }
+        if pixels {
+            at_least("model.image_size", self.model.image_size, 8)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the configuration as `run.toml` in the output folder (atomically).
+    pub fn save(&self) -> Result<(), RunError> {
+        std::fs::create_dir_all(&self.output).map_err(|e| DataError::io(&self.output, e))?;
+        let text = toml::to_string(self).expect("a run configuration serialises");
+        atomic::write(&self.output.join(RUN_FILE), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Loads the train, dev and test splits.
+    pub fn load_data(&self) -> Result<[RetrievalSplit; 3], RunError> {
+        self.data.load(self.model.image_size)
+    }
+
+    /// The model configuration and the caption tokenizer for `train`, and the pretrained BERT
+    /// (on `device`) when the text tower is one.
+    pub fn build_model(
+        &self,
+        train: &RetrievalSplit,
+        device: &Device,
+    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<BertModel>), RunError> {
+        let entry = zoo::lookup(&self.model.name).expect("checked when resolved");
+        let d = self.model.embed;
+        let image = match self.model.images {
+            ImageTower::Regions => {
+                let regions = train.regions().ok_or_else(|| RunError::Key {
+                    origin: RUN_FILE.into(),
+                    key: "model.images".into(),
+                    message: "the data have no region features".into(),
+                })?;
+                ImageEncoderConfig::Regions(RegionEncoderConfig::new(regions.d_feature(), d))
+            }
+            ImageTower::Resnet => {
+                ImageEncoderConfig::ResNet(ResNetEncoderConfig::new(vec![16, 32, 64], d))
+            }
+            ImageTower::Vit => {
+                let side = self.model.image_size;
+                ImageEncoderConfig::Vit(VitEncoderConfig::new(side, side / 8, 64, 2, 4, d))
+            }
+        };
+        Ok(match &self.model.bert {
+            None => {
+                let vocab = Vocabulary::build(train.captions.iter().map(String::as_str), 1);
+                let text = TextEncoderConfig::Gru(
+                    GruTextEncoderConfig::new(vocab.len(), d).with_d_word(self.model.word_dim),
+                );
+                (entry.model(image, text), vocab.into(), None)
+            }
+            Some(folder) => {
+                let (bert, bert_config) = load_bert(folder, device)?;
+                let max_len = sentence_max_length(folder, &bert_config)?;
+                let tokenizer =
+                    SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
+                let text = TextEncoderConfig::Bert(BertTextEncoderConfig::new(bert_config, d));
+                (entry.model(image, text), tokenizer.into(), Some(bert))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RunConfig, RunError> {
+        let file: RunFile = toml::from_str(text).map_err(|e| RunError::File {
+            path: "run.toml".into(),
+            message: e.to_string(),
+        })?;
+        RunConfig::resolve(file, RunOverrides::default(), "run.toml")
+    }
+
+    #[test]
+    fn defaults_come_from_the_system_and_the_file_overrides_them() {
+        let config = parse(
+            "[model]\nname = \"chan\"\nembed = 32\n[training]\nepochs = 2\n\
+             [data]\nkind = \"shapes\"\ntrain_images = 50\n",
+        )
+        .unwrap();
+        assert_eq!(config.training.margin, 0.05);
+        assert_eq!(config.training.epochs, 2);
+        assert_eq!(config.training.lr_decay_epoch, 15);
+        assert_eq!(config.model.embed, 32);
+        let DataSection::Shapes {
+            train_images,
+            feature_width,
+            ..
+        } = config.data
+        else {
+            panic!("shapes")
+        };
+        assert_eq!((train_images, feature_width), (50, 256));
+        let overridden = RunConfig::resolve(
+            toml::from_str("[training]\nepochs = 2\n").unwrap(),
+            RunOverrides {
+                epochs: Some(7),
+                model: Some("xdim".into()),
+                ..RunOverrides::default()
+            },
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            (overridden.training.epochs, overridden.model.embed),
+            (7, 1024)
+        );
+    }
+
+    #[test]
+    fn the_written_configuration_reads_back_identically() {
+        let config = parse(
+            "device = \"flex\"\n[model]\nname = \"esl_h\"\n[data]\nkind = \"precomp\"\n\
+             path = \"data/f30k_precomp\"\n",
+        )
+        .unwrap();
+        let text = toml::to_string(&config).unwrap();
+        assert_eq!(parse(&text).unwrap(), config);
+        let strict: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(strict, config);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        for (text, needles) in [
+            ("[training]\nlearning_rat = 1.0\n", &["learning_rat"][..]),
+            ("[model]\nsize = 3\n", &["size"]),
+            (
+                "[data]\nkind = \"shapes\"\ntrain_imgs = 3\n",
+                &["train_imgs"],
+            ),
+            ("[data]\nkind = \"coco\"\n", &["coco"]),
+            ("[training]\nepochs = \"many\"\n", &["epochs"]),
+            (
+                "[training]\nlearning_rate = -1.0\n",
+                &["training.learning_rate", "-1"],
+            ),
+            ("[training]\nbatch_size = 1\n", &["training.batch_size"]),
+            ("[training]\nregion_drop = 1.5\n", &["training.region_drop"]),
+            (
+                "[model]\nname = \"clip9\"\n",
+                &["model.name", "clip9", "vse_infinity_bigru"],
+            ),
+            ("[model]\nname = \"vse_infinity_bert\"\n", &["model.bert"]),
+            ("[model]\nimages = \"vit\"\n", &["model.images"]),
+        ] {
+            let message = parse(text).unwrap_err().to_string();
+            for needle in needles {
+                assert!(message.contains(needle), "{text:?}: {message}");
+            }
+        }
+    }
+}

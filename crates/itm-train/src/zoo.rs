@@ -1,0 +1,258 @@
+//! The model zoo: a published system's name → its scoring head, joint width, text tower,
+//! training defaults (METHODS §8) and citation.
+//!
+//! An entry is one block of [`ZOO`]. The image tower comes from the data (region features of
+//! the width the data has, or pixels through a small ResNet/ViT); the text tower is a BiGRU over
+//! the training vocabulary or a BERT-family model from a pretrained folder.
+
+use itm_core::VseModelConfig;
+use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
+use itm_core::loss::NegativeMining;
+use itm_core::models::SimilarityConfig;
+use itm_core::pooling::{GpoConfig, PoolingConfig};
+use itm_core::similarity::{
+    ChanConfig, EslAggregator, EslConfig, ScanConfig, ScanDirection, XDimConfig,
+};
+
+use crate::config::TrainingConfig;
+
+/// The text tower a system was published with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZooText {
+    /// A BiGRU over a word vocabulary built from the training captions.
+    BiGru,
+    /// A pretrained BERT-family model (a folder must be given).
+    Bert,
+}
+
+/// A published system.
+#[derive(Debug, Clone, Copy)]
+pub struct ZooEntry {
+    /// The name used by `--model` and `model.name`.
+    pub name: &'static str,
+    /// One line: what the system is.
+    pub summary: &'static str,
+    /// The paper.
+    pub citation: &'static str,
+    /// Published joint width `D`.
+    pub d_embed: usize,
+    /// Published text tower (any entry can take a BERT folder instead of its BiGRU).
+    pub text: ZooText,
+    /// The scoring head at width `D`.
+    similarity: fn(usize) -> SimilarityConfig,
+    /// Published training defaults.
+    training: fn() -> TrainingConfig,
+}
+
+impl ZooEntry {
+    /// The scoring head at joint width `d_embed`.
+    pub fn similarity(&self, d_embed: usize) -> SimilarityConfig {
+        (self.similarity)(d_embed)
+    }
+
+    /// The published training defaults (METHODS §8).
+    pub fn training(&self) -> TrainingConfig {
+        (self.training)()
+    }
+
+    /// The model: `image` and `text` towers (of the same width `D`), GPO pooling on both sides,
+    /// and this system's scoring head.
+    pub fn model(&self, image: ImageEncoderConfig, text: TextEncoderConfig) -> VseModelConfig {
+        let d_embed = image.d_embed();
+        VseModelConfig::new(
+            image,
+            text,
+            PoolingConfig::Gpo(GpoConfig::new()),
+            PoolingConfig::Gpo(GpoConfig::new()),
+        )
+        .with_similarity(self.similarity(d_embed))
+    }
+}
+
+/// ESL levels: `D` halved while it is even and the half at least 2 (9 levels at the published
+/// `D = 512`: widths 512…2).
+fn esl_levels(d_embed: usize) -> usize {
+    let (mut width, mut levels) = (d_embed, 1);
+    while width.is_multiple_of(2) && width / 2 >= 2 {
+        width /= 2;
+        levels += 1;
+    }
+    levels
+}
+
+/// VSE∞'s schedule: AdamW 5e-4, weight decay 1e-4, 25 epochs decayed ×0.1 at 15, margin 0.2,
+/// grad clip 2, VSE0 in epoch 0 then hardest negatives, region drop 0.2.
+fn vse_infinity_training() -> TrainingConfig {
+    TrainingConfig::default()
+}
+
+/// Every system `itm` implements.
+pub const ZOO: &[ZooEntry] = &[
+    ZooEntry {
+        name: "vse_infinity_bigru",
+        summary: "VSE∞: region features and a BiGRU, GPO pooling, cosine",
+        citation: "Chen et al., Learning the Best Pooling Strategy for Visual Semantic \
+                   Embedding, CVPR 2021",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: vse_infinity_training,
+    },
+    ZooEntry {
+        name: "vse_infinity_bert",
+        summary: "VSE∞: region features and BERT (lr ×0.1), GPO pooling, cosine",
+        citation: "Chen et al., Learning the Best Pooling Strategy for Visual Semantic \
+                   Embedding, CVPR 2021",
+        d_embed: 1024,
+        text: ZooText::Bert,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: vse_infinity_training,
+    },
+    ZooEntry {
+        name: "scan_t2i",
+        summary: "SCAN text-to-image stacked cross attention, LogSumExp",
+        citation: "Lee et al., Stacked Cross Attention for Image-Text Matching, ECCV 2018",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Scan(ScanConfig::new()),
+        training: scan_training,
+    },
+    ZooEntry {
+        name: "scan_i2t",
+        summary: "SCAN image-to-text stacked cross attention, LogSumExp",
+        citation: "Lee et al., Stacked Cross Attention for Image-Text Matching, ECCV 2018",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| {
+            SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
+        },
+        training: scan_training,
+    },
+    ZooEntry {
+        name: "chan",
+        summary: "CHAN: every word aligned to its most similar region",
+        citation: "Pan et al., Fine-Grained Image-Text Matching by Cross-Modal Hard Aligning \
+                   Network, CVPR 2023",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
+        training: || TrainingConfig {
+            margin: 0.05,
+            ..TrainingConfig::default()
+        },
+    },
+    ZooEntry {
+        name: "esl_h",
+        summary: "ESL with heuristic (convolutional) aggregation of the measure units",
+        citation: "Zhang et al., Enhanced Semantic Similarity Learning Framework for \
+                   Image-Text Matching, TCSVT 2023",
+        d_embed: 512,
+        text: ZooText::BiGru,
+        similarity: |d| {
+            SimilarityConfig::Esl(
+                EslConfig::new(d)
+                    .with_levels(esl_levels(d))
+                    .with_aggregator(EslAggregator::Heuristic),
+            )
+        },
+        training: esl_training,
+    },
+    ZooEntry {
+        name: "esl_a",
+        summary: "ESL with adaptive (learned) aggregation of the measure units",
+        citation: "Zhang et al., Enhanced Semantic Similarity Learning Framework for \
+                   Image-Text Matching, TCSVT 2023",
+        d_embed: 512,
+        text: ZooText::BiGru,
+        similarity: |d| {
+            SimilarityConfig::Esl(
+                EslConfig::new(d)
+                    .with_levels(esl_levels(d))
+                    .with_aggregator(EslAggregator::Adaptive),
+            )
+        },
+        training: esl_training,
+    },
+    ZooEntry {
+        name: "xdim",
+        summary: "X-Dim: learned cross-dimensional dependency of word-region products",
+        citation: "Zhang et al., Unlocking the Power of Cross-Dimensional Semantic Dependency \
+                   for Image-Text Matching, ACM MM 2023",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
+        training: vse_infinity_training,
+    },
+];
+
+/// SCAN: Adam 2e-4 (AdamW without weight decay), 30 epochs decayed at 15, hardest negatives
+/// from the start, no region drop.
+fn scan_training() -> TrainingConfig {
+    TrainingConfig {
+        epochs: 30,
+        learning_rate: 2e-4,
+        weight_decay: 0.0,
+        mining: NegativeMining::Hardest,
+        warmup_epochs: 0,
+        region_drop: 0.0,
+        ..TrainingConfig::default()
+    }
+}
+
+/// ESL on Flickr30K: 30 epochs decayed at 15 (COCO: 20, decayed at 10).
+fn esl_training() -> TrainingConfig {
+    TrainingConfig {
+        epochs: 30,
+        ..TrainingConfig::default()
+    }
+}
+
+/// The entry named `name`.
+pub fn lookup(name: &str) -> Option<&'static ZooEntry> {
+    ZOO.iter().find(|entry| entry.name == name)
+}
+
+/// The names of every entry, comma-separated (for error messages and help).
+pub fn names() -> String {
+    ZOO.iter()
+        .map(|entry| entry.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+    use itm_core::encoders::{GruTextEncoderConfig, RegionEncoderConfig};
+
+    /// Every entry builds a model at a small width and at its published width the heads get
+    /// the published settings.
+    #[test]
+    fn every_entry_builds() {
+        let device = Device::flex();
+        for entry in ZOO {
+            assert_eq!(lookup(entry.name).map(|e| e.name), Some(entry.name));
+            let d = 16;
+            let image = ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, d));
+            let text = TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, d).with_d_word(8));
+            let model = entry.model(image, text).init(&device);
+            assert_eq!(
+                model.fine_grained().is_some(),
+                !matches!(entry.similarity(d), SimilarityConfig::Cosine),
+                "{}",
+                entry.name
+            );
+            let training = entry.training();
+            assert!(training.lr_decay_epoch < training.epochs, "{}", entry.name);
+        }
+        assert!(lookup("nope").is_none());
+        let SimilarityConfig::Esl(esl) = lookup("esl_h").unwrap().similarity(512) else {
+            panic!("ESL")
+        };
+        assert_eq!((esl.levels, esl.aggregator), (9, EslAggregator::Heuristic));
+        assert_eq!((esl_levels(96), esl_levels(100), esl_levels(7)), (6, 3, 1));
+        assert_eq!(lookup("chan").unwrap().training().margin, 0.05);
+        assert_eq!(lookup("scan_t2i").unwrap().training().learning_rate, 2e-4);
+    }
+}
