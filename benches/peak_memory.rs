@@ -1,0 +1,77 @@
+//! Peak resident memory of fine-grained scoring of the Flickr30K test set (1,000 images × 36
+//! regions against 5,000 captions × 12 words, `D = 1024`) through the sharded driver with its
+//! default 2 GiB budget.
+//!
+//! The driver scores blocks one after another, so the peak of the whole evaluation is the peak
+//! of one full-size block: this scores the first block of the whole matrix (its shape from
+//! `ShardedScorer::block_shape`) once per similarity and records the peak resident memory
+//! above what the process held before (the inputs). Linux only (`/proc/self/status`). Writes
+//! `target/criterion/fine_grained_memory.json` for `scripts/compare_pytorch.py`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use itm::burn::tensor::Device;
+use itm::core::similarity::{FeatureSets, ShardedScorer};
+use serde_json::json;
+
+use common::{DIM, REGIONS, WORDS, fine_grained_methods, unit_rows};
+
+const IMAGES: usize = 1_000;
+const CAPTIONS: usize = 5_000;
+
+fn main() {
+    let device = Device::flex();
+    let scorer = ShardedScorer::new(device.clone());
+    let (rows, cols) = scorer.block_shape(IMAGES, REGIONS, CAPTIONS, WORDS);
+    let regions = unit_rows(rows * REGIONS, DIM, 8);
+    let words = unit_rows(cols * WORDS, DIM, 9);
+    let (counts, lengths) = (vec![REGIONS; rows], vec![WORDS; cols]);
+    let images = FeatureSets::new(&regions, &counts, REGIONS, DIM);
+    let captions = FeatureSets::new(&words, &lengths, WORDS, DIM);
+
+    println!("one block of {rows} images × {cols} captions (the driver's block for the whole matrix)");
+    let mut peaks = BTreeMap::new();
+    let mut seconds = BTreeMap::new();
+    for (name, method) in fine_grained_methods(&device) {
+        if !common::reset_peak_memory() {
+            println!("peak memory is not measurable here (no /proc/self/clear_refs)");
+            return;
+        }
+        let Some((_, before)) = common::memory() else {
+            println!("peak memory is not measurable here (no /proc/self/status)");
+            return;
+        };
+        let started = Instant::now();
+        let scores = scorer.score(method.as_ref(), images, captions, |_, _| {});
+        let elapsed = started.elapsed().as_secs_f64();
+        let (peak, _) = common::memory().expect("status was readable a moment ago");
+        drop(scores);
+        let above = peak.saturating_sub(before);
+        println!(
+            "{name:>9}: peak {:.2} GiB above the inputs, {elapsed:.1} s",
+            above as f64 / (1u64 << 30) as f64
+        );
+        peaks.insert(name, above);
+        seconds.insert(name, elapsed);
+    }
+    let report = json!({
+        "images": IMAGES, "regions": REGIONS, "captions": CAPTIONS, "words": WORDS, "dim": DIM,
+        "block": [rows, cols], "memory_budget": scorer.memory_budget,
+        "peak_bytes_above_inputs": peaks, "block_seconds": seconds,
+    });
+    let folder = common::criterion_folder();
+    let path = folder.join("fine_grained_memory.json");
+    let written = std::fs::create_dir_all(&folder)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            itm::data::atomic::write(&path, format!("{report:#}\n").as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    match written {
+        Ok(()) => println!("written to {}", path.display()),
+        Err(error) => eprintln!("{}: could not write the report: {error}", path.display()),
+    }
+}
