@@ -31,9 +31,10 @@ fn fine_grained(c: &mut Criterion) {
     let mut group = c.benchmark_group("fine_grained");
     common::heavy(&mut group, 20);
     for (name, method) in fine_grained_methods(&device) {
-        group.bench_function(BenchmarkId::new(name, format!("{IMAGES}x{CAPTIONS}")), |b| {
-            b.iter(|| scorer.score(method.as_ref(), images, captions, |_, _| {}))
-        });
+        group.bench_function(
+            BenchmarkId::new(name, format!("{IMAGES}x{CAPTIONS}")),
+            |b| b.iter(|| scorer.score(method.as_ref(), images, captions, |_, _| {})),
+        );
     }
     group.finish();
 }

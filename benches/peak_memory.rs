@@ -6,7 +6,9 @@
 //! of one full-size block: this scores the first block of the whole matrix (its shape from
 //! `ShardedScorer::block_shape`) once per similarity and records the peak resident memory
 //! above what the process held before (the inputs). Linux only (`/proc/self/status`). Writes
-//! `target/criterion/fine_grained_memory.json` for `scripts/compare_pytorch.py`.
+//! `target/criterion/fine_grained_memory.json` for `scripts/compare_pytorch.py` after every
+//! similarity. Names after `--` pick similarities:
+//! `cargo bench --profile dev --bench peak_memory -- scan_t2i chan`.
 
 mod common;
 
@@ -32,10 +34,20 @@ fn main() {
     let images = FeatureSets::new(&regions, &counts, REGIONS, DIM);
     let captions = FeatureSets::new(&words, &lengths, WORDS, DIM);
 
-    println!("one block of {rows} images × {cols} captions (the driver's block for the whole matrix)");
+    // Cargo passes `--bench`; other arguments name the similarities to measure.
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    println!(
+        "one block of {rows} images × {cols} captions (the driver's block for the whole matrix)"
+    );
     let mut peaks = BTreeMap::new();
     let mut seconds = BTreeMap::new();
-    for (name, method) in fine_grained_methods(&device) {
+    let methods = fine_grained_methods(&device)
+        .into_iter()
+        .filter(|(name, _)| chosen.is_empty() || chosen.iter().any(|c| c == name));
+    for (name, method) in methods {
         if !common::reset_peak_memory() {
             println!("peak memory is not measurable here (no /proc/self/clear_refs)");
             return;
@@ -56,12 +68,17 @@ fn main() {
         );
         peaks.insert(name, above);
         seconds.insert(name, elapsed);
+        let report = json!({
+            "images": IMAGES, "regions": REGIONS, "captions": CAPTIONS, "words": WORDS,
+            "dim": DIM, "block": [rows, cols], "memory_budget": scorer.memory_budget,
+            "peak_bytes_above_inputs": peaks, "block_seconds": seconds,
+        });
+        write_report(&report);
     }
-    let report = json!({
-        "images": IMAGES, "regions": REGIONS, "captions": CAPTIONS, "words": WORDS, "dim": DIM,
-        "block": [rows, cols], "memory_budget": scorer.memory_budget,
-        "peak_bytes_above_inputs": peaks, "block_seconds": seconds,
-    });
+}
+
+/// Replaces `target/criterion/fine_grained_memory.json` with `report`.
+fn write_report(report: &serde_json::Value) {
     let folder = common::criterion_folder();
     let path = folder.join("fine_grained_memory.json");
     let written = std::fs::create_dir_all(&folder)
@@ -70,8 +87,7 @@ fn main() {
             itm::data::atomic::write(&path, format!("{report:#}\n").as_bytes())
                 .map_err(|e| e.to_string())
         });
-    match written {
-        Ok(()) => println!("written to {}", path.display()),
-        Err(error) => eprintln!("{}: could not write the report: {error}", path.display()),
+    if let Err(error) = written {
+        eprintln!("{}: could not write the report: {error}", path.display());
     }
 }

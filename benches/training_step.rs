@@ -10,7 +10,7 @@ mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use itm::burn::grad_clipping::GradientClippingConfig;
-use itm::burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use itm::burn::optim::{AdamWConfig, GradientsParams};
 use itm::burn::tensor::{Device, Int, Tensor, TensorData};
 use itm::core::encoders::ImageInput;
 use itm::core::loss::HingeLossConfig;

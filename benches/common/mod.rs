@@ -63,7 +63,12 @@ pub fn memory() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|line| line.starts_with(name))?;
-        let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
         Some(kib * 1024)
     };
     Some((field("VmHWM:")?, field("VmRSS:")?))
@@ -75,7 +80,9 @@ pub fn reset_peak_memory() -> bool {
 }
 
 /// The fine-grained similarities with their published settings, by benchmark name.
-pub fn fine_grained_methods(device: &Device) -> Vec<(&'static str, Box<dyn FineGrainedSimilarity>)> {
+pub fn fine_grained_methods(
+    device: &Device,
+) -> Vec<(&'static str, Box<dyn FineGrainedSimilarity>)> {
     device.seed(0);
     let i2t = ScanConfig::new().with_direction(ScanDirection::ImageToText);
     vec![
