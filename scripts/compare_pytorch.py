@@ -391,8 +391,10 @@ def python_with_torch(args):
 
 def child(python, args, what):
     command = [python, __file__, "--measure", what, "--threads", str(args.threads), "--itm", args.itm]
-    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"measurement {what} failed:\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  {what}: {result}", file=sys.stderr)
     return result
 
