@@ -29,6 +29,18 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// Every step of an epoch had a non-finite loss or gradient: training stopped, and the
+    /// checkpoint and metrics of the earlier epochs were left as they were.
+    #[error(
+        "epoch {epoch}: all {skipped} steps had a non-finite loss or gradient; training stopped \
+         (the last good checkpoint, if any, is kept): lower the learning rate or check the data"
+    )]
+    Diverged {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Steps skipped in it.
+        skipped: usize,
+    },
 }
 
 impl Checkpoint {
@@ -133,12 +145,21 @@ impl Checkpoint {
         if vocab.exists() {
             return Ok(Vocabulary::load(&vocab)?.into());
         }
+        let subwords = self.folder.join("tokenizer.json");
+        if !subwords.exists() {
+            return Err(DataError::invalid(
+                &vocab,
+                "the caption tokenizer is missing: a checkpoint holds vocab.json (word models) \
+                 or tokenizer.json (subword models), this one neither",
+            )
+            .into());
+        }
         let length_path = self.folder.join("tokenizer_max_len.txt");
         let text =
             std::fs::read_to_string(&length_path).map_err(|e| DataError::io(&length_path, e))?;
         let max_len: usize = text.trim().parse().map_err(|_| {
             DataError::invalid(&length_path, format!("not a token count: {text:?}"))
         })?;
-        Ok(SubwordTokenizer::from_file(&self.folder.join("tokenizer.json"), max_len)?.into())
+        Ok(SubwordTokenizer::from_file(&subwords, max_len)?.into())
     }
 }
