@@ -29,17 +29,28 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
-    /// Every step of an epoch had a non-finite loss or gradient: training stopped, and the
-    /// checkpoint and metrics of the earlier epochs were left as they were.
+    /// The model scored a pair NaN or infinite: its outputs are no longer numbers.
+    #[error("the model's score of image {image} and caption {caption} is {value}")]
+    NonFiniteScores {
+        /// Row of the score.
+        image: usize,
+        /// Column of the score.
+        caption: usize,
+        /// The score.
+        value: f32,
+    },
+    /// Training diverged (every step of an epoch had a non-finite loss or gradient, or the
+    /// model's validation scores were not finite) and stopped; the checkpoint and metrics of
+    /// the earlier epochs were left as they were.
     #[error(
-        "epoch {epoch}: all {skipped} steps had a non-finite loss or gradient; training stopped \
-         (the last good checkpoint, if any, is kept): lower the learning rate or check the data"
+        "epoch {epoch}: training diverged ({reason}) and stopped; the last good checkpoint, if \
+         any, is kept: lower the learning rate or check the data"
     )]
     Diverged {
         /// 0-based epoch.
         epoch: usize,
-        /// Steps skipped in it.
-        skipped: usize,
+        /// What was not finite.
+        reason: String,
     },
 }
 
