@@ -232,6 +232,11 @@ fn similarity_files(suite: &mut Suite) {
             "shape",
         ),
         (
+            "npy: no rows but huge strides",
+            npy_bytes("<f4", &[0, 1 << 40, 1 << 40], &[]),
+            "shape",
+        ),
+        (
             "sims: not [N, 5N]",
             npy_bytes("<f4", &[3, 7], &f32_body(&[0.5; 21])),
             "[N, 5N]",

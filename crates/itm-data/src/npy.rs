@@ -27,7 +27,7 @@ impl MappedF32 {
         if shape_overflows(&map) {
             return Err(DataError::invalid(
                 path,
-                "not a valid .npy file: the header's shape has more elements than can be counted",
+                "not a valid .npy file: the header's shape is too large (its sizes overflow 64 bits)",
             ));
         }
         let mut cursor = std::io::Cursor::new(&map[..]);
@@ -118,8 +118,9 @@ impl MappedF32 {
     }
 }
 
-/// Whether the `'shape'` of an `.npy` header has an element count beyond `u64`, which npyz
-/// would overflow computing. Headers this scan cannot read are left to npyz to refuse.
+/// Whether the product of the non-zero entries of an `.npy` header's `'shape'` exceeds `u64`:
+/// npyz multiplies the entries (element count, strides) without checking. Headers this scan
+/// cannot read are left to npyz to refuse.
 fn shape_overflows(bytes: &[u8]) -> bool {
     // Version 1 headers are at most 64 KiB; later versions are never that long in practice.
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 16)]);
@@ -135,6 +136,7 @@ fn shape_overflows(bytes: &[u8]) -> bool {
     rest[open + 1..close]
         .split(',')
         .filter_map(|d| d.trim().parse::<u64>().ok())
+        .filter(|&d| d != 0)
         .try_fold(1u64, |n, d| n.checked_mul(d))
         .is_none()
 }
