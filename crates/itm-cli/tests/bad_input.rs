@@ -845,6 +845,20 @@ fn bert_files(suite: &mut Suite) {
         "config.json",
         "heads",
     );
+    // Sizes that are valid but absurd must be refused before anything is allocated for them.
+    let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();
+    value["vocab_size"] = serde_json::json!(1_000_000_000_000u64);
+    std::fs::write(model.join("config.json"), value.to_string()).unwrap();
+    encode(suite, "config.json: 10^12 words", "config.json", "can hold");
+    let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();
+    value["intermediate_size"] = serde_json::json!(u64::MAX / 8);
+    std::fs::write(model.join("config.json"), value.to_string()).unwrap();
+    encode(
+        suite,
+        "config.json: 2^61 wide layers",
+        "config.json",
+        "can hold",
+    );
     std::fs::write(model.join("config.json"), "{ not json").unwrap();
     encode(
         suite,
@@ -922,6 +936,15 @@ fn clip_files(suite: &mut Suite) {
         load_clip(&model, &device),
         "config.json",
         "text_config",
+    );
+    let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();
+    value["vision_config"]["intermediate_size"] = serde_json::json!(1u64 << 40);
+    std::fs::write(model.join("config.json"), value.to_string()).unwrap();
+    suite.lib(
+        "clip: config.json with 2^40 wide vision layers",
+        load_clip(&model, &device),
+        "config.json",
+        "can hold",
     );
     std::fs::remove_file(model.join("config.json")).unwrap();
     suite.lib(
