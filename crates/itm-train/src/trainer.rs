@@ -1,11 +1,12 @@
 //! The epoch loop.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use itm_core::encoders::TextEncoderConfig;
@@ -196,6 +197,7 @@ impl Trainer {
                     .collect();
                 let texts: Vec<&[i64]> = augmented.iter().map(Vec::as_slice).collect();
                 let tokens = TokenBatch::pad(&texts);
+                let buffers = Buffers::of(&model);
                 let scores = model.batch_scores(
                     image_input,
                     tokens.to_tensor(&train_device),
@@ -206,6 +208,7 @@ impl Trainer {
                 let loss = loss_fn.forward(scores, ids, epoch);
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
+                    model = buffers.restore(model);
                     skipped += 1;
                     eprintln!("epoch {epoch}: skipped a step whose loss is {value}");
                     progress.step(|| "non-finite loss".into());
@@ -213,6 +216,7 @@ impl Trainer {
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 if !gradients_are_finite(&model, &grads) {
+                    model = buffers.restore(model);
                     skipped += 1;
                     eprintln!("epoch {epoch}: skipped a step whose gradient is not finite");
                     progress.step(|| "non-finite gradient".into());
@@ -317,6 +321,47 @@ fn gradients_are_finite(model: &VseModel, grads: &GradientsParams) -> bool {
     visitor
         .count
         .is_none_or(|count| count.into_scalar::<f32>() == 0.0)
+}
+
+/// The float tensors of a model that take no gradient (batch-norm running statistics): the
+/// forward pass of a training step updates them in place, so a skipped step restores them.
+struct Buffers(HashMap<ParamId, Tensor<1>>);
+
+impl Buffers {
+    /// The current values (tensor handles: nothing is copied).
+    fn of(model: &VseModel) -> Self {
+        // A running state holds the last step's update apart until it is synchronised, which
+        // `valid` does (on the state shared with `model`).
+        let _ = model.valid();
+        let mut buffers = Self(HashMap::new());
+        model.visit(&mut buffers);
+        buffers
+    }
+
+    /// `model` with the saved values put back (the step's pending updates folded in first, so
+    /// that the saved values replace them).
+    fn restore(mut self, model: VseModel) -> VseModel {
+        let _ = model.valid();
+        model.map(&mut self)
+    }
+}
+
+impl ModuleVisitor for Buffers {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        if !value.is_require_grad() {
+            self.0.insert(param.id, value.reshape([-1]));
+        }
+    }
+}
+
+impl ModuleMapper for Buffers {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match self.0.remove(&param.id) {
+            Some(saved) => param.map(|value| saved.reshape(value.shape())),
+            None => param,
+        }
+    }
 }
 
 /// The images described by the first `captions` captions, with their captions.

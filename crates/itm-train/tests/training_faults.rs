@@ -2,6 +2,9 @@
 //!
 //! - The same seed and configuration give the same per-epoch losses and validation metrics,
 //!   exactly; another seed gives other losses (so the comparison can fail).
+//! - A step with a non-finite loss or gradient is skipped and counted: one training image's
+//!   features are set to 3e38 (finite, so the loader accepts them, but products overflow), and
+//!   the batches holding its captions are skipped while the others train.
 //! - A run that diverges is stopped: the fault is injected through the configuration only, a
 //!   learning-rate decay factor of 1e30 after the first epoch (epoch 0 trains normally at 2e-3,
 //!   epoch 1 at 2e27). The first step of epoch 1 throws the weights to ~1e27 (still finite),
@@ -18,7 +21,7 @@ use burn::tensor::Device;
 use itm_core::VseModelConfig;
 use itm_core::loss::NegativeMining;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm_data::{CaptionTokenizer, Vocabulary};
+use itm_data::{CaptionTokenizer, ImageSource, RegionFeatures, RetrievalSplit, Vocabulary};
 use itm_train::{
     Checkpoint, EpochRecord, TrainError, Trainer, TrainingConfig, TrainingOutcome, score_split,
 };
@@ -104,6 +107,41 @@ fn same_seed_same_metrics_on_flex() {
         first.history[0].mean_loss, other.history[0].mean_loss,
         "another seed should change the run"
     );
+}
+
+#[test]
+fn steps_with_overflowing_features_are_skipped_and_counted() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut data = dataset();
+    let train = &data.train.retrieval;
+    let regions = train.regions().unwrap();
+    let mut values = regions.data().to_vec();
+    let per_image = regions.n_regions() * regions.d_feature();
+    values[3 * per_image..4 * per_image].fill(3e38);
+    data.train.retrieval = RetrievalSplit::new(
+        ImageSource::Regions(RegionFeatures::new(
+            values,
+            regions.n_regions(),
+            regions.d_feature(),
+        )),
+        train.captions.clone(),
+        train.caption_image.clone(),
+    )
+    .unwrap();
+    let outcome = fit(&data, training(7), None).unwrap();
+    for record in &outcome.history {
+        eprintln!(
+            "epoch {}: {} steps skipped, loss {}, rsum {}",
+            record.epoch,
+            record.skipped_steps,
+            record.mean_loss,
+            record.validation.rsum()
+        );
+        // Image 3's five captions fall in one to five of the epoch's 15 batches.
+        assert!((1..=5).contains(&record.skipped_steps));
+        assert!(record.mean_loss.is_finite());
+        assert!(record.validation.rsum().is_finite());
+    }
 }
 
 fn folder(name: &str) -> PathBuf {
