@@ -32,7 +32,7 @@ pub fn run(path: &Path, images: Option<&Path>, decode_images: bool) -> Result<()
         Ok(())
     } else {
         for problem in &problems {
-            println!("problem: {problem}");
+            eprintln!("problem: {problem}");
         }
         Err(format!(
             "{} problem(s) found in {}",

@@ -199,6 +199,6 @@ fn data_check_reads_karpathy_and_decodes_images() {
     std::fs::write(images.join("test/1.png"), b"broken").unwrap();
     assert_fails(&args, &["1 problem(s)"]);
     let output = itm(&args);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("test/1.png"));
+    assert!(stderr(&output).contains("test/1.png"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

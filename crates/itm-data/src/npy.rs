@@ -24,6 +24,12 @@ impl MappedF32 {
         // SAFETY: the map is read-only; a file truncated by another process while mapped
         // would fault, which is the documented limit of memory-mapped reading.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, e))?;
+        if shape_overflows(&map) {
+            return Err(DataError::invalid(
+                path,
+                "not a valid .npy file: the header's shape is too large (its sizes overflow 64 bits)",
+            ));
+        }
         let mut cursor = std::io::Cursor::new(&map[..]);
         let header = npyz::NpyHeader::from_reader(&mut cursor)
             .map_err(|e| DataError::invalid(path, format!("not a valid .npy file: {e}")))?;
@@ -54,8 +60,17 @@ impl MappedF32 {
                 format!("empty array of shape {shape:?}"),
             ));
         }
-        let len: usize = shape.iter().product();
         let body = map.len() - offset;
+        let Some(len) = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|len| len.checked_mul(4).is_some())
+        else {
+            return Err(DataError::invalid(
+                path,
+                format!("shape {shape:?} is too large: the file has {body} bytes of data"),
+            ));
+        };
         if body != len * 4 {
             return Err(DataError::invalid(
                 path,
@@ -101,6 +116,29 @@ impl MappedF32 {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Whether the product of the non-zero entries of an `.npy` header's `'shape'` exceeds `u64`:
+/// npyz multiplies the entries (element count, strides) without checking. Headers this scan
+/// cannot read are left to npyz to refuse.
+fn shape_overflows(bytes: &[u8]) -> bool {
+    // Version 1 headers are at most 64 KiB; later versions are never that long in practice.
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 16)]);
+    let Some(rest) = text.find("'shape'").map(|start| &text[start..]) else {
+        return false;
+    };
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
+        return false;
+    };
+    if close < open {
+        return false;
+    }
+    rest[open + 1..close]
+        .split(',')
+        .filter_map(|d| d.trim().parse::<u64>().ok())
+        .filter(|&d| d != 0)
+        .try_fold(1u64, |n, d| n.checked_mul(d))
+        .is_none()
 }
 
 /// Writes a float32 array of `shape` as `.npy` atomically.

@@ -29,6 +29,29 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// The model scored a pair NaN or infinite: its outputs are no longer numbers.
+    #[error("the model's score of image {image} and caption {caption} is {value}")]
+    NonFiniteScores {
+        /// Row of the score.
+        image: usize,
+        /// Column of the score.
+        caption: usize,
+        /// The score.
+        value: f32,
+    },
+    /// Training diverged (every step of an epoch had a non-finite loss or gradient, or the
+    /// model's validation scores were not finite) and stopped; the checkpoint and metrics of
+    /// the earlier epochs were left as they were.
+    #[error(
+        "epoch {epoch}: training diverged ({reason}) and stopped; the last good checkpoint, if \
+         any, is kept: lower the learning rate or check the data"
+    )]
+    Diverged {
+        /// 0-based epoch.
+        epoch: usize,
+        /// What was not finite.
+        reason: String,
+    },
 }
 
 impl Checkpoint {
@@ -133,12 +156,21 @@ impl Checkpoint {
         if vocab.exists() {
             return Ok(Vocabulary::load(&vocab)?.into());
         }
+        let subwords = self.folder.join("tokenizer.json");
+        if !subwords.exists() {
+            return Err(DataError::invalid(
+                &vocab,
+                "the caption tokenizer is missing: a checkpoint holds vocab.json (word models) \
+                 or tokenizer.json (subword models), this one neither",
+            )
+            .into());
+        }
         let length_path = self.folder.join("tokenizer_max_len.txt");
         let text =
             std::fs::read_to_string(&length_path).map_err(|e| DataError::io(&length_path, e))?;
         let max_len: usize = text.trim().parse().map_err(|_| {
             DataError::invalid(&length_path, format!("not a token count: {text:?}"))
         })?;
-        Ok(SubwordTokenizer::from_file(&self.folder.join("tokenizer.json"), max_len)?.into())
+        Ok(SubwordTokenizer::from_file(&subwords, max_len)?.into())
     }
 }

@@ -11,7 +11,10 @@ use burn::tensor::Device;
 use itm_core::encoders::{ClipConfig, ClipModel};
 use itm_data::{DataError, SubwordTokenizer};
 
-use crate::pretrained::{PretrainedError, load_safetensors_ignoring};
+use crate::pretrained::{
+    PretrainedError, check_weights_fit, load_safetensors_ignoring, safetensors_names,
+    sum_of_products,
+};
 
 /// Renames transformers' `CLIPModel` keys to [`ClipModel`]'s parameter paths.
 pub const CLIP_KEY_REMAP: &[(&str, &str)] = &[
@@ -40,12 +43,36 @@ pub fn load_clip(
         path: config_path.clone(),
         message: e.to_string(),
     })?;
-    let model = load_safetensors_ignoring(
-        config.init(device),
-        &folder.join("model.safetensors"),
-        CLIP_KEY_REMAP,
-        CLIP_IGNORED,
-    )?;
+    let weights = folder.join("model.safetensors");
+    // Embedding tables, patch projection and feed-forward layers alone.
+    let (text, vision) = (&config.text, &config.vision);
+    let values = sum_of_products(&[
+        &[text.vocab_size, text.hidden_size],
+        &[text.max_position_embeddings, text.hidden_size],
+        &[
+            text.num_hidden_layers,
+            2,
+            text.hidden_size,
+            text.intermediate_size,
+        ],
+        &[
+            vision.num_channels,
+            vision.patch_size,
+            vision.patch_size,
+            vision.hidden_size,
+        ],
+        &[
+            vision.num_hidden_layers,
+            2,
+            vision.hidden_size,
+            vision.intermediate_size,
+        ],
+    ]);
+    // A file that is not SafeTensors is reported as such before its size is compared.
+    safetensors_names(&weights)?;
+    check_weights_fit(&config_path, &weights, values)?;
+    let model =
+        load_safetensors_ignoring(config.init(device), &weights, CLIP_KEY_REMAP, CLIP_IGNORED)?;
     Ok((model, config))
 }
 

@@ -7,6 +7,7 @@ use itm_core::similarity::{BlockedCosine, FeatureSets, ShardedScorer};
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, ImageSource, RetrievalSplit, TokenBatch};
 
+use crate::checkpoint::TrainError;
 use crate::progress::Progress;
 
 /// Unit embeddings of a split, row-major.
@@ -213,6 +214,9 @@ pub fn score_split(
 }
 
 /// Encodes, scores and evaluates `split` with `protocol`.
+///
+/// A NaN or infinite score is refused ([`TrainError::NonFiniteScores`]): ranks count strictly
+/// greater scores, so NaN scores would rank every match first and pass for a perfect model.
 pub fn evaluate_split(
     model: &VseModel,
     split: &RetrievalSplit,
@@ -220,8 +224,16 @@ pub fn evaluate_split(
     device: &Device,
     protocol: Protocol,
     quiet: bool,
-) -> Result<RetrievalReport, DataError> {
+) -> Result<RetrievalReport, TrainError> {
     let scores = score_split(model, split, tokenizer, device, quiet)?;
+    if let Some(position) = scores.iter().position(|v| !v.is_finite()) {
+        let n_captions = split.captions.len();
+        return Err(TrainError::NonFiniteScores {
+            image: position / n_captions,
+            caption: position % n_captions,
+            value: scores[position],
+        });
+    }
     Ok(evaluate(
         &scores,
         split.n_images(),

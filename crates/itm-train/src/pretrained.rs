@@ -94,6 +94,44 @@ fn invalid(path: &Path, message: impl Into<String>) -> PretrainedError {
     }
 }
 
+/// Refuses a configuration whose model cannot be stored in `weights`: `values` (a lower bound of
+/// its parameter count from the configuration's sizes; `None` when it overflows) at two bytes
+/// each, the smallest float type a checkpoint stores, must fit in the file. Checked before the
+/// model is built, so that absurd sizes give this error instead of failing to allocate.
+pub(crate) fn check_weights_fit(
+    config_path: &Path,
+    weights: &Path,
+    values: Option<u128>,
+) -> Result<(), PretrainedError> {
+    let bytes = std::fs::metadata(weights)
+        .map_err(|source| PretrainedError::Io {
+            path: weights.to_path_buf(),
+            source,
+        })?
+        .len();
+    match values {
+        Some(values) if values.saturating_mul(2) <= u128::from(bytes) => Ok(()),
+        _ => Err(invalid(
+            config_path,
+            format!(
+                "its sizes describe a model of {} weights, more than {} ({bytes} bytes) can hold",
+                values.map_or("more than 2^128".to_string(), |v| v.to_string()),
+                weights.display()
+            ),
+        )),
+    }
+}
+
+/// `Σ Π factors`, in `u128`, `None` on overflow.
+pub(crate) fn sum_of_products(terms: &[&[usize]]) -> Option<u128> {
+    terms.iter().try_fold(0u128, |sum, factors| {
+        let product = factors
+            .iter()
+            .try_fold(1u128, |p, &f| p.checked_mul(f as u128))?;
+        sum.checked_add(product)
+    })
+}
+
 /// Opens a SafeTensors file, reporting a missing file as an I/O error and a malformed one as
 /// invalid.
 fn open(path: &Path) -> Result<SafetensorsStore, PretrainedError> {
@@ -318,6 +356,19 @@ pub fn load_bert(
         .iter()
         .any(|name| name == "pooler.dense.weight" || name == "bert.pooler.dense.weight");
     let config = config.with_add_pooling_layer(has_pooler);
+    // Embedding tables and feed-forward layers alone.
+    let (h, i, layers) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.num_hidden_layers,
+    );
+    let values = sum_of_products(&[
+        &[config.vocab_size, h],
+        &[config.max_position_embeddings, h],
+        &[config.type_vocab_size, h],
+        &[layers, 2, h, i],
+    ]);
+    check_weights_fit(&config_path, &weights, values)?;
     let model =
         load_safetensors_ignoring(config.init(device), &weights, BERT_KEY_REMAP, BERT_IGNORED)?;
     Ok((model, config))

@@ -1,0 +1,219 @@
+//! Numerical faults and determinism of training on the `flex` backend.
+//!
+//! - The same seed and configuration give the same per-epoch losses and validation metrics,
+//!   exactly; another seed gives other losses (so the comparison can fail).
+//! - A step with a non-finite loss or gradient is skipped and counted: one training image's
+//!   features are set to 3e38 (finite, so the loader accepts them, but products overflow), and
+//!   the batches holding its captions are skipped while the others train.
+//! - A run that diverges is stopped: the fault is injected through the configuration only, a
+//!   learning-rate decay factor of 1e30 after the first epoch (epoch 0 trains normally at 2e-3,
+//!   epoch 1 at 2e27). The first step of epoch 1 throws the weights to ~1e27 (still finite),
+//!   the later steps' losses are NaN and skipped, and the model scores every validation pair
+//!   NaN — which the protocol alone would rank as a perfect model (rsum 600) and keep as the
+//!   best checkpoint. The run must end with [`TrainError::Diverged`] at epoch 1, leaving the
+//!   checkpoint of epoch 0 as it was: its weights score the dev split exactly as those of a
+//!   one-epoch run do (finite scores), its metrics are equal but for the wall-clock time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_core::loss::NegativeMining;
+use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::{CaptionTokenizer, ImageSource, RegionFeatures, RetrievalSplit, Vocabulary};
+use itm_train::{
+    Checkpoint, EpochRecord, TrainError, Trainer, TrainingConfig, TrainingOutcome, score_split,
+};
+
+/// Training draws from the backend's random generator, which `flex` keeps per process (a
+/// static, whatever the device): the tests of this file train one at a time.
+static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn dataset() -> ShapesDataset {
+    ShapesDataset::generate(&ShapesConfig {
+        seed: 21,
+        train_images: 120,
+        dev_images: 20,
+        test_images: 0,
+        regions: RegionFeatureConfig {
+            d_feature: 24,
+            n_regions: 4,
+            noise: 1.0,
+        },
+    })
+}
+
+fn training(seed: u64) -> TrainingConfig {
+    TrainingConfig {
+        epochs: 2,
+        batch_size: 40,
+        learning_rate: 2e-3,
+        lr_decay_epoch: 1,
+        mining: NegativeMining::All,
+        seed,
+        ..TrainingConfig::default()
+    }
+}
+
+fn fit(
+    data: &ShapesDataset,
+    config: TrainingConfig,
+    output: Option<&Path>,
+) -> Result<TrainingOutcome, TrainError> {
+    let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
+    let model = VseModelConfig::vse_infinity_bigru_sized(24, vocab.len(), 16, 8);
+    let mut trainer = Trainer::new(config, Device::flex()).with_quiet(true);
+    if let Some(folder) = output {
+        trainer = trainer.with_output(folder);
+    }
+    trainer.fit(
+        &model,
+        &data.train.retrieval,
+        &data.dev.retrieval,
+        &CaptionTokenizer::from(vocab),
+    )
+}
+
+/// A record without its wall-clock time.
+fn timeless(history: &[EpochRecord]) -> Vec<EpochRecord> {
+    history
+        .iter()
+        .map(|r| EpochRecord {
+            seconds: 0.0,
+            ..r.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_same_metrics_on_flex() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = dataset();
+    let first = fit(&data, training(7), None).unwrap();
+    let second = fit(&data, training(7), None).unwrap();
+    let other = fit(&data, training(8), None).unwrap();
+    for record in &first.history {
+        eprintln!(
+            "epoch {}: loss {:.9}, dev rsum {:.3}",
+            record.epoch,
+            record.mean_loss,
+            record.validation.rsum()
+        );
+    }
+    assert_eq!(timeless(&first.history), timeless(&second.history));
+    assert_eq!(first.best_epoch, second.best_epoch);
+    assert_ne!(
+        first.history[0].mean_loss, other.history[0].mean_loss,
+        "another seed should change the run"
+    );
+}
+
+#[test]
+fn steps_with_overflowing_features_are_skipped_and_counted() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut data = dataset();
+    let train = &data.train.retrieval;
+    let regions = train.regions().unwrap();
+    let mut values = regions.data().to_vec();
+    let per_image = regions.n_regions() * regions.d_feature();
+    values[3 * per_image..4 * per_image].fill(3e38);
+    data.train.retrieval = RetrievalSplit::new(
+        ImageSource::Regions(RegionFeatures::new(
+            values,
+            regions.n_regions(),
+            regions.d_feature(),
+        )),
+        train.captions.clone(),
+        train.caption_image.clone(),
+    )
+    .unwrap();
+    let outcome = fit(&data, training(7), None).unwrap();
+    for record in &outcome.history {
+        eprintln!(
+            "epoch {}: {} steps skipped, loss {}, rsum {}",
+            record.epoch,
+            record.skipped_steps,
+            record.mean_loss,
+            record.validation.rsum()
+        );
+        // Image 3's five captions fall in one to five of the epoch's 15 batches.
+        assert!((1..=5).contains(&record.skipped_steps));
+        assert!(record.mean_loss.is_finite());
+        assert!(record.validation.rsum().is_finite());
+    }
+}
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("itm-faults-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = dataset();
+    let output = folder("diverge");
+    // Epoch 0 alone, as a reference for what must survive.
+    let good = folder("good");
+    fit(
+        &data,
+        TrainingConfig {
+            epochs: 1,
+            ..training(7)
+        },
+        Some(&good),
+    )
+    .unwrap();
+
+    let exploding = TrainingConfig {
+        epochs: 3,
+        lr_decay_factor: 1e30,
+        ..training(7)
+    };
+    let error = fit(&data, exploding, Some(&output)).expect_err("the run should stop");
+    let message = error.to_string();
+    eprintln!("{message}");
+    match error {
+        TrainError::Diverged { epoch, .. } => assert_eq!(epoch, 1),
+        other => panic!("expected Diverged, got {other}"),
+    }
+    assert!(message.contains("diverged") && message.contains("NaN") && message.contains("epoch 1"));
+    let json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    for file in ["model.json", "vocab.json"] {
+        assert_eq!(
+            json(output.join(file)),
+            json(good.join(file)),
+            "{file} differs from the epoch-0 run"
+        );
+    }
+    let records = |folder: &Path| -> Vec<EpochRecord> {
+        let text = std::fs::read_to_string(folder.join("metrics.jsonl")).unwrap();
+        let records: Vec<EpochRecord> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        timeless(&records)
+    };
+    assert_eq!(records(&output), records(&good));
+    // model.bpk holds random parameter ids: compare what the weights compute instead.
+    let scores = |folder: &Path| {
+        let (model, _, tokenizer) = Checkpoint::new(folder).load(&Device::flex()).unwrap();
+        score_split(
+            &model,
+            &data.dev.retrieval,
+            &tokenizer,
+            &Device::flex(),
+            true,
+        )
+        .unwrap()
+    };
+    let kept = scores(&output);
+    assert!(kept.iter().all(|v| v.is_finite()));
+    assert_eq!(kept, scores(&good));
+    std::fs::remove_dir_all(&output).unwrap();
+    std::fs::remove_dir_all(&good).unwrap();
+}
