@@ -39,7 +39,8 @@ fn devices_are_named_and_missing_ones_are_errors() {
     wgpu();
     match itm::device::parse("wgpu:64") {
         Err(error @ DeviceError::Missing { index: 64, .. }) => {
-            assert!(error.to_string().starts_with("no wgpu device 64 on this machine ("));
+            let message = error.to_string();
+            assert!(message.starts_with("no wgpu device 64 on this machine ("));
         }
         other => panic!("wgpu:64 should be missing, got {other:?}"),
     }
@@ -125,8 +126,9 @@ fn text_gru_matches_pytorch_on_wgpu() {
         3 * hidden,
         hidden,
     );
+    let hh_grad = encoder.gru.backward.hidden.weight.grad(&grads);
     assert_close(
-        &values(encoder.gru.backward.hidden.weight.grad(&grads).expect("gradient")),
+        &values(hh_grad.expect("gradient")),
         &expected,
         TOLERANCE,
         "d/d backward GRU weight_hh",
