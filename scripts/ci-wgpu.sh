@@ -6,8 +6,8 @@
 # Called from .ci/run after the main test suite (`scripts/ci-wgpu.sh`). Needs the Debian
 # packages mesa-vulkan-drivers and libvulkan1; when they are missing and this runs as root
 # with apt-get, it installs them (ITM_CI_NO_APT=1 turns that off and only checks).
-# Cost on a 2-core machine: the wgpu build adds ≈5 min and ≈5 GB to target/ (burn is built a
-# second time with the wgpu feature set); the tests take about a minute on lavapipe.
+# Cost on an unloaded 2-core machine: the wgpu build adds ≈5 min and ≈5 GB to target/ (burn is
+# built a second time with the wgpu feature set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
