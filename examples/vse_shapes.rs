@@ -5,6 +5,8 @@
 //! cargo run --example vse_shapes            # CPU (flex)
 //! cargo run --example vse_shapes --features wgpu -- --device wgpu
 //! ```
+//!
+//! `--device` takes `flex`, `wgpu[:index]` or `cuda[:index]` (docs/backends.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -143,7 +145,15 @@ fn row(name: &str, m: &Metrics) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let device = itm::device::parse(&args.device)?;
+    // A plain message (not `main`'s Debug print of the error) when the backend is not compiled
+    // in or the machine has no such device.
+    let device = match itm::device::parse(&args.device) {
+        Ok(device) => device,
+        Err(error) => {
+            eprintln!("--device {}: {error}", args.device);
+            std::process::exit(2);
+        }
+    };
     if args.bert.is_some() && args.images != Images::Regions {
         return Err(
             "--bert fine-tunes BERT beside the region encoder: use it with --images regions".into(),
