@@ -1,5 +1,6 @@
 //! The zoo entries of the new losses and fusion train on `shapes` through the real binary with
-//! one switch (`--model NAME`), and InfoNCE learns its temperature. One test runs them one after
+//! one switch (`--model NAME`; the small `shapes` size comes from a run.toml), InfoNCE learns its
+//! temperature, and a resumed run continues the loss state exactly. One test runs them one after
 //! the other: the flex device's random draws are per device, so parallel runs would interleave.
 
 use std::path::{Path, PathBuf};
@@ -8,34 +9,72 @@ use std::process::Command;
 /// A small run of `model` (400 training images, D = 32, 3 epochs at a constant rate 2e-3, no
 /// VSE0 warm-up so that the epochs' losses are comparable) with `extra` `[training]` keys; returns the output folder.
 fn train(dir: &Path, model: &str, extra: &str) -> PathBuf {
-    let output = dir.join(model);
-    let config = dir.join(format!("{model}.toml"));
+    train_run(dir, model, model, 3, extra)
+}
+
+/// [`train`] into `dir/name` for `epochs` epochs.
+fn train_run(dir: &Path, name: &str, model: &str, epochs: usize, extra: &str) -> PathBuf {
+    let output = dir.join(name);
+    let config = dir.join(format!("{name}.toml"));
     let text = format!(
         "output = {output:?}\n\
          [model]\nembed = 32\nword_dim = 32\n\
          [data]\nkind = \"shapes\"\nseed = 7\ntrain_images = 400\ndev_images = 50\n\
          test_images = 50\nfeature_width = 32\n\
-         [training]\nepochs = 3\nbatch_size = 32\nlearning_rate = 2e-3\nlr_decay_epoch = 2\n\
+         [training]\nepochs = {epochs}\nbatch_size = 32\nlearning_rate = 2e-3\nlr_decay_epoch = 2\n\
          lr_decay_factor = 1.0\nwarmup_epochs = 0\nseed = 3\n{extra}"
     );
     std::fs::write(&config, text).unwrap();
+    itm(&[
+        "train",
+        "--model",
+        model,
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    output
+}
+
+/// Runs the binary with `args` (and `--quiet`); it must succeed.
+fn itm(args: &[&str]) {
     let run = Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args([
-            "train",
-            "--model",
-            model,
-            "--config",
-            config.to_str().unwrap(),
-        ])
+        .args(args)
         .arg("--quiet")
         .output()
         .expect("the binary runs");
     assert!(
         run.status.success(),
-        "{model}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    output
+}
+
+/// A run of `model` stopped after one epoch and resumed for a second equals an uninterrupted
+/// two-epoch run: the records (without timings) and the loss state in resume.json.
+fn assert_resumes_exactly(dir: &Path, model: &str, extra: &str) {
+    let full = train_run(dir, &format!("{model}-full"), model, 2, extra);
+    let part = train_run(dir, &format!("{model}-part"), model, 1, extra);
+    itm(&["train", "--resume", part.to_str().unwrap(), "--epochs", "2"]);
+    let timeless = |run: &Path| {
+        let mut history = records(run);
+        for record in &mut history {
+            record.as_object_mut().unwrap().remove("seconds");
+        }
+        history
+    };
+    assert_eq!(timeless(&full), timeless(&part), "{model}");
+    let loss_state = |run: &Path| {
+        let text = std::fs::read_to_string(run.join("resume.json")).unwrap();
+        let mut state = serde_json::from_str::<serde_json::Value>(&text).unwrap()["loss"].clone();
+        // A parameter id is drawn per run: only the temperature's value must agree.
+        if let Some(temperature) = state.get_mut("temperature") {
+            temperature.as_object_mut().unwrap().remove("param_id");
+        }
+        state
+    };
+    let state = loss_state(&full);
+    assert!(state.as_object().is_some_and(|o| !o.is_empty()), "{state}");
+    assert_eq!(state, loss_state(&part), "{model}");
 }
 
 /// Every epoch's record of a run's metrics.jsonl.
@@ -126,5 +165,9 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
             _ => assert_eq!(margins, [Some(0.2); 3]),
         }
     }
+    // The adaptive margin's statistics and InfoNCE's temperature (and its optimiser state)
+    // continue across a resume.
+    assert_resumes_exactly(&dir, "daim", "");
+    assert_resumes_exactly(&dir, "vse_infinity_bigru", "loss = \"info_nce\"\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
