@@ -73,6 +73,12 @@ fn zoo_help() -> String {
         ));
     }
     text.push_str(
+        "\nLosses ([training] loss): \"hinge\" (VSE++, fixed margin), \"adaptive_margin\" \
+         (DAIM: margin from running score statistics), \"ambiguity_aware\" (AAHR: ambiguous \
+         negatives down-weighted), \"info_nce\" (CLIP: learned temperature); \
+         distinguishability = λ adds DAIM's distinguishability term (cosine systems).\n",
+    );
+    text.push_str(
         "\nOutput: the best checkpoint (model.bpk, model.json, vocab.json or tokenizer.json), \
          metrics.jsonl and metrics.csv (one line per epoch), chart.png (loss, margin and \
          validation rsum per epoch), run.toml (the effective configuration) and the resume \

@@ -35,6 +35,38 @@ pub struct TrainingConfig {
     pub validation_captions: usize,
     /// Seed of shuffling, region drop and initialisation.
     pub seed: u64,
+    /// The objective on the batch scores (default: the hinge loss above).
+    #[serde(default)]
+    pub loss: LossKind,
+    /// Weight `λ` of the DAIM distinguishability term added to the loss (0: no term). It needs
+    /// the cosine head (it reads the pooled embeddings).
+    #[serde(default)]
+    pub distinguishability: f64,
+}
+
+/// The objective a run optimises on each batch's `[B, B]` scores (METHODS §5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// VSE++ hinge with the fixed `margin`, `mining` and `warmup_epochs`.
+    #[default]
+    Hinge,
+    /// DAIM: the hinge loss with a margin from running score statistics (`margin` unused;
+    /// `mining` and `warmup_epochs` apply).
+    AdaptiveMargin,
+    /// AAHR: the hinge loss (`margin`, `mining` after `warmup_epochs`) with ambiguous negatives
+    /// down-weighted; needs
+    /// the cosine head.
+    AmbiguityAware,
+    /// CLIP: symmetric InfoNCE with a learned temperature (`margin`, `mining` unused).
+    InfoNce,
+}
+
+impl LossKind {
+    /// Whether the loss reads the pooled embeddings (not only the scores).
+    pub fn needs_embeddings(self) -> bool {
+        self == Self::AmbiguityAware
+    }
 }
 
 impl Default for TrainingConfig {
@@ -56,6 +88,8 @@ impl Default for TrainingConfig {
             region_drop: 0.2,
             validation_captions: 5000,
             seed: 0,
+            loss: LossKind::Hinge,
+            distinguishability: 0.0,
         }
     }
 }

@@ -15,6 +15,7 @@ use itm_core::encoders::{
     RegionEncoderConfig, ResNetEncoderConfig, TextEncoderConfig, VitEncoderConfig,
 };
 use itm_core::loss::NegativeMining;
+use itm_core::models::SimilarityConfig;
 use itm_data::images::ImageTransform;
 use itm_data::karpathy::{self, KarpathySplit};
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
@@ -22,7 +23,7 @@ use itm_data::{CaptionTokenizer, DataError, RetrievalSplit, SubwordTokenizer, Vo
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::TrainError;
-use crate::config::TrainingConfig;
+use crate::config::{LossKind, TrainingConfig};
 use crate::pretrained::{PretrainedError, load_bert, sentence_max_length};
 use crate::zoo::{self, ZooText};
 
@@ -327,6 +328,8 @@ struct TrainingFile {
     region_drop: Option<f64>,
     validation_captions: Option<usize>,
     seed: Option<u64>,
+    loss: Option<LossKind>,
+    distinguishability: Option<f64>,
 }
 
 impl TrainingFile {
@@ -352,7 +355,9 @@ impl TrainingFile {
             mask_same_image,
             region_drop,
             validation_captions,
-            seed
+            seed,
+            loss,
+            distinguishability
         );
     }
 }
@@ -489,6 +494,7 @@ impl RunConfig {
         positive("training.grad_clip", t.grad_clip)?;
         non_negative("training.weight_decay", t.weight_decay)?;
         non_negative("training.margin", t.margin)?;
+        non_negative("training.distinguishability", t.distinguishability)?;
         if !(0.0..1.0).contains(&t.region_drop) {
             return Err((
                 "training.region_drop",
@@ -502,6 +508,26 @@ impl RunConfig {
             return Err((
                 "model.bert",
                 format!("{} needs a pretrained BERT-family folder", entry.name),
+            ));
+        }
+        let cosine = matches!(entry.similarity(self.model.embed), SimilarityConfig::Cosine);
+        if t.loss.needs_embeddings() && !cosine {
+            return Err((
+                "training.loss",
+                format!(
+                    "the ambiguity-aware loss reads pooled embeddings: {} scores region and \
+                     word sets (use a cosine system such as aahr)",
+                    entry.name
+                ),
+            ));
+        }
+        if t.distinguishability > 0.0 && !cosine {
+            return Err((
+                "training.distinguishability",
+                format!(
+                    "the term reads pooled embeddings: {} scores region and word sets",
+                    entry.name
+                ),
             ));
         }
         let pixels = self.model.images != ImageTower::Regions;
@@ -690,6 +716,19 @@ mod tests {
             ),
             ("[model]\nname = \"vse_infinity_bert\"\n", &["model.bert"]),
             ("[model]\nimages = \"vit\"\n", &["model.images"]),
+            ("[training]\nloss = \"triplet\"\n", &["loss", "triplet"]),
+            (
+                "[training]\ndistinguishability = -0.1\n",
+                &["training.distinguishability"],
+            ),
+            (
+                "[model]\nname = \"chan\"\n[training]\nloss = \"ambiguity_aware\"\n",
+                &["training.loss", "chan"],
+            ),
+            (
+                "[model]\nname = \"scan_t2i\"\n[training]\ndistinguishability = 0.1\n",
+                &["training.distinguishability"],
+            ),
         ] {
             let message = parse(text).unwrap_err().to_string();
             for needle in needles {

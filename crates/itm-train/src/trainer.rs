@@ -8,10 +8,15 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
-use burn::tensor::{Device, Tensor};
-use itm_core::encoders::TextEncoderConfig;
+use burn::tensor::{Device, Int, Tensor};
+use itm_core::encoders::{ImageInput, TextEncoderConfig};
 use itm_core::eval::{Metrics, Protocol};
-use itm_core::loss::{HingeLoss, HingeLossConfig};
+use itm_core::loss::{
+    AdaptiveMarginConfig, AdaptiveMarginLoss, AmbiguityAwareConfig, AmbiguityAwareLoss,
+    DistinguishabilityConfig, HingeLoss, HingeLossConfig, InfoNce, InfoNceConfig, MarginStatistics,
+    NegativeMining,
+};
+use itm_core::models::SimilarityConfig;
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{
     Augmentation, CaptionTokenizer, DataError, RegionDrop, RetrievalSplit, TokenBatch, atomic,
@@ -24,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chart::write_chart;
 use crate::checkpoint::{Checkpoint, TrainError};
-use crate::config::TrainingConfig;
+use crate::config::{LossKind, TrainingConfig};
 use crate::evaluate::evaluate_split;
 use crate::progress::Progress;
 use crate::schedule::StepDecay;
@@ -38,7 +43,8 @@ pub struct EpochRecord {
     pub learning_rate: f64,
     /// Mean training loss over the epoch's steps.
     pub mean_loss: f64,
-    /// Margin of the loss in force (`None` for a loss without one).
+    /// Margin of the loss in force: the fixed one, or the mean over the epoch's steps of the
+    /// adaptive one (`None` for a loss without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin: Option<f64>,
     /// Steps skipped because the loss or a gradient was not finite.
@@ -73,6 +79,29 @@ struct ResumeState {
     best_epoch: usize,
     /// Every completed epoch's record.
     history: Vec<EpochRecord>,
+    /// The state the loss carries between steps (empty for a stateless loss).
+    #[serde(default)]
+    loss: LossState,
+}
+
+/// What a loss carries from step to step, saved with the resume state so that a resumed run
+/// continues it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct LossState {
+    /// The adaptive margin's running score statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    margin_statistics: Option<MarginStatistics>,
+    /// InfoNCE's learned temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    temperature: Option<Temperature>,
+}
+
+/// The learned log inverse temperature of InfoNCE and the id of its parameter (the optimiser
+/// state of the parameter is stored under that id).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Temperature {
+    param_id: u64,
+    log_scale: f64,
 }
 
 /// File of the resume state in the output folder.
@@ -89,6 +118,134 @@ struct Start {
     epoch: usize,
     best: Option<(f64, usize, VseModel)>,
     history: Vec<EpochRecord>,
+    loss: LossState,
+}
+
+/// The objective of a run with the state it carries between steps.
+enum Objective {
+    Hinge(HingeLoss),
+    AdaptiveMargin(AdaptiveMarginLoss),
+    /// With the epochs that sum over every negative before its mining takes over.
+    AmbiguityAware(AmbiguityAwareLoss, usize),
+    /// The temperature is a module: the optimiser steps it with the model.
+    InfoNce(InfoNce),
+}
+
+/// One step's loss and the margin it used.
+struct StepLoss {
+    loss: Tensor<1>,
+    margin: Option<f64>,
+}
+
+impl Objective {
+    /// The objective of `config`, continuing `state` (on `device`, the training device).
+    fn new(config: &TrainingConfig, state: &LossState, device: &Device) -> Self {
+        match config.loss {
+            LossKind::Hinge => Self::Hinge(
+                HingeLossConfig::new()
+                    .with_margin(config.margin)
+                    .with_mining(config.mining)
+                    .with_warmup_epochs(config.warmup_epochs)
+                    .init(),
+            ),
+            LossKind::AdaptiveMargin => Self::AdaptiveMargin(
+                AdaptiveMarginConfig::new()
+                    .with_mining(config.mining)
+                    .with_warmup_epochs(config.warmup_epochs)
+                    .init()
+                    .with_statistics(state.margin_statistics.unwrap_or_default()),
+            ),
+            LossKind::AmbiguityAware => Self::AmbiguityAware(
+                AmbiguityAwareConfig::new()
+                    .with_margin(config.margin)
+                    .with_mining(config.mining)
+                    .init(),
+                config.warmup_epochs,
+            ),
+            LossKind::InfoNce => {
+                let mut loss = InfoNceConfig::new().init(device);
+                if let Some(saved) = state.temperature {
+                    loss.log_scale = Param::initialized(
+                        ParamId::from(saved.param_id),
+                        Tensor::from_floats([saved.log_scale as f32], device).require_grad(),
+                    );
+                }
+                Self::InfoNce(loss)
+            }
+        }
+    }
+
+    /// The loss of a batch: `scores` `[B, B]`, the pooled embeddings `[B, D]` when the loss
+    /// reads them.
+    fn forward(
+        &mut self,
+        scores: Tensor<2>,
+        embeddings: Option<(Tensor<2>, Tensor<2>)>,
+        image_ids: Option<&[u64]>,
+        epoch: usize,
+    ) -> StepLoss {
+        match self {
+            Self::Hinge(loss) => StepLoss {
+                loss: loss.forward(scores, image_ids, epoch),
+                margin: Some(loss.margin),
+            },
+            Self::AdaptiveMargin(loss) => {
+                let out = loss.forward(scores, image_ids, epoch);
+                StepLoss {
+                    loss: out.loss,
+                    margin: Some(out.margin),
+                }
+            }
+            Self::AmbiguityAware(loss, warmup_epochs) => {
+                let (images, captions) = embeddings.expect("AAHR reads the embeddings");
+                let loss = AmbiguityAwareLoss {
+                    mining: if epoch < *warmup_epochs {
+                        NegativeMining::All
+                    } else {
+                        loss.mining
+                    },
+                    ..loss.clone()
+                };
+                StepLoss {
+                    loss: loss.forward(scores, images, captions, image_ids).loss,
+                    margin: Some(loss.margin),
+                }
+            }
+            Self::InfoNce(loss) => StepLoss {
+                loss: loss.forward(scores),
+                margin: None,
+            },
+        }
+    }
+
+    /// The margin of an epoch whose steps' margins sum to `sum` over `steps`: the fixed margin,
+    /// the mean adaptive one, `None` for InfoNCE.
+    fn epoch_margin(&self, sum: f64, steps: usize) -> Option<f64> {
+        match self {
+            Self::Hinge(loss) => Some(loss.margin),
+            Self::AmbiguityAware(loss, _) => Some(loss.margin),
+            Self::AdaptiveMargin(_) => (steps > 0).then(|| sum / steps as f64),
+            Self::InfoNce(_) => None,
+        }
+    }
+
+    /// The state to save with the resume state.
+    fn state(&self) -> LossState {
+        match self {
+            Self::AdaptiveMargin(loss) => LossState {
+                margin_statistics: Some(loss.statistics()),
+                temperature: None,
+            },
+            Self::InfoNce(loss) => LossState {
+                margin_statistics: None,
+                temperature: Some(Temperature {
+                    param_id: loss.log_scale.id.val(),
+                    log_scale: loss.log_scale.val().into_scalar::<f32>() as f64,
+                }),
+            },
+            Self::Hinge(_) | Self::AmbiguityAware(..) => LossState::default(),
+        }
+    }
 }
 
 /// Trains a [`VseModel`] on a [`RetrievalSplit`].
@@ -164,6 +321,7 @@ impl Trainer {
             epoch: 0,
             best: None,
             history: Vec::new(),
+            loss: LossState::default(),
         };
         let optimizer = self.optimizer();
         self.run(model, optimizer, start, model_config, train, dev, tokenizer)
@@ -198,6 +356,7 @@ impl Trainer {
             epoch: state.epochs_done,
             best: Some((state.best_rsum, state.best_epoch, best_model)),
             history: state.history,
+            loss: state.loss,
         };
         let outcome = self.run(
             model,
@@ -239,11 +398,20 @@ impl Trainer {
             decay_epoch: config.lr_decay_epoch,
             factor: config.lr_decay_factor,
         };
-        let loss_fn: HingeLoss = HingeLossConfig::new()
-            .with_margin(config.margin)
-            .with_mining(config.mining)
-            .with_warmup_epochs(config.warmup_epochs)
-            .init();
+        let needs_embeddings = config.loss.needs_embeddings() || config.distinguishability > 0.0;
+        if needs_embeddings && !matches!(model_config.similarity, SimilarityConfig::Cosine) {
+            return Err(DataError::invalid(
+                "training.loss",
+                "the ambiguity-aware loss and the distinguishability term read pooled \
+                 embeddings: they need the cosine head",
+            )
+            .into());
+        }
+        let distinguishability = (config.distinguishability > 0.0).then(|| {
+            DistinguishabilityConfig::new()
+                .with_weight(config.distinguishability)
+                .init()
+        });
         let drop = RegionDrop {
             prob: config.region_drop,
         };
@@ -260,7 +428,9 @@ impl Trainer {
             epoch: first_epoch,
             mut best,
             mut history,
+            loss: loss_state,
         } = start;
+        let mut objective = Objective::new(config, &loss_state, &train_device);
 
         for epoch in first_epoch..config.epochs {
             let started = Instant::now();
@@ -292,6 +462,7 @@ impl Trainer {
                 .prefetch(image_batches.clone(), Some(augmentations), 2);
             let mut progress = Progress::new(&format!("epoch {epoch}"), batches.len(), self.quiet);
             let (mut loss_sum, mut steps, mut skipped) = (0.0f64, 0usize, 0usize);
+            let (mut margin_sum, mut margin_steps) = (0.0f64, 0usize);
             let steps_of_epoch = batches.iter().zip(&image_batches).zip(prepared.iter());
             for ((captions, images), image_batch) in steps_of_epoch {
                 let image_input = image_batch?.to_input(&train_device);
@@ -307,14 +478,26 @@ impl Trainer {
                 let texts: Vec<&[i64]> = augmented.iter().map(Vec::as_slice).collect();
                 let tokens = TokenBatch::pad(&texts);
                 let buffers = Buffers::of(&model);
-                let scores = model.batch_scores(
+                let (scores, embeddings) = batch_scores(
+                    &model,
                     image_input,
                     tokens.to_tensor(&train_device),
                     &tokens.lengths,
+                    needs_embeddings,
                 );
                 let image_ids: Vec<u64> = images.iter().map(|&i| i as u64).collect();
                 let ids = config.mask_same_image.then_some(image_ids.as_slice());
-                let loss = loss_fn.forward(scores, ids, epoch);
+                let step = objective.forward(scores, embeddings.clone(), ids, epoch);
+                if let Some(margin) = step.margin {
+                    margin_sum += margin;
+                    margin_steps += 1;
+                }
+                let loss = match (&distinguishability, embeddings) {
+                    (Some(term), Some((images, captions))) => {
+                        step.loss + term.forward(images, captions, ids)
+                    }
+                    _ => step.loss,
+                };
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
                     model = buffers.restore(model);
@@ -323,7 +506,8 @@ impl Trainer {
                     progress.step(|| "non-finite loss".into());
                     continue;
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let mut gradients = loss.backward();
+                let grads = GradientsParams::from_module(&mut gradients, &model);
                 if !gradients_are_finite(&model, &grads) {
                     model = buffers.restore(model);
                     skipped += 1;
@@ -332,6 +516,11 @@ impl Trainer {
                     continue;
                 }
                 model = optimizer.step(rates.clone(), model, grads);
+                if let Objective::InfoNce(temperature) = objective {
+                    let grads = GradientsParams::from_module(&mut gradients, &temperature);
+                    objective =
+                        Objective::InfoNce(optimizer.step(rates.clone(), temperature, grads));
+                }
                 loss_sum += value;
                 steps += 1;
                 progress.step(|| format!("loss {:.3}", loss_sum / steps as f64));
@@ -364,7 +553,7 @@ impl Trainer {
                 epoch,
                 learning_rate,
                 mean_loss: loss_sum / steps.max(1) as f64,
-                margin: Some(config.margin),
+                margin: objective.epoch_margin(margin_sum, margin_steps),
                 skipped_steps: skipped,
                 validation: report.metrics,
                 seconds: started.elapsed().as_secs_f64(),
@@ -401,6 +590,7 @@ impl Trainer {
                         best_rsum: *best_rsum,
                         best_epoch: *best_epoch,
                         history: history.clone(),
+                        loss: objective.state(),
                     },
                 )?;
             }
@@ -422,6 +612,24 @@ impl Trainer {
             history,
         })
     }
+}
+
+/// A batch's scores `[n_img, n_cap]` with the model's head and, when `embeddings` is set (the
+/// cosine head), the pooled embeddings `[n, D]` they come from.
+fn batch_scores(
+    model: &VseModel,
+    images: ImageInput,
+    tokens: Tensor<2, Int>,
+    lengths: &[usize],
+    embeddings: bool,
+) -> (Tensor<2>, Option<(Tensor<2>, Tensor<2>)>) {
+    if !embeddings {
+        return (model.batch_scores(images, tokens, lengths), None);
+    }
+    let images = model.encode_images(images);
+    let captions = model.encode_captions(tokens, lengths);
+    let scores = model.similarity(images.clone(), captions.clone());
+    (scores, Some((images, captions)))
 }
 
 /// The learning rate of every parameter: `rate`, and a tenth of it for a pretrained BERT

@@ -7,6 +7,7 @@
 
 use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
+use itm_core::fusion::MultiScaleFusionConfig;
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
 use itm_core::pooling::{GpoConfig, PoolingConfig};
@@ -14,7 +15,7 @@ use itm_core::similarity::{
     ChanConfig, EslAggregator, EslConfig, ScanConfig, ScanDirection, XDimConfig,
 };
 
-use crate::config::TrainingConfig;
+use crate::config::{LossKind, TrainingConfig};
 
 /// The text tower a system was published with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct ZooEntry {
     pub text: ZooText,
     /// The scoring head at width `D`.
     similarity: fn(usize) -> SimilarityConfig,
+    /// Whether the encoded regions go through CHAN-ASDG's multi-scale fusion.
+    pub region_fusion: bool,
     /// Published training defaults.
     training: fn() -> TrainingConfig,
 }
@@ -56,7 +59,7 @@ impl ZooEntry {
     }
 
     /// The model: `image` and `text` towers (of the same width `D`), GPO pooling on both sides,
-    /// and this system's scoring head.
+    /// this system's scoring head and, if it has one, its region fusion.
     pub fn model(&self, image: ImageEncoderConfig, text: TextEncoderConfig) -> VseModelConfig {
         let d_embed = image.d_embed();
         VseModelConfig::new(
@@ -66,6 +69,10 @@ impl ZooEntry {
             PoolingConfig::Gpo(GpoConfig::new()),
         )
         .with_similarity(self.similarity(d_embed))
+        .with_region_fusion(
+            self.region_fusion
+                .then(|| MultiScaleFusionConfig::new(d_embed)),
+        )
     }
 }
 
@@ -97,6 +104,7 @@ pub const ZOO: &[ZooEntry] = &[
         text: ZooText::BiGru,
         similarity: |_| SimilarityConfig::Cosine,
         training: vse_infinity_training,
+        region_fusion: false,
     },
     ZooEntry {
         name: "vse_infinity_bert",
@@ -107,6 +115,7 @@ pub const ZOO: &[ZooEntry] = &[
         text: ZooText::Bert,
         similarity: |_| SimilarityConfig::Cosine,
         training: vse_infinity_training,
+        region_fusion: false,
     },
     ZooEntry {
         name: "scan_t2i",
@@ -116,6 +125,7 @@ pub const ZOO: &[ZooEntry] = &[
         text: ZooText::BiGru,
         similarity: |_| SimilarityConfig::Scan(ScanConfig::new()),
         training: scan_training,
+        region_fusion: false,
     },
     ZooEntry {
         name: "scan_i2t",
@@ -127,6 +137,7 @@ pub const ZOO: &[ZooEntry] = &[
             SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
         },
         training: scan_training,
+        region_fusion: false,
     },
     ZooEntry {
         name: "chan",
@@ -136,10 +147,48 @@ pub const ZOO: &[ZooEntry] = &[
         d_embed: 1024,
         text: ZooText::BiGru,
         similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
+        training: chan_training,
+        region_fusion: false,
+    },
+    ZooEntry {
+        name: "chan_asdg",
+        summary: "CHAN-ASDG: CHAN hard alignment over multi-scale fused regions (our fusion \
+                  design: feature-space neighbourhoods of 1, 2, 4 regions and the image mean, \
+                  learned weighted sum)",
+        citation: "CHAN-ASDG: cross-modal hard aligning with multi-scale fusion (see METHODS §4)",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
+        training: chan_training,
+        region_fusion: true,
+    },
+    ZooEntry {
+        name: "daim",
+        summary: "DAIM losses on VSE∞ towers: hinge with an adaptive margin + distinguishability \
+                  (λ 0.1); our design of both, and single-level (not the paper's dual-stream \
+                  METER model with three levels)",
+        citation: "DAIM: distinguishability and adaptive-margin image-text matching (see \
+                   METHODS §5, §8)",
+        d_embed: 768,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: daim_training,
+        region_fusion: false,
+    },
+    ZooEntry {
+        name: "aahr",
+        summary: "AAHR's ambiguity-aware hinge loss on VSE∞ towers (our weighting design; the \
+                  paper's network is not reproduced)",
+        citation: "AAHR: ambiguity-aware hard-negative weighting for image-text matching (see \
+                   METHODS §5)",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Cosine,
         training: || TrainingConfig {
-            margin: 0.05,
+            loss: LossKind::AmbiguityAware,
             ..TrainingConfig::default()
         },
+        region_fusion: false,
     },
     ZooEntry {
         name: "esl_h",
@@ -156,6 +205,7 @@ pub const ZOO: &[ZooEntry] = &[
             )
         },
         training: esl_training,
+        region_fusion: false,
     },
     ZooEntry {
         name: "esl_a",
@@ -172,6 +222,7 @@ pub const ZOO: &[ZooEntry] = &[
             )
         },
         training: esl_training,
+        region_fusion: false,
     },
     ZooEntry {
         name: "xdim",
@@ -182,8 +233,34 @@ pub const ZOO: &[ZooEntry] = &[
         text: ZooText::BiGru,
         similarity: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
         training: vse_infinity_training,
+        region_fusion: false,
     },
 ];
+
+/// CHAN: VSE∞'s schedule with margin 0.05.
+fn chan_training() -> TrainingConfig {
+    TrainingConfig {
+        margin: 0.05,
+        ..TrainingConfig::default()
+    }
+}
+
+/// HAT/DAIM (METHODS §8) where it applies to towers trained from scratch: batch 58, Adam 1e-4
+/// (no weight decay) decayed ×0.1 at epoch 10, the adaptive margin (hardest negatives after one
+/// VSE0 epoch, as VSE∞) and the distinguishability term with λ = 0.1. The epoch count (20) is
+/// ours: the paper states only the decay step; there are no pretrained backbones to freeze.
+fn daim_training() -> TrainingConfig {
+    TrainingConfig {
+        epochs: 20,
+        batch_size: 58,
+        learning_rate: 1e-4,
+        weight_decay: 0.0,
+        lr_decay_epoch: 10,
+        loss: LossKind::AdaptiveMargin,
+        distinguishability: 0.1,
+        ..TrainingConfig::default()
+    }
+}
 
 /// SCAN: Adam 2e-4 (AdamW without weight decay), 30 epochs decayed at 15, hardest negatives
 /// from the start, no region drop.
@@ -253,6 +330,26 @@ mod tests {
         assert_eq!((esl.levels, esl.aggregator), (9, EslAggregator::Heuristic));
         assert_eq!((esl_levels(96), esl_levels(100), esl_levels(7)), (6, 3, 1));
         assert_eq!(lookup("chan").unwrap().training().margin, 0.05);
+        let asdg = lookup("chan_asdg").unwrap();
+        let model = asdg.model(
+            ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 16)),
+            TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 16)),
+        );
+        assert_eq!(model.region_fusion.map(|f| f.d_model), Some(16));
+        assert_eq!(asdg.training().margin, 0.05);
+        let daim = lookup("daim").unwrap().training();
+        assert_eq!(
+            (daim.loss, daim.distinguishability, daim.batch_size),
+            (LossKind::AdaptiveMargin, 0.1, 58)
+        );
+        assert_eq!(
+            lookup("aahr").unwrap().training().loss,
+            LossKind::AmbiguityAware
+        );
+        assert_eq!(
+            lookup("vse_infinity_bigru").unwrap().training().loss,
+            LossKind::Hinge
+        );
         assert_eq!(lookup("scan_t2i").unwrap().training().learning_rate, 2e-4);
     }
 }

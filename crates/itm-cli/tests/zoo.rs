@@ -1,0 +1,173 @@
+//! The zoo entries of the new losses and fusion train on `shapes` through the real binary with
+//! one switch (`--model NAME`; the small `shapes` size comes from a run.toml), InfoNCE learns its
+//! temperature, and a resumed run continues the loss state exactly. One test runs them one after
+//! the other: the flex device's random draws are per device, so parallel runs would interleave.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A small run of `model` (400 training images, D = 32, 3 epochs at a constant rate 2e-3, no
+/// VSE0 warm-up so that the epochs' losses are comparable) with `extra` `[training]` keys; returns the output folder.
+fn train(dir: &Path, model: &str, extra: &str) -> PathBuf {
+    train_run(dir, model, model, 3, extra)
+}
+
+/// [`train`] into `dir/name` for `epochs` epochs.
+fn train_run(dir: &Path, name: &str, model: &str, epochs: usize, extra: &str) -> PathBuf {
+    let output = dir.join(name);
+    let config = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "output = {output:?}\n\
+         [model]\nembed = 32\nword_dim = 32\n\
+         [data]\nkind = \"shapes\"\nseed = 7\ntrain_images = 400\ndev_images = 50\n\
+         test_images = 50\nfeature_width = 32\n\
+         [training]\nepochs = {epochs}\nbatch_size = 32\nlearning_rate = 2e-3\nlr_decay_epoch = 2\n\
+         lr_decay_factor = 1.0\nwarmup_epochs = 0\nseed = 3\n{extra}"
+    );
+    std::fs::write(&config, text).unwrap();
+    itm(&[
+        "train",
+        "--model",
+        model,
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    output
+}
+
+/// Runs the binary with `args` (and `--quiet`); it must succeed.
+fn itm(args: &[&str]) {
+    let run = Command::new(env!("CARGO_BIN_EXE_itm"))
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        run.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// A run of `model` stopped after one epoch and resumed for a second equals an uninterrupted
+/// two-epoch run: the records (without timings) and the loss state in resume.json.
+fn assert_resumes_exactly(dir: &Path, model: &str, extra: &str) {
+    let full = train_run(dir, &format!("{model}-full"), model, 2, extra);
+    let part = train_run(dir, &format!("{model}-part"), model, 1, extra);
+    itm(&["train", "--resume", part.to_str().unwrap(), "--epochs", "2"]);
+    let timeless = |run: &Path| {
+        let mut history = records(run);
+        for record in &mut history {
+            record.as_object_mut().unwrap().remove("seconds");
+        }
+        history
+    };
+    assert_eq!(timeless(&full), timeless(&part), "{model}");
+    let loss_state = |run: &Path| {
+        let text = std::fs::read_to_string(run.join("resume.json")).unwrap();
+        let mut state = serde_json::from_str::<serde_json::Value>(&text).unwrap()["loss"].clone();
+        // A parameter id is drawn per run: only the temperature's value must agree.
+        if let Some(temperature) = state.get_mut("temperature") {
+            temperature.as_object_mut().unwrap().remove("param_id");
+        }
+        state
+    };
+    let state = loss_state(&full);
+    assert!(state.as_object().is_some_and(|o| !o.is_empty()), "{state}");
+    assert_eq!(state, loss_state(&part), "{model}");
+}
+
+/// Every epoch's record of a run's metrics.jsonl.
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The dev rsum of an epoch's record.
+fn rsum(record: &serde_json::Value) -> f64 {
+    let v = &record["validation"];
+    ["i2t_recall", "t2i_recall"]
+        .iter()
+        .flat_map(|key| v[key].as_array().unwrap().iter())
+        .map(|x| x.as_f64().unwrap())
+        .sum()
+}
+
+#[test]
+fn new_zoo_entries_and_losses_train_on_shapes() {
+    let dir = std::env::temp_dir().join(format!("itm-cli-zoo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Chance on 50 dev images with 5 captions each: R@1/5/10 of 2/10/20 for t2i, about
+    // 2/9.6/18.6 for i2t (any of 5 of 250 captions in the top K): rsum ≈ 62.
+    let chance = 62.0;
+    for (model, extra) in [
+        ("chan_asdg", ""),
+        ("daim", ""),
+        ("aahr", ""),
+        ("vse_infinity_bigru", "loss = \"info_nce\"\n"),
+    ] {
+        let run = train(&dir, model, extra);
+        let history = records(&run);
+        assert_eq!(history.len(), 3, "{model}");
+        let losses: Vec<f64> = history
+            .iter()
+            .map(|r| r["mean_loss"].as_f64().unwrap())
+            .collect();
+        let best = history.iter().map(rsum).fold(f64::MIN, f64::max);
+        eprintln!("{model}: losses {losses:?}, best dev rsum {best:.1}");
+        assert!(losses[2] < losses[0], "{model}: {losses:?}");
+        assert!(best > 2.0 * chance, "{model}: rsum {best}");
+        let resume: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("resume.json")).unwrap())
+                .unwrap();
+        let margins: Vec<Option<f64>> = history.iter().map(|r| r["margin"].as_f64()).collect();
+        match model {
+            "daim" => {
+                // The mean adaptive margin stays in [0.05, 0.4]; the running statistics of every
+                // step are in the resume state, and the last epoch's margin agrees with them: at
+                // α_max while they overlap (g ≤ 0, as in a run this short), below it after.
+                let margins: Vec<f64> = margins.into_iter().map(Option::unwrap).collect();
+                assert!(
+                    margins
+                        .iter()
+                        .all(|m| (0.05 - 1e-9..=0.4 + 1e-9).contains(m)),
+                    "{margins:?}"
+                );
+                let stats = &resume["loss"]["margin_statistics"];
+                let steps = stats["steps"].as_u64();
+                assert_eq!(steps, Some(3 * 2000u64.div_ceil(32)), "{resume}");
+                let value = |key: &str| stats[key].as_f64().unwrap();
+                let separation = value("positive_mean")
+                    - value("negative_mean")
+                    - value("positive_std")
+                    - value("negative_std");
+                eprintln!("daim: epoch margins {margins:?}, separation {separation:.3}");
+                if separation <= 0.0 {
+                    assert!((margins[2] - 0.4).abs() < 1e-9, "{margins:?}");
+                } else {
+                    assert!(margins[2] < 0.4, "{margins:?} with g = {separation}");
+                }
+            }
+            "vse_infinity_bigru" => {
+                // InfoNCE has no margin; its temperature was optimised away from 1/0.07.
+                assert_eq!(margins, [None; 3]);
+                let log_scale = resume["loss"]["temperature"]["log_scale"].as_f64().unwrap();
+                assert!(
+                    (log_scale - (1.0f64 / 0.07).ln()).abs() > 1e-3,
+                    "{log_scale}"
+                );
+            }
+            "chan_asdg" => assert_eq!(margins, [Some(0.05); 3]),
+            _ => assert_eq!(margins, [Some(0.2); 3]),
+        }
+    }
+    // The adaptive margin's statistics and InfoNCE's temperature (and its optimiser state)
+    // continue across a resume.
+    assert_resumes_exactly(&dir, "daim", "");
+    assert_resumes_exactly(&dir, "vse_infinity_bigru", "loss = \"info_nce\"\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
