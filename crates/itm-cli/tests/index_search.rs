@@ -325,35 +325,73 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     let stdout = ok(build(
         checkpoint,
         &index_dir,
-        &["--approximate", "--ef-search", "40", "--recall-queries", "300"],
+        &[
+            "--approximate",
+            "--ef-construction",
+            "80",
+            "--ef-search",
+            "40",
+            "--hnsw-seed",
+            "5",
+            "--recall-queries",
+            "300",
+        ],
     ));
     eprintln!("{stdout}");
     let index = Index::open(&index_dir).expect("the approximate index opens");
-    let approximate = index.manifest().approximate.as_ref().expect("graphs recorded");
+    let approximate = index
+        .manifest()
+        .approximate
+        .as_ref()
+        .expect("graphs recorded");
     assert_eq!(approximate.parameters.ef_search, 40);
-    assert_eq!(approximate.parameters.ef_construction, 100);
+    assert_eq!(approximate.parameters.ef_construction, 80);
+    assert_eq!(approximate.parameters.seed, 5);
     assert_eq!(approximate.graphs.len(), 2);
     for (rows, file, queries, queries_from) in [
         (Collection::Images, IMAGE_GRAPH, 300, Collection::Captions),
-        (Collection::Captions, CAPTION_GRAPH, TEST_IMAGES, Collection::Images),
+        (
+            Collection::Captions,
+            CAPTION_GRAPH,
+            TEST_IMAGES,
+            Collection::Images,
+        ),
     ] {
         let graph = index.graph_record(rows).unwrap();
         assert_eq!(graph.file, file);
         assert_eq!(graph.recall_queries, queries);
         assert_eq!(graph.queries_from, queries_from);
-        assert!(graph.recall_at_10 >= 0.9, "{file}: recall@10 {}", graph.recall_at_10);
-        let line = format!("recall@10 {:.4} against exact search over {queries} ", graph.recall_at_10);
         assert!(
-            stdout.lines().any(|l| l.starts_with(&format!("HNSW {file} ")) && l.contains(&line)),
+            graph.recall_at_10 >= 0.9,
+            "{file}: recall@10 {}",
+            graph.recall_at_10
+        );
+        let line = format!(
+            "recall@10 {:.4} against exact search over {queries} ",
+            graph.recall_at_10
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("HNSW {file} ")) && l.contains(&line)),
             "{file}: {line:?} not printed in {stdout}"
         );
-        let record = index.manifest().files.iter().find(|f| f.name == file).unwrap();
+        let record = index
+            .manifest()
+            .files
+            .iter()
+            .find(|f| f.name == file)
+            .unwrap();
         assert_eq!(record.sha256.len(), 64);
         let loaded = index.load_graph(rows).unwrap().expect("the graph loads");
         assert_eq!(loaded.parameters(), &approximate.parameters);
     }
     assert_eq!(
-        index.load_graph(Collection::Images).unwrap().unwrap().rows(),
+        index
+            .load_graph(Collection::Images)
+            .unwrap()
+            .unwrap()
+            .rows(),
         TEST_IMAGES
     );
 
@@ -374,13 +412,20 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     let asked = 25;
     for caption in captions.iter().step_by(captions.len() / asked).take(asked) {
         let approximate = search(&index_dir, &[caption, "--top", "5"]);
-        assert_eq!(approximate["search"]["method"], "approximate", "{approximate}");
+        assert_eq!(
+            approximate["search"]["method"], "approximate",
+            "{approximate}"
+        );
         assert_eq!(approximate["search"]["graph"], IMAGE_GRAPH);
         let exact = search(exact_dir, &[caption, "--top", "5"]);
         assert_eq!(exact["search"]["method"], "exact");
         let forced = search(&index_dir, &[caption, "--top", "5", "--exact"]);
         assert_eq!(forced["search"]["method"], "exact");
-        assert_eq!(rows(&forced, "image"), rows(&exact, "image"), "same embeddings");
+        assert_eq!(
+            rows(&forced, "image"),
+            rows(&exact, "image"),
+            "same embeddings"
+        );
         same_top1 += usize::from(rows(&approximate, "image")[0] == rows(&exact, "image")[0]);
     }
     assert!(
@@ -394,8 +439,18 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     let out = search(&index_dir, &["a red circle", "--top", "50"]);
     assert_eq!(out["search"]["method"], "exact");
     assert_eq!(rows(&out, "image").len(), 50);
-    assert!(out["search"]["note"].as_str().unwrap().contains("exceeds the ef_search 40"));
-    let table = ok(itm(&["search", "--index", index_dir.to_str().unwrap(), "a red circle"]));
+    assert!(
+        out["search"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the ef_search 40")
+    );
+    let table = ok(itm(&[
+        "search",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "a red circle",
+    ]));
     assert!(
         table.starts_with("approximate search: HNSW graph images.hnsw, ef_search 40"),
         "{table}"
@@ -403,9 +458,20 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     assert_eq!(table.lines().count(), 7, "{table}");
 
     // Parameters are checked before anything is encoded; they need --approximate.
-    let err = failure(build(checkpoint, &work.join("bad-ef"), &["--approximate", "--ef-search", "5"]));
-    assert!(err.contains("ef_search 5") && err.contains("at least 10"), "{err}");
-    let err = failure(build(checkpoint, &work.join("bad-ef"), &["--ef-search", "50"]));
+    let err = failure(build(
+        checkpoint,
+        &work.join("bad-ef"),
+        &["--approximate", "--ef-search", "5"],
+    ));
+    assert!(
+        err.contains("ef_search 5") && err.contains("at least 10"),
+        "{err}"
+    );
+    let err = failure(build(
+        checkpoint,
+        &work.join("bad-ef"),
+        &["--ef-search", "50"],
+    ));
     assert!(err.contains("--approximate"), "{err}");
     assert!(!work.join("bad-ef").exists());
 }

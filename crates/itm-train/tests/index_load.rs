@@ -146,4 +146,3 @@ fn large_index_answers_with_bounded_memory() {
     );
     std::fs::remove_dir_all(&folder).unwrap();
 }
-

@@ -277,7 +277,11 @@ impl HnswGraph {
         let graph_start = (start.len() + header_len) as u64;
         let layout: MapLayout = decode(&mut reader).map_err(&invalid)?;
         let mut extra = [0u8; 1];
-        if reader.read(&mut extra).map_err(|e| DataError::io(path, e))? != 0 {
+        if reader
+            .read(&mut extra)
+            .map_err(|e| DataError::io(path, e))?
+            != 0
+        {
             return Err(invalid(
                 "bytes after the end of the graph (corrupt or grown)".to_string(),
             ));
@@ -531,7 +535,10 @@ impl MapLayout {
             below = nodes;
         }
         if self.values.len() != rows {
-            return Err(format!("{} row numbers for {rows} points", self.values.len()));
+            return Err(format!(
+                "{} row numbers for {rows} points",
+                self.values.len()
+            ));
         }
         let mut seen = vec![false; rows];
         for &row in &self.values {
@@ -807,7 +814,10 @@ mod tests {
             with(&|l| l.hnsw.zero[5].1[0] = n as u32 + 7),
             with(&|l| l.values[1] = l.values[0]),
         ];
-        for (layout, expected) in broken.iter().zip(["in layer 1", "bottom layer", "two points"]) {
+        for (layout, expected) in broken
+            .iter()
+            .zip(["in layer 1", "bottom layer", "two points"])
+        {
             let mut layout_bytes = bytes[..start].to_vec();
             layout_bytes.extend(encode_layout(layout, &rows, dim));
             let err = refused(&layout_bytes, &record, [n, dim]);

@@ -147,7 +147,13 @@ pub fn build_index(
             files.push(record(&staging, &format!("{MODEL}/{name}"))?);
         }
         let approximate = match approximate {
-            Some(options) => Some(build_graphs(&staging, &embeddings, options, &mut files, quiet)?),
+            Some(options) => Some(build_graphs(
+                &staging,
+                &embeddings,
+                options,
+                &mut files,
+                quiet,
+            )?),
             None => None,
         };
         let manifest = Manifest {
@@ -198,10 +204,7 @@ fn build_graphs(
             continue;
         }
         if !quiet {
-            eprintln!(
-                "building the HNSW graph over {count} {}s",
-                rows.row_noun()
-            );
+            eprintln!("building the HNSW graph over {count} {}s", rows.row_noun());
         }
         let started = Instant::now();
         let graph = HnswGraph::build(values(rows), dim, &options.parameters)?;

@@ -262,7 +262,10 @@ impl Index {
         }
         if let Some(approximate) = &manifest.approximate {
             check_graph_records(approximate, &manifest.files).map_err(|message| {
-                DataError::invalid(&manifest_path, format!("invalid approximate section: {message}"))
+                DataError::invalid(
+                    &manifest_path,
+                    format!("invalid approximate section: {message}"),
+                )
             })?;
         }
         let images = EmbeddingMatrix::open(&folder.join(IMAGES), "[images, dim]")?;
@@ -392,7 +395,10 @@ impl Index {
 
 /// Whether every graph of the section is named after its rows, listed (with its checksum) in
 /// `files`, and the only one over its rows; `Err` says which is not.
-fn check_graph_records(approximate: &ApproximateRecord, files: &[FileRecord]) -> Result<(), String> {
+fn check_graph_records(
+    approximate: &ApproximateRecord,
+    files: &[FileRecord],
+) -> Result<(), String> {
     for (position, graph) in approximate.graphs.iter().enumerate() {
         if graph.file != graph.rows.graph_file() {
             return Err(format!(
