@@ -102,7 +102,7 @@ fn build(args: &BuildArgs) -> Result<(), String> {
         ImageEncoderConfig::Regions(regions) => Some(regions.d_feature),
         ImageEncoderConfig::ResNet(_) | ImageEncoderConfig::Vit(_) => None,
     };
-    let approximate = args.approximate.then(|| ApproximateOptions {
+    let approximate = args.approximate.then_some(ApproximateOptions {
         parameters: HnswParameters {
             ef_construction: args.ef_construction,
             ef_search: args.ef_search,

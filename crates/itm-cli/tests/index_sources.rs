@@ -233,10 +233,7 @@ fn precomp_folder_under_a_region_model() {
         "1005",
     ]));
     assert_eq!(out.lines().count(), 7, "{out}");
-    assert!(
-        out.starts_with("exact search over 60 captions\n"),
-        "{out}"
-    );
+    assert!(out.starts_with("exact search over 60 captions\n"), "{out}");
     let sheet = itm(&[
         "sheet",
         "--index",
