@@ -283,9 +283,8 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "hrem",
-        summary: "HREM's instance relation layer on VSE∞ towers with max-2 mean pooling: \
-                  losses on relation-enhanced batch embeddings in training, plain cosine \
-                  retrieval (its fragment-level relation modelling is not reproduced)",
+        summary: "HREM: losses on batch embeddings refined by an instance relation layer \
+                  (training only), max-2 mean pooling, cosine retrieval",
         citation: "Fu et al., Learning Semantic Relationship among Instances for Image-Text \
                    Matching, CVPR 2023",
         d_embed: 1024,
