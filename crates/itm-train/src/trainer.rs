@@ -308,7 +308,9 @@ impl Trainer {
     /// Trains `model` (built from `model_config`, e.g. with pretrained weights loaded, on
     /// [`Trainer::training_device`]). With a BERT text encoder, its transformer learns at a
     /// tenth of the learning rate, as in VSE∞, and captions are augmented (mask, replace,
-    /// delete).
+    /// delete). With an instance relation layer (HREM), the hinge losses of the
+    /// relation-enhanced embeddings join the loss from step `relation_warmup_steps` of the run
+    /// on (docs/models.md, "HREM in training").
     pub fn fit_from(
         &self,
         model: VseModel,
