@@ -30,8 +30,7 @@ use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XD
 use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{CaptionTokenizer, SubwordTokenizer, Vocabulary};
-use itm::data::RetrievalSplit;
+use itm::data::{CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Vocabulary};
 use itm::train::{
     DataSection, RunConfig, RunOverrides, Trainer, TrainingConfig, evaluate_split, load_bert,
     sentence_max_length,
@@ -94,9 +93,9 @@ impl Similarity {
 #[command(version, about)]
 struct Args {
     /// A system of the zoo (`itm train --help` lists them): its pooling, head, fusion, loss and
-    /// training defaults, as `itm train --model NAME --data shapes` resolves them; the size
-    /// options below (data, --embed, --epochs, --batch-size, --lr) and --bert, --device,
-    /// --output apply over them.
+    /// training defaults, as `itm train --model NAME --data shapes` resolves them, with
+    /// --train-images, --feature-width, --seed (the data), --embed, --epochs, --batch-size,
+    /// --lr, --bert, --device and --output applied over them.
     #[arg(
         long,
         value_name = "NAME",

@@ -506,8 +506,7 @@ impl Trainer {
                     margin_steps += 1;
                 }
                 let mut loss = step.loss;
-                if let (Some(term), Some((images, captions))) = (&distinguishability, &embeddings)
-                {
+                if let (Some(term), Some((images, captions))) = (&distinguishability, &embeddings) {
                     loss = loss + term.forward(images.clone(), captions.clone(), ids);
                 }
                 if let Some((images, captions)) = embeddings

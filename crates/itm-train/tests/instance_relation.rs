@@ -161,7 +161,13 @@ fn relation_losses_train_after_the_warm_up_and_resume_exactly() {
     );
 
     // Warm-up of one epoch: epoch 0 as without the layer, epoch 1 with it.
-    let delayed = fit(&data, &with_layer, &vocab, training(2, STEPS_PER_EPOCH), None);
+    let delayed = fit(
+        &data,
+        &with_layer,
+        &vocab,
+        training(2, STEPS_PER_EPOCH),
+        None,
+    );
     assert_eq!(
         timeless(&delayed.history[..1]),
         timeless(&inert.history[..1])

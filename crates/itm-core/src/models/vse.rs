@@ -260,11 +260,7 @@ impl VseModel {
     ///   l2-normalised, so that their dot products are cosines like the plain ones
     ///
     /// Only training losses read these; retrieval scores the plain embeddings.
-    pub fn relate(
-        &self,
-        images: Tensor<2>,
-        captions: Tensor<2>,
-    ) -> Option<(Tensor<2>, Tensor<2>)> {
+    pub fn relate(&self, images: Tensor<2>, captions: Tensor<2>) -> Option<(Tensor<2>, Tensor<2>)> {
         let layer = self.instance_relation.as_ref()?;
         let (images, captions) = layer.forward(images, captions);
         Some((l2_normalize(images), l2_normalize(captions)))
@@ -362,7 +358,14 @@ mod tests {
             ..model.clone()
         };
         assert!(model.num_params() > plain.num_params());
-        assert!(plain.relate(Tensor::zeros([2, 8], &device), Tensor::zeros([2, 8], &device)).is_none());
+        assert!(
+            plain
+                .relate(
+                    Tensor::zeros([2, 8], &device),
+                    Tensor::zeros([2, 8], &device)
+                )
+                .is_none()
+        );
         let regions = Tensor::<3>::random([3, 5, 10], Distribution::Normal(0.0, 1.0), &device);
         let input = || ImageInput::Regions {
             features: regions.clone(),
