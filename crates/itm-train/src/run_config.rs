@@ -191,7 +191,7 @@ impl DataSection {
     pub fn load(&self, image_size: usize) -> Result<[RetrievalSplit; 3], RunError> {
         Ok(match self {
             Self::Shapes { .. } => {
-                let data = self.shapes().expect("shapes");
+                let data = self.shapes_dataset().expect("shapes");
                 [
                     data.train.retrieval,
                     data.dev.retrieval,
@@ -221,7 +221,7 @@ impl DataSection {
         };
         Ok(match self {
             Self::Shapes { .. } => {
-                let data = self.shapes().expect("shapes");
+                let data = self.shapes_dataset().expect("shapes");
                 match split {
                     "train" => data.train.retrieval,
                     "dev" | "val" => data.dev.retrieval,
@@ -246,7 +246,9 @@ impl DataSection {
         })
     }
 
-    fn shapes(&self) -> Option<ShapesDataset> {
+    /// The generated `shapes` dataset (with its scenes, for the attribute oracle); `None` for
+    /// files on disk.
+    pub fn shapes_dataset(&self) -> Option<ShapesDataset> {
         let Self::Shapes {
             seed,
             train_images,
@@ -330,6 +332,7 @@ struct TrainingFile {
     seed: Option<u64>,
     loss: Option<LossKind>,
     distinguishability: Option<f64>,
+    relation_warmup_steps: Option<usize>,
 }
 
 impl TrainingFile {
@@ -357,7 +360,8 @@ impl TrainingFile {
             validation_captions,
             seed,
             loss,
-            distinguishability
+            distinguishability,
+            relation_warmup_steps
         );
     }
 }
@@ -371,6 +375,8 @@ pub struct RunOverrides {
     pub data: Option<DataSection>,
     /// `model.embed`.
     pub embed: Option<usize>,
+    /// `model.bert`.
+    pub bert: Option<PathBuf>,
     /// `training.epochs`.
     pub epochs: Option<usize>,
     /// `training.batch_size`.
@@ -446,7 +452,7 @@ impl RunConfig {
                 word_dim: file.model.word_dim.unwrap_or(300),
                 images: file.model.images.unwrap_or(ImageTower::Regions),
                 image_size: file.model.image_size.unwrap_or(224),
-                bert: file.model.bert,
+                bert: overrides.bert.or(file.model.bert),
             },
             data: overrides.data.or(file.data).unwrap_or_default(),
             training,
@@ -508,6 +514,18 @@ impl RunConfig {
             return Err((
                 "model.bert",
                 format!("{} needs a pretrained BERT-family folder", entry.name),
+            ));
+        }
+        if let Some(relation) = entry.instance_relation(self.model.embed)
+            && !self.model.embed.is_multiple_of(relation.n_heads)
+        {
+            return Err((
+                "model.embed",
+                format!(
+                    "{}'s instance relation layer has {} heads: D must be a multiple of {}, \
+                     found {}",
+                    entry.name, relation.n_heads, relation.n_heads, self.model.embed
+                ),
             ));
         }
         let cosine = matches!(entry.similarity(self.model.embed), SimilarityConfig::Cosine);
@@ -678,6 +696,10 @@ mod tests {
             (overridden.training.epochs, overridden.model.embed),
             (7, 1024)
         );
+        let hrem = parse("[model]\nname = \"hrem\"\n").unwrap();
+        assert_eq!(hrem.training.relation_warmup_steps, 8000);
+        let hrem = parse("[model]\nname = \"hrem\"\n[training]\nrelation_warmup_steps = 5\n");
+        assert_eq!(hrem.unwrap().training.relation_warmup_steps, 5);
     }
 
     #[test]
@@ -728,6 +750,10 @@ mod tests {
             (
                 "[model]\nname = \"scan_t2i\"\n[training]\ndistinguishability = 0.1\n",
                 &["training.distinguishability"],
+            ),
+            (
+                "[model]\nname = \"hrem\"\nembed = 100\n",
+                &["model.embed", "16"],
             ),
         ] {
             let message = parse(text).unwrap_err().to_string();

@@ -7,7 +7,7 @@
 
 use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
-use itm_core::fusion::MultiScaleFusionConfig;
+use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
 use itm_core::pooling::{GpoConfig, PoolingConfig};
@@ -43,6 +43,11 @@ pub struct ZooEntry {
     similarity: fn(usize) -> SimilarityConfig,
     /// Whether the encoded regions go through CHAN-ASDG's multi-scale fusion.
     pub region_fusion: bool,
+    /// The pooling of both sets (GPO, or HREM's max-k mean).
+    pooling: fn() -> PoolingConfig,
+    /// Whether training adds HREM's losses on relation-enhanced batch embeddings
+    /// ([`hrem_relation`]).
+    pub instance_relation: bool,
     /// Published training defaults.
     training: fn() -> TrainingConfig,
 }
@@ -58,22 +63,41 @@ impl ZooEntry {
         (self.training)()
     }
 
-    /// The model: `image` and `text` towers (of the same width `D`), GPO pooling on both sides,
-    /// this system's scoring head and, if it has one, its region fusion.
+    /// The pooling of the region set and of the word set.
+    pub fn pooling(&self) -> PoolingConfig {
+        (self.pooling)()
+    }
+
+    /// The instance relation layer at joint width `d_embed`, if the system has one.
+    pub fn instance_relation(&self, d_embed: usize) -> Option<InstanceRelationConfig> {
+        self.instance_relation.then(|| hrem_relation(d_embed))
+    }
+
+    /// The model: `image` and `text` towers (of the same width `D`), this system's pooling on
+    /// both sides and scoring head and, if it has them, its region fusion and instance relation
+    /// layer.
     pub fn model(&self, image: ImageEncoderConfig, text: TextEncoderConfig) -> VseModelConfig {
         let d_embed = image.d_embed();
-        VseModelConfig::new(
-            image,
-            text,
-            PoolingConfig::Gpo(GpoConfig::new()),
-            PoolingConfig::Gpo(GpoConfig::new()),
-        )
-        .with_similarity(self.similarity(d_embed))
-        .with_region_fusion(
-            self.region_fusion
-                .then(|| MultiScaleFusionConfig::new(d_embed)),
-        )
+        VseModelConfig::new(image, text, self.pooling(), self.pooling())
+            .with_similarity(self.similarity(d_embed))
+            .with_region_fusion(
+                self.region_fusion
+                    .then(|| MultiScaleFusionConfig::new(d_embed)),
+            )
+            .with_instance_relation(self.instance_relation(d_embed))
     }
+}
+
+/// VSE∞'s generalized pooling operator.
+fn gpo() -> PoolingConfig {
+    PoolingConfig::Gpo(GpoConfig::new())
+}
+
+/// HREM's instance relation layer at width `D` (the published settings): one post-norm
+/// transformer layer with 16 heads, a feed-forward block `D` wide, dropout 0.1, each item
+/// attending to the top 50% of each modality (`D` must be a multiple of 16).
+pub fn hrem_relation(d_embed: usize) -> InstanceRelationConfig {
+    InstanceRelationConfig::new(d_embed, 16, d_embed).with_dropout(0.1)
 }
 
 /// ESL levels: `D` halved while it is even and the half at least 2 (9 levels at the published
@@ -105,6 +129,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: vse_infinity_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "vse_infinity_bert",
@@ -116,6 +142,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: vse_infinity_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "scan_t2i",
@@ -126,6 +154,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Scan(ScanConfig::new()),
         training: scan_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "scan_i2t",
@@ -138,6 +168,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         training: scan_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "chan",
@@ -149,6 +181,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
         training: chan_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "chan_asdg",
@@ -161,6 +195,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
         training: chan_training,
         region_fusion: true,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "daim",
@@ -174,6 +210,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: daim_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "aahr",
@@ -189,6 +227,8 @@ pub const ZOO: &[ZooEntry] = &[
             ..TrainingConfig::default()
         },
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "esl_h",
@@ -206,6 +246,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         training: esl_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "esl_a",
@@ -223,6 +265,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         training: esl_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "xdim",
@@ -234,8 +278,33 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
         training: vse_infinity_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
+    },
+    ZooEntry {
+        name: "hrem",
+        summary: "HREM: losses on batch embeddings refined by an instance relation layer \
+                  (training only), max-2 mean pooling, cosine retrieval",
+        citation: "Fu et al., Learning Semantic Relationship among Instances for Image-Text \
+                   Matching, CVPR 2023",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: hrem_training,
+        region_fusion: false,
+        pooling: || PoolingConfig::MaxKMean(2),
+        instance_relation: true,
     },
 ];
+
+/// HREM: VSE∞'s schedule (METHODS §8 has no HREM row; ours), with the relation losses joining
+/// after HREM's 8000 warm-up steps.
+fn hrem_training() -> TrainingConfig {
+    TrainingConfig {
+        relation_warmup_steps: 8000,
+        ..TrainingConfig::default()
+    }
+}
 
 /// CHAN: VSE∞'s schedule with margin 0.05.
 fn chan_training() -> TrainingConfig {
@@ -351,5 +420,22 @@ mod tests {
             LossKind::Hinge
         );
         assert_eq!(lookup("scan_t2i").unwrap().training().learning_rate, 2e-4);
+        let hrem = lookup("hrem").unwrap();
+        let model = hrem.model(
+            ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 1024)),
+            TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 1024)),
+        );
+        let relation = model.instance_relation.expect("HREM's relation layer");
+        assert_eq!(
+            (relation.d_model, relation.n_heads, relation.d_ff),
+            (1024, 16, 1024)
+        );
+        assert_eq!((relation.keep_ratio, relation.dropout), (0.5, 0.1));
+        assert!(matches!(model.image_pooling, PoolingConfig::MaxKMean(2)));
+        assert!(matches!(model.text_pooling, PoolingConfig::MaxKMean(2)));
+        assert_eq!(hrem.training().relation_warmup_steps, 8000);
+        let vse = lookup("vse_infinity_bigru").unwrap();
+        assert!(vse.instance_relation(1024).is_none());
+        assert!(matches!(vse.pooling(), PoolingConfig::Gpo(_)));
     }
 }
