@@ -75,7 +75,9 @@ fn build(args: &BuildArgs) -> Result<(), String> {
     let config = checkpoint.config().map_err(|e| e.to_string())?;
     let region_width = match &config.image {
         ImageEncoderConfig::Regions(regions) => Some(regions.d_feature),
-        ImageEncoderConfig::ResNet(_) | ImageEncoderConfig::Vit(_) => None,
+        ImageEncoderConfig::ResNet(_)
+        | ImageEncoderConfig::Vit(_)
+        | ImageEncoderConfig::Clip(_) => None,
     };
     let source = source(args, region_width)?;
     let started = std::time::Instant::now();

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Args;
-use itm_core::encoders::TextEncoder;
 use itm_core::eval::Protocol;
 use itm_train::{
     DataSection, RUN_FILE, RunConfig, RunError, RunOverrides, Trainer, evaluate_split, zoo,
@@ -26,7 +25,9 @@ pub struct TrainArgs {
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = ["config", "model", "data", "embed", "batch_size", "lr", "seed", "output"]
+        conflicts_with_all = [
+            "config", "model", "data", "embed", "clip", "batch_size", "lr", "seed", "output"
+        ]
     )]
     resume: Option<PathBuf>,
     /// The system (model.name); the list is below.
@@ -39,6 +40,10 @@ pub struct TrainArgs {
     /// Joint embedding width D (model.embed).
     #[arg(long, value_name = "D")]
     embed: Option<usize>,
+    /// A Hugging Face CLIP folder (config.json, model.safetensors, tokenizer.json) that the
+    /// clip entry starts from (model.clip).
+    #[arg(long, value_name = "DIR")]
+    clip: Option<PathBuf>,
     /// Training epochs (training.epochs); with --resume, a longer run than first planned.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -93,6 +98,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         model: args.model,
         data: args.data.as_deref().map(DataSection::from_argument),
         embed: args.embed,
+        clip: args.clip,
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
@@ -156,15 +162,15 @@ fn train(config: &RunConfig, device: Device, resume: bool, quiet: bool) -> Resul
         (outcome, tokenizer)
     } else {
         let training_device = trainer.training_device();
-        let (model_config, tokenizer, bert) = config.build_model(&train, &training_device)?;
-        let outcome = match bert {
+        let (model_config, tokenizer, pretrained) =
+            config.build_model(&train, &training_device)?;
+        let outcome = match pretrained {
             None => trainer.fit(&model_config, &train, &dev, &tokenizer)?,
-            Some(bert) => {
+            Some(pretrained) => {
                 training_device.seed(config.training.seed);
                 let mut model = model_config.init(&training_device);
-                if let TextEncoder::Bert(text) = &mut model.text {
-                    text.bert = bert;
-                }
+                let trainer = trainer.with_temperature(pretrained.temperature());
+                pretrained.install(&mut model);
                 trainer.fit_from(model, &model_config, &train, &dev, &tokenizer)?
             }
         };

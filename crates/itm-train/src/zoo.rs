@@ -3,7 +3,9 @@
 //!
 //! An entry is one block of [`ZOO`]. The image tower comes from the data (region features of
 //! the width the data has, or pixels through a small ResNet/ViT); the text tower is a BiGRU over
-//! the training vocabulary or a BERT-family model from a pretrained folder.
+//! the training vocabulary or a BERT-family model from a pretrained folder. The `clip` entry is a
+//! dual encoder instead: CLIP's two towers, over pixels, from scratch or from a Hugging Face
+//! CLIP folder.
 
 use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
@@ -24,6 +26,9 @@ pub enum ZooText {
     BiGru,
     /// A pretrained BERT-family model (a folder must be given).
     Bert,
+    /// CLIP's text transformer, with CLIP's vision transformer as the image tower (both from
+    /// a Hugging Face CLIP folder when one is given, else a small CLIP from scratch).
+    Clip,
 }
 
 /// A published system.
@@ -58,16 +63,20 @@ impl ZooEntry {
         (self.training)()
     }
 
-    /// The model: `image` and `text` towers (of the same width `D`), GPO pooling on both sides,
-    /// this system's scoring head and, if it has one, its region fusion.
+    /// The model: `image` and `text` towers (of the same width `D`), GPO pooling on both sides
+    /// (mean pooling, which only normalises, for a tower that gives one vector per input, as
+    /// CLIP's do), this system's scoring head and, if it has one, its region fusion.
     pub fn model(&self, image: ImageEncoderConfig, text: TextEncoderConfig) -> VseModelConfig {
         let d_embed = image.d_embed();
-        VseModelConfig::new(
-            image,
-            text,
-            PoolingConfig::Gpo(GpoConfig::new()),
-            PoolingConfig::Gpo(GpoConfig::new()),
-        )
+        let pooling = |pooled: bool| {
+            if pooled {
+                PoolingConfig::Mean
+            } else {
+                PoolingConfig::Gpo(GpoConfig::new())
+            }
+        };
+        let (image_pooling, text_pooling) = (pooling(image.is_pooled()), pooling(text.is_pooled()));
+        VseModelConfig::new(image, text, image_pooling, text_pooling)
         .with_similarity(self.similarity(d_embed))
         .with_region_fusion(
             self.region_fusion
@@ -235,7 +244,33 @@ pub const ZOO: &[ZooEntry] = &[
         training: vse_infinity_training,
         region_fusion: false,
     },
+    ZooEntry {
+        name: "clip",
+        summary: "CLIP dual encoder: a ViT over pixels and a causal text transformer, each \
+                  pooled to one token (class / end-of-text) and projected, cosine, InfoNCE with \
+                  a learned temperature; from scratch (2+2 layers of width 64) or from a Hugging \
+                  Face CLIP folder (model.clip)",
+        citation: "Radford et al., Learning Transferable Visual Models From Natural Language \
+                   Supervision, ICML 2021",
+        d_embed: 512,
+        text: ZooText::Clip,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: clip_training,
+        region_fusion: false,
+    },
 ];
+
+/// CLIP: symmetric InfoNCE with the temperature learned from `1/0.07` and clamped at 100
+/// (METHODS §5), no region drop (the towers read pixels). METHODS §8 gives no other CLIP
+/// defaults: the optimiser and schedule are VSE∞'s (AdamW 5e-4, weight decay 1e-4, batch 128,
+/// 25 epochs decayed ×0.1 at 15, grad clip 2), our choice.
+fn clip_training() -> TrainingConfig {
+    TrainingConfig {
+        loss: LossKind::InfoNce,
+        region_drop: 0.0,
+        ..TrainingConfig::default()
+    }
+}
 
 /// CHAN: VSE∞'s schedule with margin 0.05.
 fn chan_training() -> TrainingConfig {
@@ -301,7 +336,7 @@ pub fn names() -> String {
 mod tests {
     use super::*;
     use burn::tensor::Device;
-    use itm_core::encoders::{GruTextEncoderConfig, RegionEncoderConfig};
+    use itm_core::encoders::{ClipConfig, GruTextEncoderConfig, RegionEncoderConfig};
 
     /// Every entry builds a model at a small width and at its published width the heads get
     /// the published settings.
@@ -351,5 +386,22 @@ mod tests {
             LossKind::Hinge
         );
         assert_eq!(lookup("scan_t2i").unwrap().training().learning_rate, 2e-4);
+    }
+
+    /// The `clip` entry is CLIP's named dual-encoder configuration trained with InfoNCE.
+    #[test]
+    fn clip_entry_is_the_clip_dual_encoder() {
+        let clip = lookup("clip").unwrap();
+        assert_eq!((clip.text, clip.d_embed), (ZooText::Clip, 512));
+        let training = clip.training();
+        assert_eq!((training.loss, training.region_drop), (LossKind::InfoNce, 0.0));
+        let config = ClipConfig::small(40, 39, 32, 16);
+        let model = clip.model(
+            ImageEncoderConfig::Clip(config.image_encoder()),
+            TextEncoderConfig::Clip(config.text_encoder()),
+        );
+        assert_eq!(model.to_string(), VseModelConfig::clip(&config).to_string());
+        assert!(matches!(model.image_pooling, PoolingConfig::Mean));
+        assert!(matches!(model.text_pooling, PoolingConfig::Mean));
     }
 }
