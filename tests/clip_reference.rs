@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bert::{assert_within, batch_ids, copy_folder, fixture_dir, ids};
 use common::{floats, sizes, values};
+use itm::burn::module::Module;
 use itm::burn::tensor::{Device, Tensor, TensorData};
 use itm::core::encoders::ImageInput;
 use itm::core::encoders::clip::{CLIP_PIXEL_MEAN, CLIP_PIXEL_STD};

@@ -7,10 +7,11 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{ClipTextConfig, ClipVisionConfig};
+use super::layer::normal_linear;
 use super::text::ClipTextTransformer;
 use super::vision::ClipVisionTransformer;
 
@@ -34,8 +35,9 @@ pub struct ClipImageEncoder {
 }
 
 impl ClipImageEncoderConfig {
-    /// Builds the encoder on `device` (random weights: load pretrained ones with
-    /// `itm_train::load_clip` and [`ClipModel::into_towers`](super::ClipModel::into_towers)).
+    /// Builds the encoder on `device` with random weights drawn as transformers does (the
+    /// projection from `N(0, 1/hidden)`); load pretrained ones with `itm_train::load_clip` and
+    /// [`ClipModel::into_towers`](super::ClipModel::into_towers).
     ///
     /// # Panics
     ///
@@ -46,9 +48,7 @@ impl ClipImageEncoderConfig {
         }
         ClipImageEncoder {
             vision_model: ClipVisionTransformer::new(&self.vision, device),
-            visual_projection: LinearConfig::new(self.vision.hidden_size, self.d_embed)
-                .with_bias(false)
-                .init(device),
+            visual_projection: projection(self.vision.hidden_size, self.d_embed, device),
         }
     }
 }
@@ -61,6 +61,11 @@ impl ClipImageEncoder {
         self.visual_projection
             .forward(self.vision_model.pooled(pixels))
     }
+}
+
+/// A tower's projection `Linear(hidden → D)` without bias, from `N(0, 1/hidden)`.
+fn projection(hidden: usize, d_embed: usize, device: &Device) -> Linear {
+    normal_linear(hidden, d_embed, (hidden as f64).powf(-0.5), false, device)
 }
 
 /// CLIP's text transformer and its projection, as a text encoder.
@@ -83,7 +88,8 @@ pub struct ClipTextEncoder {
 }
 
 impl ClipTextEncoderConfig {
-    /// Builds the encoder on `device` (random weights).
+    /// Builds the encoder on `device` with random weights drawn as transformers does (the
+    /// projection from `N(0, 1/hidden)`).
     ///
     /// # Panics
     ///
@@ -94,9 +100,7 @@ impl ClipTextEncoderConfig {
         }
         ClipTextEncoder {
             text_model: ClipTextTransformer::new(&self.text, device),
-            text_projection: LinearConfig::new(self.text.hidden_size, self.d_embed)
-                .with_bias(false)
-                .init(device),
+            text_projection: projection(self.text.hidden_size, self.d_embed, device),
         }
     }
 }
