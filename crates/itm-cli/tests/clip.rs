@@ -1,11 +1,14 @@
 //! The zoo's `clip` entry through the real binary: `itm train --model clip` on a small `shapes`
 //! configuration (pixels rendered in memory) learns well above chance, its checkpoint is
-//! evaluated and resumed like any other entry's; `--clip DIR` starts from a Hugging Face CLIP
+//! evaluated, encoded and resumed like any other entry's; `--clip DIR` starts from a Hugging Face CLIP
 //! folder (the tiny transformers fixture) with its sizes, tokenizer and temperature; bad folders
 //! are refused naming the file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use itm_data::npy::MappedF32;
+use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 
 fn itm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_itm"))
@@ -124,10 +127,67 @@ fn clip_trains_on_shapes_pixels() {
         .unwrap()
         .parse()
         .unwrap();
-    let evaluated: serde_json::Value =
-        serde_json::from_str(&ok(&["evaluate", "--checkpoint", s(&run), "--json"])).unwrap();
+    let sims = dir.join("sims.npy");
+    let evaluated: serde_json::Value = serde_json::from_str(&ok(&[
+        "evaluate",
+        "--checkpoint",
+        s(&run),
+        "--json",
+        "--save-sims",
+        s(&sims),
+    ]))
+    .unwrap();
     let evaluated = evaluated["rsum"].as_f64().unwrap();
     assert!((evaluated - printed).abs() < 0.05, "{evaluated} vs {printed}");
+    // `itm encode` reads image files as the run read its rendered pixels (CLIP's size and
+    // statistics): image · caption products are the evaluated scores.
+    let data = ShapesDataset::generate(&ShapesConfig {
+        seed: 7,
+        train_images: 400,
+        dev_images: 50,
+        test_images: 50,
+        regions: RegionFeatureConfig {
+            d_feature: 256,
+            ..RegionFeatureConfig::default()
+        },
+    });
+    let json = data.write_karpathy(&dir.join("files")).unwrap();
+    let images = dir.join("images.npy");
+    let test_images = json.parent().unwrap().join("images").join("test");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&run),
+        "--images",
+        s(&test_images),
+        "--output",
+        s(&images),
+    ]);
+    let captions_txt = dir.join("captions.txt");
+    std::fs::write(&captions_txt, data.test.retrieval.captions.join("\n")).unwrap();
+    let captions = dir.join("captions.npy");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&run),
+        "--captions",
+        s(&captions_txt),
+        "--output",
+        s(&captions),
+    ]);
+    let matrix = |path: &Path| MappedF32::open(path, 2, "[rows, cols]").unwrap().values().to_vec();
+    let (sims, image_rows, caption_rows) = (matrix(&sims), matrix(&images), matrix(&captions));
+    let mut names: Vec<String> = (0..50).map(|i| format!("{i}.png")).collect();
+    names.sort();
+    for (row, name) in names.iter().enumerate() {
+        let i: usize = name.trim_end_matches(".png").parse().unwrap();
+        for j in 0..250 {
+            let dot: f32 = (0..32)
+                .map(|k| image_rows[row * 32 + k] * caption_rows[j * 32 + k])
+                .sum();
+            assert!((dot - sims[i * 250 + j]).abs() < 1e-4, "{i},{j}");
+        }
+    }
 
     // Stopped after one epoch, resumed to three: the same epochs and temperature.
     let part = write_run(&dir, "part", model, 400, 1);

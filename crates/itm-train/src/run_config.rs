@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use itm_core::encoders::clip::CLIP_TEXT_POSITIONS;
 use itm_core::encoders::{
     BertModel, BertTextEncoderConfig, ClipConfig, ClipImageEncoder, ClipTextEncoder,
     GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, RegionEncoderConfig,
@@ -614,7 +615,9 @@ impl RunConfig {
             DataSection::Karpathy { .. } if !pixels => {
                 return Err((
                     "model.images",
-                    "Karpathy data are image files: use \"resnet\" or \"vit\"".into(),
+                    "Karpathy data are image files: use \"resnet\" or \"vit\" (or the clip \
+                     entry)"
+                        .into(),
                 ));
             }
             DataSection::Precomp { .. } if pixels => {
@@ -775,7 +778,8 @@ impl RunConfig {
             }
             None => {
                 let path = self.output.join("tokenizer.json");
-                let tokenizer = SubwordTokenizer::clip_words(&train.captions, &path, 77)?;
+                let tokenizer =
+                    SubwordTokenizer::clip_words(&train.captions, &path, CLIP_TEXT_POSITIONS)?;
                 let end = tokenizer.token_id(CLIP_END).expect("the end-of-text token") as usize;
                 let config = ClipConfig::small(
                     tokenizer.vocab_size(),

@@ -42,7 +42,7 @@ pub struct ZooEntry {
     pub citation: &'static str,
     /// Published joint width `D`.
     pub d_embed: usize,
-    /// Published text tower (any entry can take a BERT folder instead of its BiGRU).
+    /// Published text tower (any BiGRU entry can take a BERT folder instead).
     pub text: ZooText,
     /// The scoring head at width `D`.
     similarity: fn(usize) -> SimilarityConfig,

@@ -8,6 +8,9 @@ use super::layer::Activation;
 use super::model::ClipModel;
 use super::towers::{ClipImageEncoderConfig, ClipTextEncoderConfig};
 
+/// Text positions of OpenAI's CLIP models (its context length), and of [`ClipConfig::small`].
+pub const CLIP_TEXT_POSITIONS: usize = 77;
+
 /// The text tower of a [`ClipConfig`]; fields carry the names of `text_config` in Hugging
 /// Face's `config.json`.
 #[derive(Config, Debug)]
@@ -275,7 +278,7 @@ mod text_defaults {
         8
     }
     pub fn max_position_embeddings() -> usize {
-        77
+        super::CLIP_TEXT_POSITIONS
     }
     pub fn eos_token_id() -> usize {
         49407
@@ -328,7 +331,7 @@ impl ClipConfig {
     /// token id (see [`ClipTextConfig::eos_token_id`]).
     pub fn vit_base_patch32() -> Self {
         ClipConfig::new(
-            ClipTextConfig::new(49408, 512, 2048, 12, 8, 77).with_eos_token_id(2),
+            ClipTextConfig::new(49408, 512, 2048, 12, 8, CLIP_TEXT_POSITIONS).with_eos_token_id(2),
             ClipVisionConfig::new(768, 3072, 12, 12, 224, 32),
             512,
         )
@@ -336,7 +339,7 @@ impl ClipConfig {
 
     /// A small CLIP to train from scratch (the `clip` entry of the zoo without a pretrained
     /// folder): both towers 2 layers of width 64 with 4 heads and a 256-wide feed-forward
-    /// (quick_gelu), 77 text positions, the vision tower over `image_size` pixels in an 8 × 8
+    /// (quick_gelu), [`CLIP_TEXT_POSITIONS`] text positions, the vision tower over `image_size` pixels in an 8 × 8
     /// grid of patches (`image_size` a multiple of 8), joint width `projection_dim`.
     /// `eos_token_id` is the tokenizer's end-of-text id (not 2, which marks the legacy
     /// convention).
@@ -347,7 +350,8 @@ impl ClipConfig {
         projection_dim: usize,
     ) -> Self {
         ClipConfig::new(
-            ClipTextConfig::new(vocab_size, 64, 256, 2, 4, 77).with_eos_token_id(eos_token_id),
+            ClipTextConfig::new(vocab_size, 64, 256, 2, 4, CLIP_TEXT_POSITIONS)
+                .with_eos_token_id(eos_token_id),
             ClipVisionConfig::new(64, 256, 2, 4, image_size, image_size / 8),
             projection_dim,
         )

@@ -28,7 +28,9 @@ mod text;
 mod towers;
 mod vision;
 
-pub use config::{ClipConfig, ClipConfigError, ClipTextConfig, ClipVisionConfig};
+pub use config::{
+    CLIP_TEXT_POSITIONS, ClipConfig, ClipConfigError, ClipTextConfig, ClipVisionConfig,
+};
 pub use layer::{ClipEncoder, ClipEncoderLayer, ClipMlp};
 pub use model::ClipModel;
 pub use text::{ClipTextEmbeddings, ClipTextTransformer};
