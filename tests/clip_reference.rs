@@ -358,7 +358,10 @@ fn zoo_clip_starts_from_the_folder_and_trains() {
     let pretrained = pretrained.expect("the folder's towers");
     let temperature = pretrained.temperature().unwrap();
     let expected = f["logit_scale"].as_f64().unwrap();
-    assert!((temperature - expected).abs() <= 1e-5 * expected, "{temperature}");
+    assert!(
+        (temperature - expected).abs() <= 1e-5 * expected,
+        "{temperature}"
+    );
     let mut model = model_config.init(&trainer.training_device());
     pretrained.install(&mut model);
 
@@ -393,9 +396,15 @@ fn zoo_clip_starts_from_the_folder_and_trains() {
         .fit_from(model, &model_config, &train, &dev, &tokenizer)
         .unwrap();
     let loss = outcome.history[0].mean_loss;
-    assert!(loss.is_finite() && outcome.history[0].skipped_steps == 0, "{loss}");
+    assert!(
+        loss.is_finite() && outcome.history[0].skipped_steps == 0,
+        "{loss}"
+    );
     let after = outcome.best_model.encode_images(ImageInput::Pixels(pixels));
     let moved = (after - images).abs().max().into_scalar::<f32>();
-    assert!(moved > 1e-4, "an epoch left the image tower where it was ({moved})");
+    assert!(
+        moved > 1e-4,
+        "an epoch left the image tower where it was ({moved})"
+    );
     let _ = std::fs::remove_dir_all(&output);
 }

@@ -162,8 +162,7 @@ fn train(config: &RunConfig, device: Device, resume: bool, quiet: bool) -> Resul
         (outcome, tokenizer)
     } else {
         let training_device = trainer.training_device();
-        let (model_config, tokenizer, pretrained) =
-            config.build_model(&train, &training_device)?;
+        let (model_config, tokenizer, pretrained) = config.build_model(&train, &training_device)?;
         let outcome = match pretrained {
             None => trainer.fit(&model_config, &train, &dev, &tokenizer)?,
             Some(pretrained) => {

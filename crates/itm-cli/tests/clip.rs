@@ -35,7 +35,10 @@ fn fails(args: &[&str], needles: &[&str]) {
     assert!(!output.status.success(), "{args:?} should fail");
     assert!(!message.contains("panicked"), "{message}");
     for needle in needles {
-        assert!(message.contains(needle), "{args:?}: {message:?} lacks {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{args:?}: {message:?} lacks {needle:?}"
+        );
     }
 }
 
@@ -115,7 +118,10 @@ fn clip_trains_on_shapes_pixels() {
     assert!(history.iter().all(|r| r["margin"].is_null()));
     let resume = json(&run.join("resume.json"));
     let log_scale = resume["loss"]["temperature"]["log_scale"].as_f64().unwrap();
-    assert!((log_scale - (1.0f64 / 0.07).ln()).abs() > 1e-3, "{log_scale}");
+    assert!(
+        (log_scale - (1.0f64 / 0.07).ln()).abs() > 1e-3,
+        "{log_scale}"
+    );
     let written = std::fs::read_to_string(run.join("run.toml")).unwrap();
     assert!(written.contains("images = \"clip\""), "{written}");
     assert!(run.join("tokenizer.json").is_file());
@@ -138,7 +144,10 @@ fn clip_trains_on_shapes_pixels() {
     ]))
     .unwrap();
     let evaluated = evaluated["rsum"].as_f64().unwrap();
-    assert!((evaluated - printed).abs() < 0.05, "{evaluated} vs {printed}");
+    assert!(
+        (evaluated - printed).abs() < 0.05,
+        "{evaluated} vs {printed}"
+    );
     // `itm encode` reads image files as the run read its rendered pixels (CLIP's size and
     // statistics): image · caption products are the evaluated scores.
     let data = ShapesDataset::generate(&ShapesConfig {
@@ -151,9 +160,9 @@ fn clip_trains_on_shapes_pixels() {
             ..RegionFeatureConfig::default()
         },
     });
-    let json = data.write_karpathy(&dir.join("files")).unwrap();
+    let index = data.write_karpathy(&dir.join("files")).unwrap();
     let images = dir.join("images.npy");
-    let test_images = json.parent().unwrap().join("images").join("test");
+    let test_images = index.parent().unwrap().join("images").join("test");
     ok(&[
         "encode",
         "--checkpoint",
@@ -175,7 +184,12 @@ fn clip_trains_on_shapes_pixels() {
         "--output",
         s(&captions),
     ]);
-    let matrix = |path: &Path| MappedF32::open(path, 2, "[rows, cols]").unwrap().values().to_vec();
+    let matrix = |path: &Path| {
+        MappedF32::open(path, 2, "[rows, cols]")
+            .unwrap()
+            .values()
+            .to_vec()
+    };
     let (sims, image_rows, caption_rows) = (matrix(&sims), matrix(&images), matrix(&captions));
     let mut names: Vec<String> = (0..50).map(|i| format!("{i}.png")).collect();
     names.sort();

@@ -24,7 +24,8 @@ const CLIP_WORDS_UNK: &str = "<unk>";
 
 /// CLIP's pre-tokenisation: its special tokens, English clitics, runs of letters, single
 /// digits and runs of other non-space characters (the pattern of OpenAI's tokenizer).
-const CLIP_SPLIT: &str = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+const CLIP_SPLIT: &str =
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// CLIP's normaliser (NFC, runs of white space → one space, lower case) and pre-tokeniser
 /// ([`CLIP_SPLIT`]), as `tokenizer.json` values.
@@ -121,8 +122,7 @@ impl SubwordTokenizer {
                 .map_err(|e| {
                     DataError::invalid(path, format!("cannot split the caption {caption:?}: {e}"))
                 })?;
-            for (word, _, _) in pieces.get_splits(OffsetReferential::Normalized, OffsetType::Byte)
-            {
+            for (word, _, _) in pieces.get_splits(OffsetReferential::Normalized, OffsetType::Byte) {
                 if seen.insert(word.to_string()) {
                     words.push(word.to_string());
                 }
@@ -271,7 +271,10 @@ mod tests {
         assert_eq!(batch.truncated, 1);
         // The file is what loads: a checkpoint copies it.
         let again = SubwordTokenizer::from_file(&path, 6).unwrap();
-        assert_eq!(again.encode_batch(&["a red circle"]).unwrap().ids, batch.ids[..5]);
+        assert_eq!(
+            again.encode_batch(&["a red circle"]).unwrap().ids,
+            batch.ids[..5]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -108,9 +108,10 @@ pub fn check_image_input(config: &VseModelConfig, images: &ImageSource) -> Resul
                 ))
             }
         }
-        (ImageEncoderConfig::Regions(_), ImageSource::Files { .. } | ImageSource::Decoded { .. }) => {
-            Err("the model reads region features, the data are images".into())
-        }
+        (
+            ImageEncoderConfig::Regions(_),
+            ImageSource::Files { .. } | ImageSource::Decoded { .. },
+        ) => Err("the model reads region features, the data are images".into()),
         (_, ImageSource::Regions(_)) => {
             Err("the model reads pixels, the data are region features".into())
         }

@@ -15,9 +15,9 @@ use itm_core::encoders::{
     GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, RegionEncoderConfig,
     ResNetEncoderConfig, TextEncoder, TextEncoderConfig, VitEncoderConfig,
 };
-use itm_core::{VseModel, VseModelConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
+use itm_core::{VseModel, VseModelConfig};
 use itm_data::images::ImageTransform;
 use itm_data::karpathy::{self, KarpathySplit};
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset, ShapesSplit};
@@ -577,7 +577,10 @@ impl RunConfig {
         if !clip && self.model.clip.is_some() {
             return Err((
                 "model.clip",
-                format!("{} has no CLIP towers: only the clip entry reads a CLIP folder", entry.name),
+                format!(
+                    "{} has no CLIP towers: only the clip entry reads a CLIP folder",
+                    entry.name
+                ),
             ));
         }
         if clip != (self.model.images == ImageTower::Clip) {
@@ -586,7 +589,10 @@ impl RunConfig {
                 if clip {
                     "the clip entry reads pixels through CLIP's vision tower: use \"clip\"".into()
                 } else {
-                    format!("\"clip\" is the clip entry's vision tower, not {}'s", entry.name)
+                    format!(
+                        "\"clip\" is the clip entry's vision tower, not {}'s",
+                        entry.name
+                    )
                 },
             ));
         }

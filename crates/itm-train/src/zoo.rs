@@ -77,11 +77,11 @@ impl ZooEntry {
         };
         let (image_pooling, text_pooling) = (pooling(image.is_pooled()), pooling(text.is_pooled()));
         VseModelConfig::new(image, text, image_pooling, text_pooling)
-        .with_similarity(self.similarity(d_embed))
-        .with_region_fusion(
-            self.region_fusion
-                .then(|| MultiScaleFusionConfig::new(d_embed)),
-        )
+            .with_similarity(self.similarity(d_embed))
+            .with_region_fusion(
+                self.region_fusion
+                    .then(|| MultiScaleFusionConfig::new(d_embed)),
+            )
     }
 }
 
@@ -394,7 +394,10 @@ mod tests {
         let clip = lookup("clip").unwrap();
         assert_eq!((clip.text, clip.d_embed), (ZooText::Clip, 512));
         let training = clip.training();
-        assert_eq!((training.loss, training.region_drop), (LossKind::InfoNce, 0.0));
+        assert_eq!(
+            (training.loss, training.region_drop),
+            (LossKind::InfoNce, 0.0)
+        );
         let config = ClipConfig::small(40, 39, 32, 16);
         let model = clip.model(
             ImageEncoderConfig::Clip(config.image_encoder()),

@@ -15,8 +15,8 @@ mod vit;
 pub use bert::{BertConfig, BertConfigError, BertEmbeddings, BertModel};
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
 pub use clip::{
-    ClipConfig, ClipConfigError, ClipImageEncoder, ClipImageEncoderConfig, ClipModel, ClipTextEncoder,
-    ClipTextEncoderConfig,
+    ClipConfig, ClipConfigError, ClipImageEncoder, ClipImageEncoderConfig, ClipModel,
+    ClipTextEncoder, ClipTextEncoderConfig,
 };
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};

@@ -5,9 +5,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::encoders::{
-    BertConfig, BertTextEncoderConfig, ClipConfig, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig,
-    ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder, TextEncoderConfig,
-    VitEncoderConfig,
+    BertConfig, BertTextEncoderConfig, ClipConfig, GruTextEncoderConfig, ImageEncoder,
+    ImageEncoderConfig, ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder,
+    TextEncoderConfig, VitEncoderConfig,
 };
 use crate::fusion::{MultiScaleFusion, MultiScaleFusionConfig};
 use crate::masking::l2_normalize;

@@ -321,7 +321,10 @@ mod tests {
             seed: 9,
         };
         let plain = split.images.batch(&[4, 1], None).unwrap();
-        assert_eq!(split.images.batch(&[4, 1], Some(augmentation)).unwrap(), plain);
+        assert_eq!(
+            split.images.batch(&[4, 1], Some(augmentation)).unwrap(),
+            plain
+        );
         let ImageBatch::Pixels(batch) = plain else {
             panic!("pixels")
         };
