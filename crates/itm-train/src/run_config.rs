@@ -806,6 +806,8 @@ impl RunConfig {
 
 /// Pretrained towers loaded from a Hugging Face folder by [`RunConfig::build_model`], to put
 /// into a model built from the configuration it returned.
+// Built once per run and moved into the model: the size difference of the variants is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum PretrainedTowers {
     /// A BERT-family transformer: the text tower's `bert`.
