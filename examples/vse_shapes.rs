@@ -7,11 +7,20 @@
 //! ```
 //!
 //! `--device` takes `flex`, `wgpu[:index]` or `cuda[:index]` (docs/backends.md).
+//!
+//! `--model NAME` trains a system of the zoo instead (`itm train --help` lists them), resolved
+//! by the library exactly as `itm train --model NAME --data shapes` resolves it, at this
+//! example's size:
+//!
+//! ```text
+//! cargo run --example vse_shapes -- --model hrem
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use itm::burn::tensor::Device;
 use itm::core::VseModelConfig;
 use itm::core::encoders::TextEncoder;
 use itm::core::eval::{Metrics, Protocol, evaluate};
@@ -21,8 +30,11 @@ use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XD
 use itm::data::images::ImageTransform;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{CaptionTokenizer, SubwordTokenizer, Vocabulary};
-use itm::train::{Trainer, TrainingConfig, evaluate_split, load_bert, sentence_max_length};
+use itm::data::{CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Vocabulary};
+use itm::train::{
+    DataSection, RunConfig, RunOverrides, Trainer, TrainingConfig, evaluate_split, load_bert,
+    sentence_max_length,
+};
 
 /// What the image tower reads.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
@@ -80,6 +92,16 @@ impl Similarity {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    /// A system of the zoo (`itm train --help` lists them): its pooling, head, fusion, loss and
+    /// training defaults, as `itm train --model NAME --data shapes` resolves them, with
+    /// --train-images, --feature-width, --seed (the data), --embed, --epochs, --batch-size,
+    /// --lr, --bert, --device and --output applied over them.
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = ["images", "pixel_size", "similarity", "mask_same_image"]
+    )]
+    model: Option<String>,
     /// Image input and encoder: region features, or the rendered pixels through a ResNet or a
     /// ViT (the images are written as PNG files in Karpathy layout under the output folder).
     #[arg(long, value_enum, default_value_t = Images::Regions)]
@@ -160,6 +182,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let started = Instant::now();
+    if let Some(name) = &args.model {
+        return train_zoo(name, &args, device, started);
+    }
 
     let data = ShapesDataset::generate(&ShapesConfig {
         seed: args.seed,
@@ -265,42 +290,190 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Protocol::Flickr30k,
         args.quiet,
     )?;
+    let name = format!(
+        "vse∞ {:?}{}",
+        args.images,
+        if args.bert.is_some() { "+bert" } else { "" }
+    )
+    .to_lowercase();
+    print_results(
+        &name,
+        &report.metrics,
+        outcome.best_epoch,
+        &data,
+        test,
+        started,
+        &args.output,
+    );
+    Ok(())
+}
+
+/// `--model NAME`: the run `itm train --model NAME --data shapes` would make, with this
+/// example's data size, width, epochs, batch, rate, BERT folder, device and output folder.
+fn train_zoo(
+    name: &str,
+    args: &Args,
+    device: Device,
+    started: Instant,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let sizes = ShapesConfig::default();
+    let config = RunConfig::from_overrides(RunOverrides {
+        model: Some(name.to_string()),
+        data: Some(DataSection::Shapes {
+            seed: args.seed,
+            train_images: args.train_images,
+            dev_images: sizes.dev_images,
+            test_images: sizes.test_images,
+            feature_width: args.feature_width,
+        }),
+        embed: Some(args.embed),
+        bert: args.bert.clone(),
+        clip: None,
+        epochs: Some(args.epochs),
+        batch_size: Some(args.batch_size),
+        learning_rate: Some(args.lr),
+        seed: None,
+        device: Some(args.device.clone()),
+        output: Some(args.output.clone()),
+    })?;
+    let data = config.data.shapes_dataset().expect("shapes data");
+    // Region features, or the rendered pixels for a pixel tower (the `clip` entry).
+    let splits = config.shapes_splits(&data);
+    let run = config.train(&splits, device, false, args.quiet)?;
+    print_results(
+        name,
+        &run.test.metrics,
+        run.outcome.best_epoch,
+        &data,
+        &splits[2],
+        started,
+        &args.output,
+    );
+    Ok(())
+}
+
+/// Prints the test table of the model (`name`, `metrics`) beside the attribute oracle's.
+fn print_results(
+    name: &str,
+    metrics: &Metrics,
+    best_epoch: usize,
+    data: &ShapesDataset,
+    test: &RetrievalSplit,
+    started: Instant,
+    output: &Path,
+) {
     let oracle = evaluate(
         &data.test.oracle_scores(),
         test.n_images(),
         &test.caption_image,
         Protocol::Flickr30k,
     );
-
     println!(
         "\nshapes test: {} images, {} captions (Flickr30K 1K protocol), best epoch {}",
         test.n_images(),
         test.captions.len(),
-        outcome.best_epoch
+        best_epoch
     );
     println!(
         "| {:<12} | i2t@1 | i2t@5 | i2t10 | t2i@1 | t2i@5 | t2i10 |  rsum  |",
         "model"
     );
     println!("|--------------|-------|-------|-------|-------|-------|-------|--------|");
-    println!(
-        "{}",
-        row(
-            &format!(
-                "vse∞ {:?}{}",
-                args.images,
-                if args.bert.is_some() { "+bert" } else { "" }
-            )
-            .to_lowercase(),
-            &report.metrics
-        )
-    );
+    println!("{}", row(name, metrics));
     println!("{}", row("oracle", &oracle.metrics));
     println!(
         "\nrsum = {:.1}% of the oracle's; total time {:.0}s; checkpoint in {}",
-        100.0 * report.metrics.rsum() / oracle.metrics.rsum(),
+        100.0 * metrics.rsum() / oracle.metrics.rsum(),
         started.elapsed().as_secs_f64(),
-        args.output.display()
+        output.display()
     );
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use itm::train::Checkpoint;
+
+    /// `--model` parses, refuses the options whose choices the zoo entry makes, and trains the
+    /// entry through the library (a tiny run: 60 training images, one epoch, `D` = 16).
+    #[test]
+    fn model_option_trains_a_zoo_system() {
+        let output = std::env::temp_dir().join(format!("itm-example-zoo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&output);
+        let args = Args::try_parse_from([
+            "vse_shapes",
+            "--model",
+            "hrem",
+            "--train-images",
+            "60",
+            "--epochs",
+            "1",
+            "--embed",
+            "16",
+            "--feature-width",
+            "16",
+            "--batch-size",
+            "32",
+            "--quiet",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(args.model.as_deref(), Some("hrem"));
+        for replaced in [["--similarity", "chan"], ["--images", "resnet"]] {
+            let mut argv = vec!["vse_shapes", "--model", "hrem"];
+            argv.extend(replaced);
+            assert!(Args::try_parse_from(argv).is_err(), "{replaced:?}");
+        }
+        let device = itm::device::parse("flex").unwrap();
+        let unknown = train_zoo("hrem9", &args, device.clone(), Instant::now()).unwrap_err();
+        assert!(unknown.to_string().contains("hrem9"), "{unknown}");
+
+        train_zoo("hrem", &args, device.clone(), Instant::now()).unwrap();
+        // The run is the one `itm train` resolves: the entry's defaults under the example's sizes.
+        let run = RunConfig::from_run_folder(&output).unwrap();
+        assert_eq!((run.model.name.as_str(), run.model.embed), ("hrem", 16));
+        assert_eq!(
+            (run.training.epochs, run.training.relation_warmup_steps),
+            (1, 8000)
+        );
+        let (model, config, _) = Checkpoint::new(&output).load(&device).unwrap();
+        assert!(model.instance_relation.is_some() && config.instance_relation.is_some());
+        let _ = std::fs::remove_dir_all(&output);
+    }
+
+    /// `--model clip` trains CLIP's towers on the rendered pixels (a tiny run: 20 training
+    /// images, one epoch, `D` = 16, CLIP's own 224-pixel side).
+    #[test]
+    fn model_option_trains_clip_on_pixels() {
+        let output = std::env::temp_dir().join(format!("itm-example-clip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&output);
+        let args = Args::try_parse_from([
+            "vse_shapes",
+            "--model",
+            "clip",
+            "--train-images",
+            "20",
+            "--epochs",
+            "1",
+            "--embed",
+            "16",
+            "--batch-size",
+            "20",
+            "--quiet",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .unwrap();
+        let device = itm::device::parse("flex").unwrap();
+        train_zoo("clip", &args, device.clone(), Instant::now()).unwrap();
+        let run = RunConfig::from_run_folder(&output).unwrap();
+        assert_eq!((run.model.embed, run.model.image_size), (16, 224));
+        let (model, _, _) = Checkpoint::new(&output).load(&device).unwrap();
+        assert!(matches!(
+            model.image,
+            itm::core::encoders::ImageEncoder::Clip(_)
+        ));
+        let _ = std::fs::remove_dir_all(&output);
+    }
 }

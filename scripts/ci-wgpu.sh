@@ -6,13 +6,17 @@
 # Called from .ci/run after the main test suite (`scripts/ci-wgpu.sh`). Needs the Debian
 # packages mesa-vulkan-drivers and libvulkan1; when they are missing and this runs as root
 # with apt-get, it installs them (ITM_CI_NO_APT=1 turns that off and only checks).
-# Cost on an unloaded 2-core machine: the wgpu build adds ≈5 min and ≈5 GB to target/ (burn is
-# built a second time with the wgpu feature set).
+# It builds in the `ci-wgpu` profile (Cargo.toml: no optimisation), because the wgpu feature set
+# builds burn a second time; ITM_WGPU_PROFILE=dev builds it like the rest (optimised
+# dependencies, as scripts/gpu-smoke.sh does). Mesa prints "XDG_RUNTIME_DIR is invalid" without
+# that variable, so a temporary one is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have_vulkan() {
-    ldconfig -p | grep -q 'libvulkan\.so\.1' &&
+    # grep reads everything: with -q it would stop early, and pipefail would report
+    # ldconfig's broken pipe as a missing library.
+    ldconfig -p | grep 'libvulkan\.so\.1' >/dev/null &&
         compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null
 }
 
@@ -29,14 +33,20 @@ if ! have_vulkan; then
     fi
 fi
 
+profile="${ITM_WGPU_PROFILE:-ci-wgpu}"
+output="$profile"
+[[ "$profile" == dev ]] && output=debug
+runtime_dir="$(mktemp -d)"
+log="$runtime_dir/log"
+trap 'rm -rf "$runtime_dir"' EXIT
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$runtime_dir}"
+
 # The examples with `--device wgpu` (they share the test's dependency build).
-cargo build --features wgpu --examples
+cargo build --profile "$profile" --features wgpu --examples
 # One test binary: the reference checks on the first wgpu adapter (lavapipe on a CI machine).
-cargo test --features wgpu --test backend_wgpu
+cargo test --profile "$profile" --features wgpu --test backend_wgpu
 # The example names a missing adapter instead of panicking.
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if target/debug/examples/vse_shapes --device wgpu:64 2>"$log"; then
+if "target/$output/examples/vse_shapes" --device wgpu:64 2>"$log"; then
     echo "ci-wgpu: --device wgpu:64 should have failed" >&2
     exit 1
 fi

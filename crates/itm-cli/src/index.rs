@@ -7,7 +7,10 @@ use clap::{Args, Subcommand};
 use itm_core::encoders::ImageEncoderConfig;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig};
 use itm_train::Checkpoint;
-use itm_train::index::{IndexSource, build_index};
+use itm_train::index::{
+    ApproximateOptions, Collection, HNSW_LIBRARY, HNSW_M, HnswParameters, IndexSource, Manifest,
+    RECALL_K, build_index,
+};
 
 /// Index commands.
 #[derive(Subcommand, Debug)]
@@ -19,6 +22,11 @@ pub enum IndexCommand {
     /// manifest.json with the length and SHA-256 of every file. It is written beside OUTPUT and
     /// moved into place when complete; an existing index is replaced only then. Only models
     /// scored by cosine of pooled embeddings can be indexed (not SCAN, CHAN, ESL, X-Dim).
+    ///
+    /// With --approximate it also builds an HNSW graph over each matrix (images.hnsw,
+    /// captions.hnsw), measures its recall@10 against exact search on up to --recall-queries
+    /// rows of the other modality, prints it and records it in the manifest; `itm search`
+    /// then uses the graphs.
     Build(BuildArgs),
 }
 
@@ -55,6 +63,23 @@ pub struct BuildArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also build HNSW graphs for approximate search (instant-distance, whose M is fixed at 32).
+    #[arg(long)]
+    approximate: bool,
+    /// HNSW efConstruction: candidates kept while linking each point (higher: better graph,
+    /// slower build).
+    #[arg(long, value_name = "N", requires = "approximate", default_value_t = HnswParameters::default().ef_construction)]
+    ef_construction: usize,
+    /// HNSW ef at search time, stored in the graph: candidates kept per query, and the most
+    /// results an approximate search returns (at least 10).
+    #[arg(long, value_name = "N", requires = "approximate", default_value_t = HnswParameters::default().ef_search)]
+    ef_search: usize,
+    /// Seed of the HNSW layer assignment.
+    #[arg(long, value_name = "SEED", requires = "approximate", default_value_t = HnswParameters::default().seed)]
+    hnsw_seed: u64,
+    /// Most queries the recall@10 of each graph is measured over.
+    #[arg(long, value_name = "N", requires = "approximate", default_value_t = ApproximateOptions::default().recall_queries)]
+    recall_queries: usize,
 }
 
 /// Runs an index command.
@@ -79,12 +104,24 @@ fn build(args: &BuildArgs) -> Result<(), String> {
         | ImageEncoderConfig::Vit(_)
         | ImageEncoderConfig::Clip(_) => None,
     };
+    let approximate = args.approximate.then_some(ApproximateOptions {
+        parameters: HnswParameters {
+            ef_construction: args.ef_construction,
+            ef_search: args.ef_search,
+            seed: args.hnsw_seed,
+        },
+        recall_queries: args.recall_queries,
+    });
+    if let Some(options) = &approximate {
+        options.check()?;
+    }
     let source = source(args, region_width)?;
     let started = std::time::Instant::now();
     let manifest = build_index(
         &checkpoint,
         &source,
         &args.output,
+        approximate.as_ref(),
         &Device::default(),
         args.quiet,
     )
@@ -97,7 +134,34 @@ fn build(args: &BuildArgs) -> Result<(), String> {
         args.output.display(),
         started.elapsed().as_secs_f64()
     );
+    print_graphs(&manifest);
     Ok(())
+}
+
+/// One line per HNSW graph: its size, build time and measured recall.
+fn print_graphs(manifest: &Manifest) {
+    let Some(approximate) = &manifest.approximate else {
+        return;
+    };
+    let parameters = &approximate.parameters;
+    for graph in &approximate.graphs {
+        let rows = match graph.rows {
+            Collection::Images => manifest.n_images,
+            Collection::Captions => manifest.n_captions,
+        };
+        println!(
+            "HNSW {} ({HNSW_LIBRARY}, M {HNSW_M}, ef_construction {}, ef_search {}): {rows} {}s in \
+             {:.1}s; recall@{RECALL_K} {:.4} against exact search over {} {} queries",
+            graph.file,
+            parameters.ef_construction,
+            parameters.ef_search,
+            graph.rows.row_noun(),
+            graph.build_seconds,
+            graph.recall_at_10,
+            graph.recall_queries,
+            graph.queries_from.row_noun(),
+        );
+    }
 }
 
 fn source(args: &BuildArgs, region_width: Option<usize>) -> Result<IndexSource, String> {

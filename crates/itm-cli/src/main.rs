@@ -66,7 +66,10 @@ enum Command {
         #[command(subcommand)]
         command: index::IndexCommand,
     },
-    /// Search an index: text → images, or image → captions (exact cosine, top-k).
+    /// Search an index: text → images, or image → captions (cosine, top-k).
+    ///
+    /// Exact (every row scored) unless the index was built with --approximate: then its HNSW
+    /// graph is searched, unless --exact is given. The output says which search ran.
     Search(search::SearchArgs),
     /// Contact sheet: a few captions of an index and their top images as a PNG grid.
     Sheet(search::SheetArgs),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Args;
-use itm_train::index::{Hit, Index, encode_image_file, encode_texts};
+use itm_train::index::{Collection, Hit, Index, RECALL_K, encode_image_file, encode_texts};
 use itm_train::{sidecar, write_contact_sheet};
 
 /// Options of `itm search`.
@@ -31,6 +31,9 @@ pub struct SearchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Score every row even when the index has an HNSW graph (built with --approximate).
+    #[arg(long)]
+    exact: bool,
 }
 
 /// Options of `itm sheet`.
@@ -72,7 +75,7 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let query = encode_texts(&model, &tokenizer, std::slice::from_ref(text), &device)
             .map_err(|e| e.to_string())?;
-        let hits = first(index.images().top_k(&query, args.top))?;
+        let (hits, used) = rank(&index, Collection::Images, &query, args)?;
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .enumerate()
@@ -83,8 +86,12 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
             })
             .collect();
         if args.json {
-            println!("{}", serde_json::json!({"query": text, "results": rows}));
+            println!(
+                "{}",
+                serde_json::json!({"query": text, "search": used.json(), "results": rows})
+            );
         } else {
+            println!("{}", used.line());
             println!("rank  image  id          score   file");
             for (rank, hit) in hits.iter().enumerate() {
                 let item = &items.images[hit.index];
@@ -105,7 +112,7 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
         .as_deref()
         .expect("clap requires TEXT or --image");
     let query = image_query(&index, image)?;
-    let hits = first(index.captions().top_k(&query, args.top))?;
+    let (hits, used) = rank(&index, Collection::Captions, &query, args)?;
     if args.json {
         let rows: Vec<serde_json::Value> = hits
             .iter()
@@ -117,8 +124,12 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
                                    "score": hit.score})
             })
             .collect();
-        println!("{}", serde_json::json!({"query": image, "results": rows}));
+        println!(
+            "{}",
+            serde_json::json!({"query": image, "search": used.json(), "results": rows})
+        );
     } else {
+        println!("{}", used.line());
         println!("rank  caption  image id    score   text");
         for (rank, hit) in hits.iter().enumerate() {
             let caption = &items.captions[hit.index];
@@ -133,6 +144,113 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Which search ranked the rows.
+enum SearchUsed {
+    /// Every row scored.
+    Exact {
+        rows: usize,
+        collection: Collection,
+        /// Why not the index's graph, when it has one.
+        instead_of_graph: Option<String>,
+    },
+    /// The HNSW graph searched.
+    Approximate {
+        file: String,
+        ef_search: usize,
+        recall_at_10: f64,
+    },
+}
+
+impl SearchUsed {
+    /// The line printed above the table.
+    fn line(&self) -> String {
+        match self {
+            SearchUsed::Exact {
+                rows,
+                collection,
+                instead_of_graph,
+            } => {
+                let mut line = format!("exact search over {rows} {}s", collection.row_noun());
+                if let Some(reason) = instead_of_graph {
+                    line += &format!(" ({reason})");
+                }
+                line
+            }
+            SearchUsed::Approximate {
+                file,
+                ef_search,
+                recall_at_10,
+            } => format!(
+                "approximate search: HNSW graph {file}, ef_search {ef_search} (recall@{RECALL_K} \
+                 {recall_at_10:.4} measured at build; --exact to score every row)"
+            ),
+        }
+    }
+
+    /// The `"search"` field of the JSON output.
+    fn json(&self) -> serde_json::Value {
+        match self {
+            SearchUsed::Exact {
+                rows,
+                instead_of_graph,
+                ..
+            } => serde_json::json!({"method": "exact", "rows": rows, "note": instead_of_graph}),
+            SearchUsed::Approximate {
+                file,
+                ef_search,
+                recall_at_10,
+            } => serde_json::json!({"method": "approximate", "graph": file,
+                                    "ef_search": ef_search, "recall_at_10": recall_at_10}),
+        }
+    }
+}
+
+/// The best `--top` rows of `collection` for `query` (`[1, D]`): by the index's HNSW graph over
+/// them when it has one, unless `--exact` is given or `--top` exceeds the graph's ef_search;
+/// otherwise by scoring every row.
+fn rank(
+    index: &Index,
+    collection: Collection,
+    query: &[f32],
+    args: &SearchArgs,
+) -> Result<(Vec<Hit>, SearchUsed), String> {
+    let mut instead_of_graph = None;
+    if let Some(record) = index.graph_record(collection) {
+        if args.exact {
+            instead_of_graph = Some(format!("--exact: {} not used", record.file));
+        } else if let Some(graph) = index
+            .load_graph(collection)
+            .map_err(|e| format!("cannot open the index: {e}"))?
+        {
+            let ef_search = graph.parameters().ef_search;
+            if args.top <= ef_search {
+                let hits = graph.top_k(query, args.top).swap_remove(0);
+                let used = SearchUsed::Approximate {
+                    file: record.file.clone(),
+                    ef_search,
+                    recall_at_10: record.recall_at_10,
+                };
+                return Ok((hits, used));
+            }
+            instead_of_graph = Some(format!(
+                "--top {} exceeds the ef_search {ef_search} of {}",
+                args.top, record.file
+            ));
+        }
+    }
+    let matrix = match collection {
+        Collection::Images => index.images(),
+        Collection::Captions => index.captions(),
+    };
+    let hits = first(matrix.top_k(query, args.top))?;
+    let used = SearchUsed::Exact {
+        rows: matrix.rows(),
+        collection,
+        instead_of_graph,
+    };
+    Ok((hits, used))
 }
 
 fn first(found: Result<Vec<Vec<Hit>>, itm_data::DataError>) -> Result<Vec<Hit>, String> {

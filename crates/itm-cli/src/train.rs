@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use clap::Args;
 use itm_core::eval::Protocol;
-use itm_train::{
-    DataSection, RUN_FILE, RunConfig, RunError, RunOverrides, Trainer, evaluate_split, zoo,
-};
+use itm_train::{DataSection, RUN_FILE, RunConfig, RunError, RunOverrides, zoo};
 
 use crate::evaluate::print_table;
 
@@ -99,6 +97,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         data: args.data.as_deref().map(DataSection::from_argument),
         embed: args.embed,
         clip: args.clip,
+        bert: None,
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
@@ -136,60 +135,16 @@ fn check_folder(folder: &Path) -> Result<(), String> {
 }
 
 fn train(config: &RunConfig, device: Device, resume: bool, quiet: bool) -> Result<(), RunError> {
-    let entry = zoo::lookup(&config.model.name).expect("a resolved configuration");
-    eprintln!(
-        "{}: {} ({}), D = {}, {} epochs on {}",
-        entry.name,
-        entry.summary,
-        entry.citation,
-        config.model.embed,
-        config.training.epochs,
-        config.device
-    );
-    let [train, dev, test] = config.load_data()?;
-    eprintln!(
-        "data: {} train / {} dev / {} test images",
-        train.n_images(),
-        dev.n_images(),
-        test.n_images()
-    );
-    config.save()?;
-    let trainer = Trainer::new(config.training.clone(), device.clone())
-        .with_output(&config.output)
-        .with_quiet(quiet);
-    let (outcome, tokenizer) = if resume {
-        let (outcome, _, tokenizer) = trainer.resume(&train, &dev)?;
-        (outcome, tokenizer)
-    } else {
-        let training_device = trainer.training_device();
-        let (model_config, tokenizer, pretrained) = config.build_model(&train, &training_device)?;
-        let outcome = match pretrained {
-            None => trainer.fit(&model_config, &train, &dev, &tokenizer)?,
-            Some(pretrained) => {
-                training_device.seed(config.training.seed);
-                let mut model = model_config.init(&training_device);
-                let trainer = trainer.with_temperature(pretrained.temperature());
-                pretrained.install(&mut model);
-                trainer.fit_from(model, &model_config, &train, &dev, &tokenizer)?
-            }
-        };
-        (outcome, tokenizer)
-    };
-    let report = evaluate_split(
-        &outcome.best_model,
-        &test,
-        &tokenizer,
-        &device,
-        Protocol::Flickr30k,
-        quiet,
-    )?;
+    let splits = config.load_data()?;
+    let run = config.train(&splits, device, resume, quiet)?;
+    let test = &splits[2];
     println!(
         "best epoch {} of {}; test split, whole-matrix protocol:",
-        outcome.best_epoch,
-        outcome.history.len()
+        run.outcome.best_epoch,
+        run.outcome.history.len()
     );
     print_table(
-        &report.metrics,
+        &run.test.metrics,
         Protocol::Flickr30k,
         test.n_images(),
         test.captions.len(),

@@ -763,7 +763,156 @@ fn index_files(suite: &mut Suite) {
         "manifest.json",
         "no such file",
     );
+    graph_files(suite, &dir, &checkpoint, &data);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `itm index build --approximate` of the precomp folder `data` into `output`.
+fn build_approximate(checkpoint: &Path, data: &Path, output: &Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_itm"))
+        .args([
+            "index",
+            "build",
+            "--checkpoint",
+            path(checkpoint),
+            "--data",
+            path(data),
+            "--output",
+            path(output),
+            "--quiet",
+            "--approximate",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Gives `name` in the manifest of `index` the length and SHA-256 of its current content, so
+/// that only the checks past the checksum can refuse it.
+fn rerecord(index: &Path, name: &str) {
+    let manifest_path = index.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let (sha256, bytes) = itm_train::index::file_digest(&index.join(name)).unwrap();
+    let record = manifest["files"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["name"] == name)
+        .unwrap();
+    record["sha256"] = serde_json::json!(sha256);
+    record["bytes"] = serde_json::json!(bytes);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+}
+
+/// `itm search` of an index built with `--approximate`: its HNSW graph files.
+fn graph_files(suite: &mut Suite, dir: &Path, checkpoint: &Path, data: &Path) {
+    let good = dir.join("good-approximate");
+    build_approximate(checkpoint, data, &good);
+    // The same rows shifted: another index, whose graphs were built from other embeddings.
+    let other_data = dir.join("other-data");
+    std::fs::create_dir_all(&other_data).unwrap();
+    let features = write_precomp(&other_data);
+    let shifted: Vec<f32> = features.iter().map(|v| 1.0 - v).collect();
+    write_f32(
+        &other_data.join("test_ims.npy"),
+        &[4, 3, D_FEATURE],
+        &shifted,
+    )
+    .unwrap();
+    let other = dir.join("other-approximate");
+    build_approximate(checkpoint, &other_data, &other);
+
+    let index = dir.join("approximate");
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&index);
+        copy_folder(&good, &index);
+    };
+    let text_search = ["search", "--index", path(&index), "a red circle"];
+    let image_search = ["search", "--index", path(&index), "--image", "10"];
+    fresh();
+    let graph = std::fs::read(good.join("images.hnsw")).unwrap();
+    std::fs::write(index.join("images.hnsw"), &graph[..graph.len() / 2]).unwrap();
+    suite.cli(
+        "index: images.hnsw truncated",
+        dir,
+        &text_search,
+        "images.hnsw",
+        "truncated",
+    );
+    fresh();
+    let mut graph = std::fs::read(good.join("captions.hnsw")).unwrap();
+    let middle = graph.len() / 2;
+    graph[middle] ^= 0x21;
+    std::fs::write(index.join("captions.hnsw"), &graph).unwrap();
+    suite.cli(
+        "index: captions.hnsw edited",
+        dir,
+        &image_search,
+        "captions.hnsw",
+        "checksum",
+    );
+    // Cut short with the manifest updated to match: the graph's own checks refuse it.
+    fresh();
+    std::fs::write(index.join("captions.hnsw"), &graph[..middle]).unwrap();
+    rerecord(&index, "captions.hnsw");
+    suite.cli(
+        "index: captions.hnsw cut short, manifest updated",
+        dir,
+        &image_search,
+        "captions.hnsw",
+        "truncated or corrupt graph",
+    );
+    fresh();
+    std::fs::copy(good.join("captions.hnsw"), index.join("images.hnsw")).unwrap();
+    rerecord(&index, "images.hnsw");
+    suite.cli(
+        "index: images.hnsw is the caption graph",
+        dir,
+        &text_search,
+        "images.hnsw",
+        "a graph over captions.npy",
+    );
+    fresh();
+    std::fs::copy(other.join("images.hnsw"), index.join("images.hnsw")).unwrap();
+    rerecord(&index, "images.hnsw");
+    suite.cli(
+        "index: images.hnsw of another index",
+        dir,
+        &text_search,
+        "images.hnsw",
+        "built from another images.npy",
+    );
+    fresh();
+    std::fs::write(index.join("images.hnsw"), b"not a graph at all").unwrap();
+    rerecord(&index, "images.hnsw");
+    suite.cli(
+        "index: images.hnsw not a graph",
+        dir,
+        &text_search,
+        "images.hnsw",
+        "not an itm HNSW graph",
+    );
+    fresh();
+    let manifest_path = index.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "images.hnsw");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    suite.cli(
+        "index: manifest.json without the checksum of images.hnsw",
+        dir,
+        &text_search,
+        "manifest.json",
+        "images.hnsw is not among the files",
+    );
 }
 
 /// `itm encode-text --model`: Hugging Face folders (config.json, tokenizer.json,

@@ -1,7 +1,9 @@
 //! `itm index build`, `itm search` and `itm sheet` on a small model trained here on `shapes`:
 //! the index holds the library's embeddings, exact search equals a full sort of the cosine
 //! matrix, text search finds the described image, altered index folders are refused with the
-//! file's name, and the contact sheet frames the ground truth where the JSON says it is.
+//! file's name, and the contact sheet frames the ground truth where the JSON says it is. Built
+//! with `--approximate`, the index carries HNSW graphs whose recall the build reports and
+//! records, and `itm search` uses them (or not, with `--exact`) and says so.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,7 +15,7 @@ use itm_core::models::SimilarityConfig;
 use itm_core::similarity::ScanConfig;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
-use itm_train::index::{Hit, Index};
+use itm_train::index::{CAPTION_GRAPH, Collection, Hit, IMAGE_GRAPH, Index};
 use itm_train::{
     Checkpoint, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, Trainer, TrainingConfig, cosine_scores,
     encode_split, frame_origin, sheet_size,
@@ -89,8 +91,9 @@ fn train(output: &Path, data: &ShapesDataset) {
         .expect("training runs");
 }
 
-fn build(checkpoint: &Path, output: &Path) -> Output {
-    itm(&[
+fn build(checkpoint: &Path, output: &Path, extra: &[&str]) -> Output {
+    let (seed, images) = (SEED.to_string(), TEST_IMAGES.to_string());
+    let mut args = vec![
         "index",
         "build",
         "--checkpoint",
@@ -98,15 +101,17 @@ fn build(checkpoint: &Path, output: &Path) -> Output {
         "--data",
         "shapes",
         "--shapes-seed",
-        &SEED.to_string(),
+        &seed,
         "--shapes-images",
-        &TEST_IMAGES.to_string(),
+        &images,
         "--shapes-regions",
         "8",
         "--output",
         output.to_str().unwrap(),
         "--quiet",
-    ])
+    ];
+    args.extend(extra);
+    itm(&args)
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -120,7 +125,7 @@ fn index_search_and_sheet() {
     let data = ShapesDataset::generate(&shapes());
     train(&checkpoint, &data);
     let index_dir = work.join("index");
-    let stdout = ok(build(&checkpoint, &index_dir));
+    let stdout = ok(build(&checkpoint, &index_dir, &[]));
     assert!(
         stdout.contains("indexed 100 images and 500 captions"),
         "{stdout}"
@@ -243,7 +248,11 @@ fn index_search_and_sheet() {
         index_dir.to_str().unwrap(),
         "a red circle",
     ]));
-    assert_eq!(table.lines().count(), 6, "{table}");
+    assert_eq!(table.lines().count(), 7, "{table}");
+    assert!(
+        table.starts_with("exact search over 100 images\n"),
+        "{table}"
+    );
     let err = failure(itm(&[
         "search",
         "--index",
@@ -300,10 +309,171 @@ fn index_search_and_sheet() {
     let centre = sheet.get_pixel(x + 4 + 48, y + 4 + 48).0;
     assert_ne!(centre, QUERY_COLOUR);
 
+    approximate_search(&checkpoint, &index_dir, &test.captions, &work);
     refuses_altered_indexes(&index_dir, &work);
     replaces_only_indexes(&checkpoint, &index_dir, &work);
     refuses_fine_grained_models(&data, &work);
     std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// `itm index build --approximate`: the recall it prints is the one the manifest records, the
+/// graphs are listed with their checksums, and `itm search` answers from them (top-1 as the
+/// exact search for most captions), falling back to exact search when told to or when `--top`
+/// exceeds ef_search, and saying which it used.
+fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], work: &Path) {
+    let index_dir = work.join("approximate");
+    let stdout = ok(build(
+        checkpoint,
+        &index_dir,
+        &[
+            "--approximate",
+            "--ef-construction",
+            "80",
+            "--ef-search",
+            "40",
+            "--hnsw-seed",
+            "5",
+            "--recall-queries",
+            "300",
+        ],
+    ));
+    eprintln!("{stdout}");
+    let index = Index::open(&index_dir).expect("the approximate index opens");
+    let approximate = index
+        .manifest()
+        .approximate
+        .as_ref()
+        .expect("graphs recorded");
+    assert_eq!(approximate.parameters.ef_search, 40);
+    assert_eq!(approximate.parameters.ef_construction, 80);
+    assert_eq!(approximate.parameters.seed, 5);
+    assert_eq!(approximate.graphs.len(), 2);
+    for (rows, file, queries, queries_from) in [
+        (Collection::Images, IMAGE_GRAPH, 300, Collection::Captions),
+        (
+            Collection::Captions,
+            CAPTION_GRAPH,
+            TEST_IMAGES,
+            Collection::Images,
+        ),
+    ] {
+        let graph = index.graph_record(rows).unwrap();
+        assert_eq!(graph.file, file);
+        assert_eq!(graph.recall_queries, queries);
+        assert_eq!(graph.queries_from, queries_from);
+        assert!(
+            graph.recall_at_10 >= 0.9,
+            "{file}: recall@10 {}",
+            graph.recall_at_10
+        );
+        let line = format!(
+            "recall@10 {:.4} against exact search over {queries} ",
+            graph.recall_at_10
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("HNSW {file} ")) && l.contains(&line)),
+            "{file}: {line:?} not printed in {stdout}"
+        );
+        let record = index
+            .manifest()
+            .files
+            .iter()
+            .find(|f| f.name == file)
+            .unwrap();
+        assert_eq!(record.sha256.len(), 64);
+        let loaded = index.load_graph(rows).unwrap().expect("the graph loads");
+        assert_eq!(loaded.parameters(), &approximate.parameters);
+    }
+    assert_eq!(
+        index
+            .load_graph(Collection::Images)
+            .unwrap()
+            .unwrap()
+            .rows(),
+        TEST_IMAGES
+    );
+
+    let search = |index: &Path, query: &[&str]| {
+        let mut args = vec!["search", "--index", index.to_str().unwrap(), "--json"];
+        args.extend(query);
+        json(&ok(itm(&args)))
+    };
+    let rows = |out: &serde_json::Value, key: &str| -> Vec<u64> {
+        out["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[key].as_u64().unwrap())
+            .collect()
+    };
+    let mut same_top1 = 0;
+    let asked = 25;
+    for caption in captions.iter().step_by(captions.len() / asked).take(asked) {
+        let approximate = search(&index_dir, &[caption, "--top", "5"]);
+        assert_eq!(
+            approximate["search"]["method"], "approximate",
+            "{approximate}"
+        );
+        assert_eq!(approximate["search"]["graph"], IMAGE_GRAPH);
+        let exact = search(exact_dir, &[caption, "--top", "5"]);
+        assert_eq!(exact["search"]["method"], "exact");
+        let forced = search(&index_dir, &[caption, "--top", "5", "--exact"]);
+        assert_eq!(forced["search"]["method"], "exact");
+        assert_eq!(
+            rows(&forced, "image"),
+            rows(&exact, "image"),
+            "same embeddings"
+        );
+        same_top1 += usize::from(rows(&approximate, "image")[0] == rows(&exact, "image")[0]);
+    }
+    assert!(
+        same_top1 * 10 >= asked * 9,
+        "approximate top-1 is the exact one for only {same_top1}/{asked} captions"
+    );
+    // Image → text goes through the caption graph.
+    let out = search(&index_dir, &["--image", "3", "--top", "5"]);
+    assert_eq!(out["search"]["graph"], CAPTION_GRAPH, "{out}");
+    // More results than ef_search: exact, and the reason given.
+    let out = search(&index_dir, &["a red circle", "--top", "50"]);
+    assert_eq!(out["search"]["method"], "exact");
+    assert_eq!(rows(&out, "image").len(), 50);
+    assert!(
+        out["search"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the ef_search 40")
+    );
+    let table = ok(itm(&[
+        "search",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "a red circle",
+    ]));
+    assert!(
+        table.starts_with("approximate search: HNSW graph images.hnsw, ef_search 40"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 7, "{table}");
+
+    // Parameters are checked before anything is encoded; they need --approximate.
+    let err = failure(build(
+        checkpoint,
+        &work.join("bad-ef"),
+        &["--approximate", "--ef-search", "5"],
+    ));
+    assert!(
+        err.contains("ef_search 5") && err.contains("at least 10"),
+        "{err}"
+    );
+    let err = failure(build(
+        checkpoint,
+        &work.join("bad-ef"),
+        &["--ef-search", "50"],
+    ));
+    assert!(err.contains("--approximate"), "{err}");
+    assert!(!work.join("bad-ef").exists());
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -380,7 +550,7 @@ fn refuses_altered_indexes(index: &Path, work: &Path) {
 
 fn replaces_only_indexes(checkpoint: &Path, index: &Path, work: &Path) {
     // Rebuilding over an index replaces it; nothing is left beside it.
-    ok(build(checkpoint, index));
+    ok(build(checkpoint, index, &[]));
     Index::open(index).expect("the rebuilt index opens");
     let leftovers: Vec<String> = std::fs::read_dir(work)
         .unwrap()
@@ -392,7 +562,7 @@ fn replaces_only_indexes(checkpoint: &Path, index: &Path, work: &Path) {
     let other = work.join("not-an-index");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("keep.txt"), "mine").unwrap();
-    let err = failure(build(checkpoint, &other));
+    let err = failure(build(checkpoint, &other, &[]));
     assert!(
         err.contains("not-an-index") && err.contains("not an index"),
         "{err}"
@@ -416,7 +586,7 @@ fn refuses_fine_grained_models(data: &ShapesDataset, work: &Path) {
             &CaptionTokenizer::from(vocab),
         )
         .unwrap();
-    let err = failure(build(&folder, &work.join("scan-index")));
+    let err = failure(build(&folder, &work.join("scan-index"), &[]));
     assert!(
         err.contains("fine-grained") && err.contains("model.json"),
         "{err}"

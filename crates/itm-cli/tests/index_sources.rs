@@ -232,7 +232,8 @@ fn precomp_folder_under_a_region_model() {
         "--image",
         "1005",
     ]));
-    assert_eq!(out.lines().count(), 6, "{out}");
+    assert_eq!(out.lines().count(), 7, "{out}");
+    assert!(out.starts_with("exact search over 60 captions\n"), "{out}");
     let sheet = itm(&[
         "sheet",
         "--index",

@@ -1,7 +1,8 @@
-//! The zoo entries of the new losses and fusion train on `shapes` through the real binary with
-//! one switch (`--model NAME`; the small `shapes` size comes from a run.toml), InfoNCE learns its
-//! temperature, and a resumed run continues the loss state exactly. One test runs them one after
-//! the other: the flex device's random draws are per device, so parallel runs would interleave.
+//! The zoo entries of the new losses, fusion and relation layer train on `shapes` through the
+//! real binary with one switch (`--model NAME`; the small `shapes` size comes from a run.toml),
+//! InfoNCE learns its temperature, and a resumed run continues the loss state exactly. One test
+//! runs them one after the other: the flex device's random draws are per device, so parallel
+//! runs would interleave.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,6 +109,9 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
         ("chan_asdg", ""),
         ("daim", ""),
         ("aahr", ""),
+        // HREM's relation losses from the first step (its 8000-step warm-up is longer than
+        // this run).
+        ("hrem", "relation_warmup_steps = 0\n"),
         ("vse_infinity_bigru", "loss = \"info_nce\"\n"),
     ] {
         let run = train(&dir, model, extra);

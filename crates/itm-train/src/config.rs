@@ -42,6 +42,11 @@ pub struct TrainingConfig {
     /// the cosine head (it reads the pooled embeddings).
     #[serde(default)]
     pub distinguishability: f64,
+    /// Training steps (batches, counted from the run's first) before the losses on HREM's
+    /// relation-enhanced embeddings join the loss; only for a model with an instance relation
+    /// layer (HREM: 8000).
+    #[serde(default)]
+    pub relation_warmup_steps: usize,
 }
 
 /// The objective a run optimises on each batch's `[B, B]` scores (METHODS §5).
@@ -90,6 +95,7 @@ impl Default for TrainingConfig {
             seed: 0,
             loss: LossKind::Hinge,
             distinguishability: 0.0,
+            relation_warmup_steps: 0,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
 //!   continues a stopped run from the state saved after every epoch.
-//! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output).
+//! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output);
+//!   [`RunConfig::train`] carries it out (`itm train` and the main example's `--model`).
 //! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
@@ -25,6 +26,7 @@ mod evaluate;
 pub mod index;
 mod pretrained;
 mod progress;
+mod run;
 mod run_config;
 mod schedule;
 mod trainer;
@@ -47,6 +49,7 @@ pub use pretrained::{
     load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
 };
 pub use progress::Progress;
+pub use run::FinishedRun;
 pub use run_config::{
     DataSection, ImageTower, ModelSection, PretrainedTowers, RUN_FILE, RunConfig, RunError,
     RunOverrides,

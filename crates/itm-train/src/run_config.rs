@@ -206,14 +206,7 @@ impl DataSection {
     /// a region tower).
     pub fn load(&self, pixels: Option<&ImageTransform>) -> Result<[RetrievalSplit; 3], RunError> {
         Ok(match self {
-            Self::Shapes { .. } => {
-                let data = self.shapes().expect("shapes");
-                let view = |split: ShapesSplit| match pixels {
-                    None => split.retrieval,
-                    Some(transform) => split.pixels(transform.clone()),
-                };
-                [view(data.train), view(data.dev), view(data.test)]
-            }
+            Self::Shapes { .. } => shapes_splits(&self.shapes_dataset().expect("shapes"), pixels),
             Self::Precomp { test_split, .. } => [
                 self.load_split("train", pixels)?,
                 self.load_split("dev", pixels)?,
@@ -242,17 +235,14 @@ impl DataSection {
         };
         Ok(match self {
             Self::Shapes { .. } => {
-                let data = self.shapes().expect("shapes");
+                let data = self.shapes_dataset().expect("shapes");
                 let chosen = match split {
-                    "train" => data.train,
-                    "dev" | "val" => data.dev,
-                    "test" => data.test,
+                    "train" => &data.train,
+                    "dev" | "val" => &data.dev,
+                    "test" => &data.test,
                     _ => return Err(unknown("train, dev, test")),
                 };
-                match pixels {
-                    None => chosen.retrieval,
-                    Some(transform) => chosen.pixels(transform.clone()),
-                }
+                shapes_view(chosen, pixels)
             }
             Self::Precomp { path, .. } => itm_data::precomp::read_split(path, split)?,
             Self::Karpathy { json, images } => {
@@ -276,7 +266,9 @@ impl DataSection {
         })
     }
 
-    fn shapes(&self) -> Option<ShapesDataset> {
+    /// The generated `shapes` dataset (with its scenes, for the attribute oracle); `None` for
+    /// files on disk.
+    pub fn shapes_dataset(&self) -> Option<ShapesDataset> {
         let Self::Shapes {
             seed,
             train_images,
@@ -298,6 +290,20 @@ impl DataSection {
             },
         }))
     }
+}
+
+/// A `shapes` split as a tower reads it: its region features (`pixels` = `None`), or its
+/// rendered images through `pixels`.
+fn shapes_view(split: &ShapesSplit, pixels: Option<&ImageTransform>) -> RetrievalSplit {
+    match pixels {
+        None => split.retrieval.clone(),
+        Some(transform) => split.pixels(transform.clone()),
+    }
+}
+
+/// The train, dev and test splits of `data` as [`shapes_view`] gives them.
+fn shapes_splits(data: &ShapesDataset, pixels: Option<&ImageTransform>) -> [RetrievalSplit; 3] {
+    [&data.train, &data.dev, &data.test].map(|split| shapes_view(split, pixels))
 }
 
 /// A complete run: every key has a value.
@@ -361,6 +367,7 @@ struct TrainingFile {
     seed: Option<u64>,
     loss: Option<LossKind>,
     distinguishability: Option<f64>,
+    relation_warmup_steps: Option<usize>,
 }
 
 impl TrainingFile {
@@ -388,7 +395,8 @@ impl TrainingFile {
             validation_captions,
             seed,
             loss,
-            distinguishability
+            distinguishability,
+            relation_warmup_steps
         );
     }
 }
@@ -402,6 +410,8 @@ pub struct RunOverrides {
     pub data: Option<DataSection>,
     /// `model.embed`.
     pub embed: Option<usize>,
+    /// `model.bert`.
+    pub bert: Option<PathBuf>,
     /// `model.clip`.
     pub clip: Option<PathBuf>,
     /// `training.epochs`.
@@ -500,7 +510,7 @@ impl RunConfig {
                     .image_size
                     .or(clip_config.as_ref().map(|c| c.vision.image_size))
                     .unwrap_or(224),
-                bert: file.model.bert,
+                bert: overrides.bert.or(file.model.bert),
                 clip,
             },
             data: overrides.data.or(file.data).unwrap_or_default(),
@@ -596,6 +606,18 @@ impl RunConfig {
                 },
             ));
         }
+        if let Some(relation) = entry.instance_relation(self.model.embed)
+            && !self.model.embed.is_multiple_of(relation.n_heads)
+        {
+            return Err((
+                "model.embed",
+                format!(
+                    "{}'s instance relation layer has {} heads: D must be a multiple of {}, \
+                     found {}",
+                    entry.name, relation.n_heads, relation.n_heads, self.model.embed
+                ),
+            ));
+        }
         let cosine = matches!(entry.similarity(self.model.embed), SimilarityConfig::Cosine);
         if t.loss.needs_embeddings() && !cosine {
             return Err((
@@ -675,6 +697,13 @@ impl RunConfig {
     /// Loads the train, dev and test splits.
     pub fn load_data(&self) -> Result<[RetrievalSplit; 3], RunError> {
         self.data.load(self.pixel_transform().as_ref())
+    }
+
+    /// The splits of `data` (generated from this run's `shapes` section, e.g. by
+    /// [`DataSection::shapes_dataset`]) as the image tower reads them: region features, or the
+    /// rendered images through [`RunConfig::pixel_transform`].
+    pub fn shapes_splits(&self, data: &ShapesDataset) -> [RetrievalSplit; 3] {
+        shapes_splits(data, self.pixel_transform().as_ref())
     }
 
     /// How the image tower reads pixels: `model.image_size` square, normalised with CLIP's
@@ -904,6 +933,10 @@ mod tests {
             (overridden.training.epochs, overridden.model.embed),
             (7, 1024)
         );
+        let hrem = parse("[model]\nname = \"hrem\"\n").unwrap();
+        assert_eq!(hrem.training.relation_warmup_steps, 8000);
+        let hrem = parse("[model]\nname = \"hrem\"\n[training]\nrelation_warmup_steps = 5\n");
+        assert_eq!(hrem.unwrap().training.relation_warmup_steps, 5);
     }
 
     /// The clip entry reads shapes pixels through CLIP's tower with CLIP's statistics; a
@@ -1024,6 +1057,10 @@ mod tests {
             (
                 "[model]\nname = \"scan_t2i\"\n[training]\ndistinguishability = 0.1\n",
                 &["training.distinguishability"],
+            ),
+            (
+                "[model]\nname = \"hrem\"\nembed = 100\n",
+                &["model.embed", "16"],
             ),
         ] {
             let message = parse(text).unwrap_err().to_string();

@@ -330,7 +330,9 @@ impl Trainer {
     /// Trains `model` (built from `model_config`, e.g. with pretrained weights loaded, on
     /// [`Trainer::training_device`]). With a BERT text encoder, its transformer learns at a
     /// tenth of the learning rate, as in VSE∞, and captions are augmented (mask, replace,
-    /// delete).
+    /// delete). With an instance relation layer (HREM), the hinge losses of the
+    /// relation-enhanced embeddings join the loss from step `relation_warmup_steps` of the run
+    /// on (docs/models.md, "HREM in training").
     pub fn fit_from(
         &self,
         model: VseModel,
@@ -420,15 +422,24 @@ impl Trainer {
             decay_epoch: config.lr_decay_epoch,
             factor: config.lr_decay_factor,
         };
-        let needs_embeddings = config.loss.needs_embeddings() || config.distinguishability > 0.0;
+        let needs_embeddings = config.loss.needs_embeddings()
+            || config.distinguishability > 0.0
+            || model_config.instance_relation.is_some();
         if needs_embeddings && !matches!(model_config.similarity, SimilarityConfig::Cosine) {
             return Err(DataError::invalid(
                 "training.loss",
-                "the ambiguity-aware loss and the distinguishability term read pooled \
-                 embeddings: they need the cosine head",
+                "the ambiguity-aware loss, the distinguishability term and the instance \
+                 relation layer read pooled embeddings: they need the cosine head",
             )
             .into());
         }
+        // HREM's terms on the relation-enhanced embeddings: the hinge loss of the run's margin,
+        // mining and VSE0 epochs (HREM uses its triplet loss for them).
+        let relation_hinge = HingeLossConfig::new()
+            .with_margin(config.margin)
+            .with_mining(config.mining)
+            .with_warmup_epochs(config.warmup_epochs)
+            .init();
         let distinguishability = (config.distinguishability > 0.0).then(|| {
             DistinguishabilityConfig::new()
                 .with_weight(config.distinguishability)
@@ -486,7 +497,9 @@ impl Trainer {
             let (mut loss_sum, mut steps, mut skipped) = (0.0f64, 0usize, 0usize);
             let (mut margin_sum, mut margin_steps) = (0.0f64, 0usize);
             let steps_of_epoch = batches.iter().zip(&image_batches).zip(prepared.iter());
-            for ((captions, images), image_batch) in steps_of_epoch {
+            for (index, ((captions, images), image_batch)) in steps_of_epoch.enumerate() {
+                // Every epoch has the same number of batches: the run's step count.
+                let run_step = epoch * batches.len() + index;
                 let image_input = image_batch?.to_input(&train_device);
                 let augmented: Vec<Vec<i64>> = captions
                     .iter()
@@ -514,12 +527,17 @@ impl Trainer {
                     margin_sum += margin;
                     margin_steps += 1;
                 }
-                let loss = match (&distinguishability, embeddings) {
-                    (Some(term), Some((images, captions))) => {
-                        step.loss + term.forward(images, captions, ids)
-                    }
-                    _ => step.loss,
-                };
+                let mut loss = step.loss;
+                if let (Some(term), Some((images, captions))) = (&distinguishability, &embeddings) {
+                    loss = loss + term.forward(images.clone(), captions.clone(), ids);
+                }
+                if let Some((images, captions)) = embeddings
+                    && run_step >= config.relation_warmup_steps
+                    && let Some(relation) =
+                        relation_loss(&model, &relation_hinge, images, captions, ids, epoch)
+                {
+                    loss = loss + relation;
+                }
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
                     model = buffers.restore(model);
@@ -652,6 +670,30 @@ fn batch_scores(
     let captions = model.encode_captions(tokens, lengths);
     let scores = model.similarity(images.clone(), captions.clone());
     (scores, Some((images, captions)))
+}
+
+/// HREM's losses on the relation-enhanced embeddings of a batch, when the model has the
+/// instance relation layer: with `images`, `captions` the plain unit embeddings `[B, D]` and
+/// `v̂`, `ĉ` their enhanced versions ([`VseModel::relate`]), the sum of `hinge` on the scores
+/// `v ĉᵀ`, `v̂ cᵀ` and `v̂ ĉᵀ` (each `[B, B]`). The gradients reach the layer and, through
+/// the embeddings, both towers.
+fn relation_loss(
+    model: &VseModel,
+    hinge: &HingeLoss,
+    images: Tensor<2>,
+    captions: Tensor<2>,
+    image_ids: Option<&[u64]>,
+    epoch: usize,
+) -> Option<Tensor<1>> {
+    let (related_images, related_captions) = model.relate(images.clone(), captions.clone())?;
+    [
+        (images, related_captions.clone()),
+        (related_images.clone(), captions),
+        (related_images, related_captions),
+    ]
+    .into_iter()
+    .map(|(images, captions)| hinge.forward(model.similarity(images, captions), image_ids, epoch))
+    .reduce(|sum, term| sum + term)
 }
 
 /// The learning rate of every parameter: `rate`, and a tenth of it for a pretrained BERT

@@ -9,7 +9,7 @@
 
 use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
-use itm_core::fusion::MultiScaleFusionConfig;
+use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
 use itm_core::pooling::{GpoConfig, PoolingConfig};
@@ -48,6 +48,11 @@ pub struct ZooEntry {
     similarity: fn(usize) -> SimilarityConfig,
     /// Whether the encoded regions go through CHAN-ASDG's multi-scale fusion.
     pub region_fusion: bool,
+    /// The pooling of both sets (GPO, or HREM's max-k mean).
+    pooling: fn() -> PoolingConfig,
+    /// Whether training adds HREM's losses on relation-enhanced batch embeddings
+    /// ([`hrem_relation`]).
+    pub instance_relation: bool,
     /// Published training defaults.
     training: fn() -> TrainingConfig,
 }
@@ -63,26 +68,41 @@ impl ZooEntry {
         (self.training)()
     }
 
-    /// The model: `image` and `text` towers (of the same width `D`), GPO pooling on both sides
-    /// (mean pooling, which only normalises, for a tower that gives one vector per input, as
-    /// CLIP's do), this system's scoring head and, if it has one, its region fusion.
+    /// The pooling of the region set and of the word set.
+    pub fn pooling(&self) -> PoolingConfig {
+        (self.pooling)()
+    }
+
+    /// The instance relation layer at joint width `d_embed`, if the system has one.
+    pub fn instance_relation(&self, d_embed: usize) -> Option<InstanceRelationConfig> {
+        self.instance_relation.then(|| hrem_relation(d_embed))
+    }
+
+    /// The model: `image` and `text` towers (of the same width `D`), this system's pooling on
+    /// both sides and scoring head and, if it has them, its region fusion and instance relation
+    /// layer.
     pub fn model(&self, image: ImageEncoderConfig, text: TextEncoderConfig) -> VseModelConfig {
         let d_embed = image.d_embed();
-        let pooling = |pooled: bool| {
-            if pooled {
-                PoolingConfig::Mean
-            } else {
-                PoolingConfig::Gpo(GpoConfig::new())
-            }
-        };
-        let (image_pooling, text_pooling) = (pooling(image.is_pooled()), pooling(text.is_pooled()));
-        VseModelConfig::new(image, text, image_pooling, text_pooling)
+        VseModelConfig::new(image, text, self.pooling(), self.pooling())
             .with_similarity(self.similarity(d_embed))
             .with_region_fusion(
                 self.region_fusion
                     .then(|| MultiScaleFusionConfig::new(d_embed)),
             )
+            .with_instance_relation(self.instance_relation(d_embed))
     }
+}
+
+/// VSE∞'s generalized pooling operator.
+fn gpo() -> PoolingConfig {
+    PoolingConfig::Gpo(GpoConfig::new())
+}
+
+/// HREM's instance relation layer at width `D` (the published settings): one post-norm
+/// transformer layer with 16 heads, a feed-forward block `D` wide, dropout 0.1, each item
+/// attending to the top 50% of each modality (`D` must be a multiple of 16).
+pub fn hrem_relation(d_embed: usize) -> InstanceRelationConfig {
+    InstanceRelationConfig::new(d_embed, 16, d_embed).with_dropout(0.1)
 }
 
 /// ESL levels: `D` halved while it is even and the half at least 2 (9 levels at the published
@@ -114,6 +134,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: vse_infinity_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "vse_infinity_bert",
@@ -125,6 +147,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: vse_infinity_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "scan_t2i",
@@ -135,6 +159,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Scan(ScanConfig::new()),
         training: scan_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "scan_i2t",
@@ -147,6 +173,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         training: scan_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "chan",
@@ -158,6 +186,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
         training: chan_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "chan_asdg",
@@ -170,6 +200,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
         training: chan_training,
         region_fusion: true,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "daim",
@@ -183,6 +215,8 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: daim_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "aahr",
@@ -198,6 +232,8 @@ pub const ZOO: &[ZooEntry] = &[
             ..TrainingConfig::default()
         },
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "esl_h",
@@ -215,6 +251,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         training: esl_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "esl_a",
@@ -232,6 +270,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         training: esl_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
     },
     ZooEntry {
         name: "xdim",
@@ -243,6 +283,22 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
         training: vse_infinity_training,
         region_fusion: false,
+        pooling: gpo,
+        instance_relation: false,
+    },
+    ZooEntry {
+        name: "hrem",
+        summary: "HREM: losses on batch embeddings refined by an instance relation layer \
+                  (training only), max-2 mean pooling, cosine retrieval",
+        citation: "Fu et al., Learning Semantic Relationship among Instances for Image-Text \
+                   Matching, CVPR 2023",
+        d_embed: 1024,
+        text: ZooText::BiGru,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: hrem_training,
+        region_fusion: false,
+        pooling: || PoolingConfig::MaxKMean(2),
+        instance_relation: true,
     },
     ZooEntry {
         name: "clip",
@@ -257,6 +313,10 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |_| SimilarityConfig::Cosine,
         training: clip_training,
         region_fusion: false,
+        // CLIP's towers pool themselves (class and end-of-text tokens): mean pooling of that
+        // set of one only normalises it.
+        pooling: || PoolingConfig::Mean,
+        instance_relation: false,
     },
 ];
 
@@ -268,6 +328,15 @@ fn clip_training() -> TrainingConfig {
     TrainingConfig {
         loss: LossKind::InfoNce,
         region_drop: 0.0,
+        ..TrainingConfig::default()
+    }
+}
+
+/// HREM: VSE∞'s schedule (METHODS §8 has no HREM row; ours), with the relation losses joining
+/// after HREM's 8000 warm-up steps.
+fn hrem_training() -> TrainingConfig {
+    TrainingConfig {
+        relation_warmup_steps: 8000,
         ..TrainingConfig::default()
     }
 }
@@ -386,6 +455,23 @@ mod tests {
             LossKind::Hinge
         );
         assert_eq!(lookup("scan_t2i").unwrap().training().learning_rate, 2e-4);
+        let hrem = lookup("hrem").unwrap();
+        let model = hrem.model(
+            ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 1024)),
+            TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 1024)),
+        );
+        let relation = model.instance_relation.expect("HREM's relation layer");
+        assert_eq!(
+            (relation.d_model, relation.n_heads, relation.d_ff),
+            (1024, 16, 1024)
+        );
+        assert_eq!((relation.keep_ratio, relation.dropout), (0.5, 0.1));
+        assert!(matches!(model.image_pooling, PoolingConfig::MaxKMean(2)));
+        assert!(matches!(model.text_pooling, PoolingConfig::MaxKMean(2)));
+        assert_eq!(hrem.training().relation_warmup_steps, 8000);
+        let vse = lookup("vse_infinity_bigru").unwrap();
+        assert!(vse.instance_relation(1024).is_none());
+        assert!(matches!(vse.pooling(), PoolingConfig::Gpo(_)));
     }
 
     /// The `clip` entry is CLIP's named dual-encoder configuration trained with InfoNCE.

@@ -108,6 +108,7 @@ fn large_index_answers_with_bounded_memory() {
             .iter()
             .map(|name| record(&folder, name))
             .collect(),
+        approximate: None,
     };
     std::fs::write(
         folder.join(MANIFEST),

@@ -71,12 +71,6 @@ impl ImageEncoderConfig {
             ImageEncoderConfig::Clip(config) => config.d_embed,
         }
     }
-
-    /// Whether the encoder gives one feature per image (CLIP's class token) rather than a set
-    /// of regions or grid cells: pooling then has nothing to aggregate.
-    pub fn is_pooled(&self) -> bool {
-        matches!(self, ImageEncoderConfig::Clip(_))
-    }
 }
 
 impl ImageEncoder {

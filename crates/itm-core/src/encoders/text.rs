@@ -83,12 +83,6 @@ impl TextEncoderConfig {
             TextEncoderConfig::Clip(config) => config.d_embed,
         }
     }
-
-    /// Whether the encoder gives one feature per caption (CLIP's end-of-text token) rather
-    /// than one per token: pooling then has nothing to aggregate.
-    pub fn is_pooled(&self) -> bool {
-        matches!(self, TextEncoderConfig::Clip(_))
-    }
 }
 
 impl TextEncoder {

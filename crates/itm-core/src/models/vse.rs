@@ -9,7 +9,9 @@ use crate::encoders::{
     ImageEncoderConfig, ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder,
     TextEncoderConfig, VitEncoderConfig,
 };
-use crate::fusion::{MultiScaleFusion, MultiScaleFusionConfig};
+use crate::fusion::{
+    InstanceRelation, InstanceRelationConfig, MultiScaleFusion, MultiScaleFusionConfig,
+};
 use crate::masking::l2_normalize;
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
 use crate::similarity::{
@@ -82,6 +84,11 @@ pub struct VseModelConfig {
     /// (CHAN-ASDG); `None` leaves the regions as encoded.
     #[config(default = "None")]
     pub region_fusion: Option<MultiScaleFusionConfig>,
+    /// HREM's instance relation layer over a training batch's pooled embeddings (cosine head
+    /// only). The trainer adds losses on the relation-enhanced embeddings; encoding, scoring
+    /// and retrieval never use it. `None`: no layer.
+    #[config(default = "None")]
+    pub instance_relation: Option<InstanceRelationConfig>,
 }
 
 impl VseModelConfig {
@@ -184,6 +191,13 @@ impl VseModelConfig {
             self.text.d_embed(),
             "image and text must share the joint width D"
         );
+        if let Some(relation) = &self.instance_relation {
+            assert_eq!(
+                relation.d_model,
+                self.image.d_embed(),
+                "the instance relation layer must have the joint width D"
+            );
+        }
         VseModel {
             image: self.image.init(device),
             image_pooling: self.image_pooling.init(device),
@@ -192,6 +206,10 @@ impl VseModelConfig {
             similarity: self.similarity.init(device),
             region_fusion: self
                 .region_fusion
+                .as_ref()
+                .map(|config| config.init(device)),
+            instance_relation: self
+                .instance_relation
                 .as_ref()
                 .map(|config| config.init(device)),
         }
@@ -214,6 +232,8 @@ pub struct VseModel {
     pub similarity: SimilarityHead,
     /// Multi-scale fusion of the encoded regions, if configured.
     pub region_fusion: Option<MultiScaleFusion>,
+    /// HREM's instance relation layer, if configured (training losses only).
+    pub instance_relation: Option<InstanceRelation>,
 }
 
 impl VseModel {
@@ -244,6 +264,19 @@ impl VseModel {
     /// Similarity of unit embeddings: `[n_img, D] × [n_cap, D] → [n_img, n_cap]`.
     pub fn similarity(&self, images: Tensor<2>, captions: Tensor<2>) -> Tensor<2> {
         images.matmul(captions.transpose())
+    }
+
+    /// HREM's relation-enhanced embeddings of a training batch, when the model has the layer.
+    ///
+    /// - `images`, `captions`: unit embeddings `[B, D]`, caption `b` the positive of image `b`
+    /// - returns `(images [B, D], captions [B, D])`: the instance relation layer's outputs,
+    ///   l2-normalised, so that their dot products are cosines like the plain ones
+    ///
+    /// Only training losses read these; retrieval scores the plain embeddings.
+    pub fn relate(&self, images: Tensor<2>, captions: Tensor<2>) -> Option<(Tensor<2>, Tensor<2>)> {
+        let layer = self.instance_relation.as_ref()?;
+        let (images, captions) = layer.forward(images, captions);
+        Some((l2_normalize(images), l2_normalize(captions)))
     }
 
     /// The fine-grained similarity, when the model scores sets rather than vectors.
@@ -366,5 +399,61 @@ mod tests {
         assert!(worst(scores, logits) < 1e-5);
         let (sets, counts) = model.encode_caption_sets(ids, &lengths);
         assert_eq!((sets.dims(), counts), ([2, 1, 10], vec![1, 1]));
+    }
+
+    /// The relation layer adds parameters and refines a batch's embeddings, but the encoders
+    /// and the scores never pass through it: the same weights without the layer encode the
+    /// same vectors, bit for bit.
+    #[test]
+    fn the_instance_relation_layer_is_off_the_retrieval_path() {
+        let device = Device::default();
+        device.seed(4);
+        let config = VseModelConfig::vse_infinity_bigru_sized(10, 30, 8, 6)
+            .with_instance_relation(Some(InstanceRelationConfig::new(8, 2, 8)));
+        let model = config.init(&device);
+        let plain = VseModel {
+            instance_relation: None,
+            ..model.clone()
+        };
+        assert!(model.num_params() > plain.num_params());
+        assert!(
+            plain
+                .relate(
+                    Tensor::zeros([2, 8], &device),
+                    Tensor::zeros([2, 8], &device)
+                )
+                .is_none()
+        );
+        let regions = Tensor::<3>::random([3, 5, 10], Distribution::Normal(0.0, 1.0), &device);
+        let input = || ImageInput::Regions {
+            features: regions.clone(),
+            lengths: vec![5, 4, 2],
+        };
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![4i64, 5, 6, 7, 8, 0, 9, 0, 0], [3, 3]),
+            &device,
+        );
+        let images = model.encode_images(input());
+        let captions = model.encode_captions(tokens.clone(), &[3, 2, 1]);
+        let values = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
+        assert_eq!(values(images.clone()), values(plain.encode_images(input())));
+        assert_eq!(
+            values(captions.clone()),
+            values(plain.encode_captions(tokens.clone(), &[3, 2, 1]))
+        );
+        assert_eq!(
+            values(model.batch_scores(input(), tokens.clone(), &[3, 2, 1])),
+            values(plain.batch_scores(input(), tokens, &[3, 2, 1]))
+        );
+        let (related_images, related_captions) = model
+            .relate(images.clone(), captions.clone())
+            .expect("the model has the layer");
+        for (related, original) in [(related_images, images), (related_captions, captions)] {
+            assert_eq!(related.dims(), [3, 8]);
+            let norms = values(related.clone().square().sum_dim(1));
+            assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
+            let moved = (related - original).abs().max().into_scalar::<f32>();
+            assert!(moved > 1e-3, "the layer changed nothing ({moved})");
+        }
     }
 }

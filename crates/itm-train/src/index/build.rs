@@ -2,6 +2,7 @@
 //! beside the target, and move it into place only once it is complete.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use burn::tensor::Device;
 use itm_core::VseModel;
@@ -10,16 +11,61 @@ use itm_data::images::{ImageTransform, PixelBatch};
 use itm_data::npy::write_f32;
 use itm_data::{CaptionTokenizer, DataError, ImageBatch, TokenBatch, atomic};
 
+use super::approximate::{HNSW_LIBRARY, HnswGraph, HnswParameters, RECALL_K, recall_at_k};
 use super::format::{
-    CAPTIONS, FORMAT, FORMAT_VERSION, FileRecord, IMAGES, ITEMS, MANIFEST, MODEL, Manifest,
-    file_digest,
+    ApproximateRecord, CAPTIONS, Collection, FORMAT, FORMAT_VERSION, FileRecord, GraphRecord,
+    IMAGES, ITEMS, MANIFEST, MODEL, Manifest, file_digest,
 };
+use super::search::EmbeddingMatrix;
 use super::source::IndexSource;
 use crate::checkpoint::{Checkpoint, TrainError};
-use crate::evaluate::{encode_split, host};
+use crate::evaluate::{Embeddings, encode_split, host};
 
 /// Captions or images per forward pass while building.
 const BATCH: usize = 256;
+
+/// HNSW graphs to build beside the matrices, and how to measure them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApproximateOptions {
+    /// Construction and search parameters of both graphs.
+    pub parameters: HnswParameters,
+    /// Most queries the recall@10 of each graph is measured over (rows of the other modality,
+    /// spread evenly over it).
+    pub recall_queries: usize,
+}
+
+impl ApproximateOptions {
+    /// Whether graphs can be built and measured with these options; `Err` says why not.
+    pub fn check(&self) -> Result<(), String> {
+        let HnswParameters {
+            ef_construction,
+            ef_search,
+            ..
+        } = self.parameters;
+        if ef_search < RECALL_K {
+            return Err(format!(
+                "ef_search {ef_search}: a search returns at most ef_search rows and recall@{RECALL_K} \
+                 is measured, so it must be at least {RECALL_K}"
+            ));
+        }
+        if ef_construction == 0 || self.recall_queries == 0 {
+            return Err(format!(
+                "ef_construction {ef_construction} and the recall queries {} must be at least 1",
+                self.recall_queries
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ApproximateOptions {
+    fn default() -> Self {
+        Self {
+            parameters: HnswParameters::default(),
+            recall_queries: 1000,
+        }
+    }
+}
 
 fn refuse(path: &Path, message: impl Into<String>) -> TrainError {
     DataError::invalid(path, message).into()
@@ -28,14 +74,20 @@ fn refuse(path: &Path, message: impl Into<String>) -> TrainError {
 /// Encodes the split of `source` with the model of `checkpoint` and writes the index to
 /// `output`. An existing index there is replaced only after the new one is complete; a folder
 /// that is not an index is never replaced. Models scored by a fine-grained similarity are
-/// refused: an index holds one pooled vector per item, compared by cosine.
+/// refused: an index holds one pooled vector per item, compared by cosine. With `approximate`,
+/// an HNSW graph over each matrix is built too, and its recall@10 against exact search measured
+/// and recorded in the manifest.
 pub fn build_index(
     checkpoint: &Checkpoint,
     source: &IndexSource,
     output: &Path,
+    approximate: Option<&ApproximateOptions>,
     device: &Device,
     quiet: bool,
 ) -> Result<Manifest, TrainError> {
+    if let Some(options) = approximate {
+        options.check().map_err(|e| refuse(output, e))?;
+    }
     if output.exists() && !output.join(MANIFEST).is_file() {
         return Err(refuse(
             output,
@@ -95,6 +147,16 @@ pub fn build_index(
         for name in model_files {
             files.push(record(&staging, &format!("{MODEL}/{name}"))?);
         }
+        let approximate = match approximate {
+            Some(options) => Some(build_graphs(
+                &staging,
+                &embeddings,
+                options,
+                &mut files,
+                quiet,
+            )?),
+            None => None,
+        };
         let manifest = Manifest {
             format: FORMAT.to_string(),
             version: FORMAT_VERSION,
@@ -105,6 +167,7 @@ pub fn build_index(
             checkpoint: checkpoint.folder().to_path_buf(),
             source: source.clone(),
             files,
+            approximate,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
         atomic::write(&staging.join(MANIFEST), text.as_bytes())?;
@@ -119,6 +182,80 @@ pub fn build_index(
     };
     replace(&staging, output)?;
     Ok(manifest)
+}
+
+/// Builds, writes and measures an HNSW graph over each non-empty matrix of `staging`, adding
+/// the graph files to `files` (where the matrices' records already are).
+fn build_graphs(
+    staging: &Path,
+    embeddings: &Embeddings,
+    options: &ApproximateOptions,
+    files: &mut Vec<FileRecord>,
+    quiet: bool,
+) -> Result<ApproximateRecord, TrainError> {
+    let dim = embeddings.dim;
+    let values = |rows: Collection| match rows {
+        Collection::Images => &embeddings.images,
+        Collection::Captions => &embeddings.captions,
+    };
+    let mut graphs = Vec::new();
+    for rows in [Collection::Images, Collection::Captions] {
+        let count = values(rows).len() / dim;
+        if count == 0 {
+            continue;
+        }
+        if !quiet {
+            eprintln!("building the HNSW graph over {count} {}s", rows.row_noun());
+        }
+        let started = Instant::now();
+        let graph = HnswGraph::build(values(rows), dim, &options.parameters)?;
+        let build_seconds = started.elapsed().as_secs_f64();
+        let matrix = files
+            .iter()
+            .find(|file| file.name == rows.matrix_file())
+            .expect("the matrices are recorded before the graphs");
+        graph.save(&staging.join(rows.graph_file()), matrix)?;
+
+        // Queries of the other modality, as a search would get; the rows themselves if there
+        // are none.
+        let queries_from = if values(rows.other()).is_empty() {
+            rows
+        } else {
+            rows.other()
+        };
+        let queries = spread_rows(values(queries_from), dim, options.recall_queries);
+        let exact = EmbeddingMatrix::open(&staging.join(rows.matrix_file()), "[rows, dim]")?
+            .top_k(&queries, RECALL_K)?;
+        let recall_at_10 = recall_at_k(&graph.top_k(&queries, RECALL_K), &exact);
+        files.push(record(staging, rows.graph_file())?);
+        graphs.push(GraphRecord {
+            rows,
+            file: rows.graph_file().to_string(),
+            build_seconds,
+            recall_at_10,
+            recall_queries: queries.len() / dim,
+            queries_from,
+        });
+    }
+    Ok(ApproximateRecord {
+        library: HNSW_LIBRARY.to_string(),
+        parameters: options.parameters,
+        graphs,
+    })
+}
+
+/// At most `count` rows of `values` (`[n, dim]`), spread evenly from the first: `[min(count, n),
+/// dim]`.
+fn spread_rows(values: &[f32], dim: usize, count: usize) -> Vec<f32> {
+    let n = values.len() / dim;
+    let count = count.min(n);
+    (0..count)
+        .flat_map(|i| {
+            let row = i * n / count;
+            &values[row * dim..(row + 1) * dim]
+        })
+        .copied()
+        .collect()
 }
 
 fn record(folder: &Path, name: &str) -> Result<FileRecord, DataError> {

@@ -7,7 +7,12 @@
 //!   captions.npy    [n_captions, D] float32, unit rows
 //!   items.json      image ids and file names; caption texts and their image
 //!   model/          the checkpoint that encoded them (weights, configuration, tokenizer)
+//!   images.hnsw     with --approximate: HNSW graph over the image rows (text → image)
+//!   captions.hnsw   with --approximate: HNSW graph over the caption rows (image → text)
 //! ```
+//!
+//! The graphs' format is in [`super::approximate`]; the manifest's `approximate` section records
+//! their parameters and the recall@10 measured when they were built.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use itm_data::DataError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::approximate::{HnswGraph, HnswParameters};
 use super::search::EmbeddingMatrix;
 use super::source::{IndexItems, IndexSource};
 use crate::checkpoint::Checkpoint;
@@ -34,6 +40,54 @@ pub const CAPTIONS: &str = "captions.npy";
 pub const ITEMS: &str = "items.json";
 /// The checkpoint folder.
 pub const MODEL: &str = "model";
+/// HNSW graph over the image rows.
+pub const IMAGE_GRAPH: &str = "images.hnsw";
+/// HNSW graph over the caption rows.
+pub const CAPTION_GRAPH: &str = "captions.hnsw";
+
+/// The two sets of rows an index holds; a search ranks one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    /// Image rows (`images.npy`), ranked for text queries.
+    Images,
+    /// Caption rows (`captions.npy`), ranked for image queries.
+    Captions,
+}
+
+impl Collection {
+    /// The matrix file of the rows.
+    pub fn matrix_file(self) -> &'static str {
+        match self {
+            Collection::Images => IMAGES,
+            Collection::Captions => CAPTIONS,
+        }
+    }
+
+    /// The HNSW graph file over the rows.
+    pub fn graph_file(self) -> &'static str {
+        match self {
+            Collection::Images => IMAGE_GRAPH,
+            Collection::Captions => CAPTION_GRAPH,
+        }
+    }
+
+    /// The rows of the other modality (where the queries of a search come from).
+    pub fn other(self) -> Self {
+        match self {
+            Collection::Images => Collection::Captions,
+            Collection::Captions => Collection::Images,
+        }
+    }
+
+    /// Singular noun of a row: `image` or `caption`.
+    pub fn row_noun(self) -> &'static str {
+        match self {
+            Collection::Images => "image",
+            Collection::Captions => "caption",
+        }
+    }
+}
 
 /// A data file of the index, as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +122,41 @@ pub struct Manifest {
     pub source: IndexSource,
     /// Every other file of the folder.
     pub files: Vec<FileRecord>,
+    /// The HNSW graphs for approximate search, for an index built with them (absent
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approximate: Option<ApproximateRecord>,
+}
+
+/// The manifest's `approximate` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproximateRecord {
+    /// The crate that built the graphs ([`super::HNSW_LIBRARY`]).
+    pub library: String,
+    /// Their construction and search parameters.
+    pub parameters: HnswParameters,
+    /// One per graph.
+    pub graphs: Vec<GraphRecord>,
+}
+
+/// One HNSW graph of an index and its measured quality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRecord {
+    /// The rows it links.
+    pub rows: Collection,
+    /// Its file ([`Collection::graph_file`] of `rows`), also listed in `files`.
+    pub file: String,
+    /// Seconds its construction took.
+    pub build_seconds: f64,
+    /// Recall@10 of approximate against exact search, measured when it was built.
+    pub recall_at_10: f64,
+    /// Queries the recall was measured over.
+    pub recall_queries: usize,
+    /// Where those queries came from: the other modality's rows, or `rows` itself when the
+    /// other has none.
+    pub queries_from: Collection,
 }
 
 /// SHA-256 (hex) and length of a file, read in 1 MiB pieces.
@@ -171,6 +260,14 @@ impl Index {
                 ));
             }
         }
+        if let Some(approximate) = &manifest.approximate {
+            check_graph_records(approximate, &manifest.files).map_err(|message| {
+                DataError::invalid(
+                    &manifest_path,
+                    format!("invalid approximate section: {message}"),
+                )
+            })?;
+        }
         let images = EmbeddingMatrix::open(&folder.join(IMAGES), "[images, dim]")?;
         let captions = EmbeddingMatrix::open(&folder.join(CAPTIONS), "[captions, dim]")?;
         for (matrix, rows) in [
@@ -257,6 +354,71 @@ impl Index {
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint::new(self.folder.join(MODEL))
     }
+
+    /// The manifest's record of the HNSW graph over `rows`, when the index has one.
+    pub fn graph_record(&self, rows: Collection) -> Option<&GraphRecord> {
+        self.manifest
+            .approximate
+            .as_ref()?
+            .graphs
+            .iter()
+            .find(|graph| graph.rows == rows)
+    }
+
+    /// Reads the HNSW graph over `rows` when the index has one (its checksum was verified on
+    /// open), checked against the matrix it was built from: see [`HnswGraph::load`].
+    pub fn load_graph(&self, rows: Collection) -> Result<Option<HnswGraph>, DataError> {
+        let (Some(approximate), Some(record)) =
+            (&self.manifest.approximate, self.graph_record(rows))
+        else {
+            return Ok(None);
+        };
+        let matrix = self
+            .manifest
+            .files
+            .iter()
+            .find(|file| file.name == rows.matrix_file())
+            .expect("open checked that the manifest records both matrices");
+        let shape = match rows {
+            Collection::Images => [self.manifest.n_images, self.manifest.dim],
+            Collection::Captions => [self.manifest.n_captions, self.manifest.dim],
+        };
+        HnswGraph::load(
+            &self.folder.join(&record.file),
+            matrix,
+            shape,
+            &approximate.parameters,
+        )
+        .map(Some)
+    }
+}
+
+/// Whether every graph of the section is named after its rows, listed (with its checksum) in
+/// `files`, and the only one over its rows; `Err` says which is not.
+fn check_graph_records(
+    approximate: &ApproximateRecord,
+    files: &[FileRecord],
+) -> Result<(), String> {
+    for (position, graph) in approximate.graphs.iter().enumerate() {
+        if graph.file != graph.rows.graph_file() {
+            return Err(format!(
+                "the graph over {:?} is {}, not {}",
+                graph.rows,
+                graph.file,
+                graph.rows.graph_file()
+            ));
+        }
+        if !files.iter().any(|file| file.name == graph.file) {
+            return Err(format!("{} is not among the files", graph.file));
+        }
+        if approximate.graphs[..position]
+            .iter()
+            .any(|earlier| earlier.rows == graph.rows)
+        {
+            return Err(format!("two graphs over {:?}", graph.rows));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Retrieval indexes: the embeddings of a split written to a folder, searched exactly.
+//! Retrieval indexes: the embeddings of a split written to a folder, searched exactly or, with
+//! HNSW graphs built beside them, approximately.
 //!
 //! [`build_index`] encodes the images and captions of a split with a checkpoint (cosine models
 //! only) and writes a self-contained folder (described by its [`Manifest`]): the two
@@ -6,16 +7,21 @@
 //! with the length and SHA-256 of every file. [`Index::open`] refuses a folder whose files do
 //! not match it. [`EmbeddingMatrix::top_k`] scores every row against the queries in blocks and
 //! keeps a `k`-sized heap per query, so memory does not grow with the number of items.
+//! With [`ApproximateOptions`], the build also writes an [`HnswGraph`] over each matrix and
+//! records its recall@10 against exact search ([`recall_at_k`]); [`Index::load_graph`] reads
+//! one back.
 
+mod approximate;
 mod build;
 mod format;
 mod search;
 mod source;
 
-pub use build::{build_index, encode_image_file, encode_texts};
+pub use approximate::{HNSW_LIBRARY, HNSW_M, HnswGraph, HnswParameters, RECALL_K, recall_at_k};
+pub use build::{ApproximateOptions, build_index, encode_image_file, encode_texts};
 pub use format::{
-    CAPTIONS, FORMAT, FORMAT_VERSION, FileRecord, IMAGES, ITEMS, Index, MANIFEST, MODEL, Manifest,
-    file_digest,
+    ApproximateRecord, CAPTION_GRAPH, CAPTIONS, Collection, FORMAT, FORMAT_VERSION, FileRecord,
+    GraphRecord, IMAGE_GRAPH, IMAGES, ITEMS, Index, MANIFEST, MODEL, Manifest, file_digest,
 };
 pub use search::{BLOCK_BYTES, EmbeddingMatrix, Hit};
 pub use source::{CaptionItem, ImageItem, IndexItems, IndexSource, Pictures};

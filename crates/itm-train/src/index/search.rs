@@ -225,7 +225,7 @@ fn bytemuck_bytes(values: &mut [f32]) -> &mut [u8] {
 }
 
 /// Inner product, accumulated in 8 lanes (vectorises; a fixed order, so repeatable).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = a_chunks
