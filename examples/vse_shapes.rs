@@ -328,6 +328,7 @@ fn train_zoo(
         }),
         embed: Some(args.embed),
         bert: args.bert.clone(),
+        clip: None,
         epochs: Some(args.epochs),
         batch_size: Some(args.batch_size),
         learning_rate: Some(args.lr),
@@ -336,11 +337,8 @@ fn train_zoo(
         output: Some(args.output.clone()),
     })?;
     let data = config.data.shapes_dataset().expect("shapes data");
-    let splits = [
-        data.train.retrieval.clone(),
-        data.dev.retrieval.clone(),
-        data.test.retrieval.clone(),
-    ];
+    // Region features, or the rendered pixels for a pixel tower (the `clip` entry).
+    let splits = config.shapes_splits(&data);
     let run = config.train(&splits, device, false, args.quiet)?;
     print_results(
         name,
@@ -441,6 +439,41 @@ mod tests {
         );
         let (model, config, _) = Checkpoint::new(&output).load(&device).unwrap();
         assert!(model.instance_relation.is_some() && config.instance_relation.is_some());
+        let _ = std::fs::remove_dir_all(&output);
+    }
+
+    /// `--model clip` trains CLIP's towers on the rendered pixels (a tiny run: 20 training
+    /// images, one epoch, `D` = 16, CLIP's own 224-pixel side).
+    #[test]
+    fn model_option_trains_clip_on_pixels() {
+        let output = std::env::temp_dir().join(format!("itm-example-clip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&output);
+        let args = Args::try_parse_from([
+            "vse_shapes",
+            "--model",
+            "clip",
+            "--train-images",
+            "20",
+            "--epochs",
+            "1",
+            "--embed",
+            "16",
+            "--batch-size",
+            "20",
+            "--quiet",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+        .unwrap();
+        let device = itm::device::parse("flex").unwrap();
+        train_zoo("clip", &args, device.clone(), Instant::now()).unwrap();
+        let run = RunConfig::from_run_folder(&output).unwrap();
+        assert_eq!((run.model.embed, run.model.image_size), (16, 224));
+        let (model, _, _) = Checkpoint::new(&output).load(&device).unwrap();
+        assert!(matches!(
+            model.image,
+            itm::core::encoders::ImageEncoder::Clip(_)
+        ));
         let _ = std::fs::remove_dir_all(&output);
     }
 }

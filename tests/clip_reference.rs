@@ -1,6 +1,7 @@
 //! Parity of the CLIP dual encoder, its loader and its tokenizer with Hugging Face transformers
 //! (`scripts/generate_clip_fixture.py`, a tiny randomly initialised `CLIPModel`): token ids
-//! exactly, image and text embeddings, the logit scale and `logits_per_image` within 1e-5.
+//! exactly, image and text embeddings, the logit scale and `logits_per_image` within 1e-5; the
+//! zoo's `clip` entry started from the same folder embeds as transformers does and trains.
 
 #[path = "common/bert.rs"]
 mod bert;
@@ -10,9 +11,14 @@ use std::path::{Path, PathBuf};
 
 use bert::{assert_within, batch_ids, copy_folder, fixture_dir, ids};
 use common::{floats, sizes, values};
+use itm::burn::module::Module;
 use itm::burn::tensor::{Device, Tensor, TensorData};
+use itm::core::encoders::ImageInput;
 use itm::core::encoders::clip::{CLIP_PIXEL_MEAN, CLIP_PIXEL_STD};
-use itm::train::{PretrainedError, clip_tokenizer, load_clip};
+use itm::data::TokenBatch;
+use itm::train::{
+    DataSection, PretrainedError, RunConfig, RunOverrides, Trainer, clip_tokenizer, load_clip,
+};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-5;
@@ -316,4 +322,89 @@ fn checkpoints_that_do_not_fit_are_explained() {
         .to_string();
     assert!(err.contains("config.json"), "{err}");
     std::fs::remove_dir_all(&copy).unwrap();
+}
+
+/// `itm train --model clip --clip tests/fixtures/tiny_clip` in the library: the run takes the
+/// folder's sizes, its model embeds images and captions (through the run's tokenizer) as
+/// transformers does within 1e-5, InfoNCE starts at the checkpoint's temperature, and an epoch
+/// on `shapes` pixels trains it.
+#[test]
+fn zoo_clip_starts_from_the_folder_and_trains() {
+    let f = reference();
+    let output = std::env::temp_dir().join(format!("itm-clip-zoo-{}", std::process::id()));
+    let config = RunConfig::from_overrides(RunOverrides {
+        model: Some("clip".into()),
+        clip: Some(folder()),
+        data: Some(DataSection::Shapes {
+            seed: 3,
+            train_images: 16,
+            dev_images: 4,
+            test_images: 4,
+            feature_width: 8,
+        }),
+        epochs: Some(1),
+        batch_size: Some(8),
+        seed: Some(1),
+        output: Some(output.clone()),
+        ..RunOverrides::default()
+    })
+    .unwrap();
+    assert_eq!((config.model.embed, config.model.image_size), (24, 32));
+    let [train, dev, _] = config.load_data().unwrap();
+    let trainer = Trainer::new(config.training.clone(), Device::flex()).with_quiet(true);
+    let (model_config, tokenizer, pretrained) = config
+        .build_model(&train, &trainer.training_device())
+        .unwrap();
+    let pretrained = pretrained.expect("the folder's towers");
+    let temperature = pretrained.temperature().unwrap();
+    let expected = f["logit_scale"].as_f64().unwrap();
+    assert!(
+        (temperature - expected).abs() <= 1e-5 * expected,
+        "{temperature}"
+    );
+    let mut model = model_config.init(&trainer.training_device());
+    pretrained.install(&mut model);
+
+    let device = Device::flex();
+    let pixels = normalised_pixels(&f, &device);
+    let before = model.valid();
+    let images = before.encode_images(ImageInput::Pixels(pixels.clone()));
+    assert_within(
+        &values(images.clone()),
+        &floats(&f["image_embeds"]),
+        TOLERANCE,
+        "zoo clip image embeddings",
+    );
+    let captions: Vec<String> = f["captions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let encoded = tokenizer.encode_all(&captions).unwrap();
+    let rows: Vec<&[i64]> = encoded.iter().map(Vec::as_slice).collect();
+    let batch = TokenBatch::pad(&rows);
+    assert_within(
+        &values(before.encode_captions(batch.to_tensor(&device), &batch.lengths)),
+        &floats(&f["text_embeds"]),
+        TOLERANCE,
+        "zoo clip text embeddings",
+    );
+
+    let outcome = trainer
+        .with_temperature(Some(temperature))
+        .fit_from(model, &model_config, &train, &dev, &tokenizer)
+        .unwrap();
+    let loss = outcome.history[0].mean_loss;
+    assert!(
+        loss.is_finite() && outcome.history[0].skipped_steps == 0,
+        "{loss}"
+    );
+    let after = outcome.best_model.encode_images(ImageInput::Pixels(pixels));
+    let moved = (after - images).abs().max().into_scalar::<f32>();
+    assert!(
+        moved > 1e-4,
+        "an epoch left the image tower where it was ({moved})"
+    );
+    let _ = std::fs::remove_dir_all(&output);
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use itm_core::encoders::ImageEncoderConfig;
 use itm_data::images::ImageTransform;
 use itm_data::npy::write_f32;
 use itm_data::{ImageSource, RegionFeatures};
@@ -66,7 +67,7 @@ pub fn run(args: EncodeArgs) -> Result<(), String> {
     }
     let values = match (&args.images, &args.captions) {
         (Some(path), _) => {
-            let images = image_source(path, folder)?;
+            let images = image_source(path, folder, &config.image)?;
             check_image_input(&config, &images).map_err(|e| format!("{}: {e}", path.display()))?;
             encode_images(&model, &images, &device, args.batch_size, args.quiet)
         }
@@ -94,9 +95,14 @@ pub fn run(args: EncodeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Region features from an .npy file, or the image files of a folder (sorted by name, decoded
-/// at the side of the run that trained the checkpoint, else 224).
-fn image_source(path: &Path, checkpoint: &Path) -> Result<ImageSource, String> {
+/// Region features from an .npy file, or the image files of a folder (sorted by name, read as
+/// the model's image tower reads them: CLIP's own size and statistics, else the side of the
+/// run that trained the checkpoint (or 224) and ImageNet's statistics).
+fn image_source(
+    path: &Path,
+    checkpoint: &Path,
+    encoder: &ImageEncoderConfig,
+) -> Result<ImageSource, String> {
     if !path.is_dir() {
         return RegionFeatures::open_npy(path)
             .map(ImageSource::Regions)
@@ -118,5 +124,11 @@ fn image_source(path: &Path, checkpoint: &Path) -> Result<ImageSource, String> {
     let size = RunConfig::from_run_folder(checkpoint)
         .map(|run| run.model.image_size)
         .unwrap_or(224);
-    Ok(ImageSource::files(files, ImageTransform::new(size as u32)))
+    let transform = ImageTransform::for_encoder(encoder, size as u32).ok_or_else(|| {
+        format!(
+            "{}: the model reads region features, the data are image files",
+            path.display()
+        )
+    })?;
+    Ok(ImageSource::files(files, transform))
 }

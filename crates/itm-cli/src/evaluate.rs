@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use itm_core::eval::{Metrics, Protocol, evaluate};
+use itm_data::images::ImageTransform;
 use itm_data::npy::{MappedF32, write_f32};
 use itm_train::{Checkpoint, DataSection, RunConfig, check_image_input, score_split};
 use rayon::prelude::*;
@@ -142,8 +143,12 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
             (run.data, run.model.image_size)
         }
     };
+    // The first checkpoint's image tower decides how pixels are read (CLIP's own size and
+    // statistics, or the run's side and ImageNet's).
+    let model = Checkpoint::new(first).config().map_err(|e| e.to_string())?;
+    let pixels = ImageTransform::for_encoder(&model.image, image_size as u32);
     let split = data
-        .load_split(&args.split, image_size)
+        .load_split(&args.split, pixels.as_ref())
         .map_err(|e| e.to_string())?;
     let mut sum: Vec<f32> = Vec::new();
     for folder in &args.checkpoint {

@@ -100,7 +100,9 @@ fn build(args: &BuildArgs) -> Result<(), String> {
     let config = checkpoint.config().map_err(|e| e.to_string())?;
     let region_width = match &config.image {
         ImageEncoderConfig::Regions(regions) => Some(regions.d_feature),
-        ImageEncoderConfig::ResNet(_) | ImageEncoderConfig::Vit(_) => None,
+        ImageEncoderConfig::ResNet(_)
+        | ImageEncoderConfig::Vit(_)
+        | ImageEncoderConfig::Clip(_) => None,
     };
     let approximate = args.approximate.then_some(ApproximateOptions {
         parameters: HnswParameters {

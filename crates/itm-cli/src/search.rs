@@ -283,11 +283,11 @@ fn image_query(index: &Index, image: &str) -> Result<Vec<f32>, String> {
         ));
     };
     let device = Device::default();
-    let (model, _, _) = index
+    let (model, config, _) = index
         .checkpoint()
         .load(&device)
         .map_err(|e| e.to_string())?;
-    encode_image_file(&model, path, size, &device).map_err(|e| e.to_string())
+    encode_image_file(&model, &config.image, path, size, &device).map_err(|e| e.to_string())
 }
 
 /// Runs `itm sheet`.

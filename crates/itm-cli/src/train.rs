@@ -23,7 +23,9 @@ pub struct TrainArgs {
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = ["config", "model", "data", "embed", "batch_size", "lr", "seed", "output"]
+        conflicts_with_all = [
+            "config", "model", "data", "embed", "clip", "batch_size", "lr", "seed", "output"
+        ]
     )]
     resume: Option<PathBuf>,
     /// The system (model.name); the list is below.
@@ -36,6 +38,10 @@ pub struct TrainArgs {
     /// Joint embedding width D (model.embed).
     #[arg(long, value_name = "D")]
     embed: Option<usize>,
+    /// A Hugging Face CLIP folder (config.json, model.safetensors, tokenizer.json) that the
+    /// clip entry starts from (model.clip).
+    #[arg(long, value_name = "DIR")]
+    clip: Option<PathBuf>,
     /// Training epochs (training.epochs); with --resume, a longer run than first planned.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -90,6 +96,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         model: args.model,
         data: args.data.as_deref().map(DataSection::from_argument),
         embed: args.embed,
+        clip: args.clip,
         bert: None,
         epochs: args.epochs,
         batch_size: args.batch_size,

@@ -1,10 +1,13 @@
 //! Raw images: decoding, resizing, normalisation and training augmentation, in parallel.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
+use itm_core::encoders::ImageEncoderConfig;
+use itm_core::encoders::clip::{CLIP_PIXEL_MEAN, CLIP_PIXEL_STD};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -41,6 +44,27 @@ impl ImageTransform {
             std: IMAGENET_STD,
             crop_scale: (0.5, 1.0),
             flip_prob: 0.5,
+        }
+    }
+
+    /// Square `size` output with OpenAI CLIP's normalisation ([`CLIP_PIXEL_MEAN`],
+    /// [`CLIP_PIXEL_STD`]), otherwise as [`ImageTransform::new`].
+    pub fn clip(size: u32) -> Self {
+        Self {
+            mean: CLIP_PIXEL_MEAN,
+            std: CLIP_PIXEL_STD,
+            ..Self::new(size)
+        }
+    }
+
+    /// The transform a pixel `encoder` reads: CLIP's vision tower its own image size and
+    /// CLIP's normalisation, the ResNet and the ViT `size` and ImageNet's; `None` for a region
+    /// encoder.
+    pub fn for_encoder(encoder: &ImageEncoderConfig, size: u32) -> Option<Self> {
+        match encoder {
+            ImageEncoderConfig::Regions(_) => None,
+            ImageEncoderConfig::ResNet(_) | ImageEncoderConfig::Vit(_) => Some(Self::new(size)),
+            ImageEncoderConfig::Clip(clip) => Some(Self::clip(clip.vision.image_size as u32)),
         }
     }
 
@@ -137,11 +161,42 @@ impl PixelBatch {
         transform: &ImageTransform,
         seed: Option<u64>,
     ) -> Result<Self, DataError> {
-        let images: Vec<Vec<f32>> = paths
-            .par_iter()
-            .enumerate()
-            .map(|(index, path)| {
-                let image = decode(path)?;
+        Self::prepare(
+            paths.len(),
+            |index| decode(&paths[index]).map(Cow::Owned),
+            transform,
+            seed,
+        )
+    }
+
+    /// Transforms the decoded `images[i]` of every `i` in `chosen`, as [`PixelBatch::load`].
+    pub fn from_images(
+        images: &[RgbImage],
+        chosen: &[usize],
+        transform: &ImageTransform,
+        seed: Option<u64>,
+    ) -> Self {
+        Self::prepare(
+            chosen.len(),
+            |index| Ok(Cow::Borrowed(&images[chosen[index]])),
+            transform,
+            seed,
+        )
+        .expect("decoded images do not fail")
+    }
+
+    /// The batch of the `count` images `image(0..count)`, augmented (training: `seed`) or in
+    /// the evaluation view, normalised; in parallel.
+    fn prepare<'a>(
+        count: usize,
+        image: impl Fn(usize) -> Result<Cow<'a, RgbImage>, DataError> + Sync,
+        transform: &ImageTransform,
+        seed: Option<u64>,
+    ) -> Result<Self, DataError> {
+        let images: Vec<Vec<f32>> = (0..count)
+            .into_par_iter()
+            .map(|index| {
+                let image = image(index)?;
                 let view = match seed {
                     Some(seed) => {
                         let mut rng = StdRng::seed_from_u64(
@@ -157,7 +212,7 @@ impl PixelBatch {
             .collect::<Result<_, DataError>>()?;
         Ok(Self {
             pixels: images.concat(),
-            batch: paths.len(),
+            batch: count,
             size: transform.size,
         })
     }
@@ -216,6 +271,47 @@ mod tests {
         );
         let views: Vec<RgbImage> = (0..8).map(|_| transform.augment(&image, &mut a)).collect();
         assert!(views.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn transforms_follow_the_encoder() {
+        use itm_core::encoders::clip::ClipConfig;
+        use itm_core::encoders::{RegionEncoderConfig, VitEncoderConfig};
+        let clip = ImageEncoderConfig::Clip(ClipConfig::small(10, 9, 48, 8).image_encoder());
+        let transform = ImageTransform::for_encoder(&clip, 224).unwrap();
+        assert_eq!((transform.size, transform.mean), (48, CLIP_PIXEL_MEAN));
+        assert_eq!(transform.std, CLIP_PIXEL_STD);
+        let vit = ImageEncoderConfig::Vit(VitEncoderConfig::new(32, 4, 8, 1, 2, 8));
+        assert_eq!(
+            ImageTransform::for_encoder(&vit, 32),
+            Some(ImageTransform::new(32))
+        );
+        let regions = ImageEncoderConfig::Regions(RegionEncoderConfig::new(4, 8));
+        assert_eq!(ImageTransform::for_encoder(&regions, 32), None);
+    }
+
+    /// Decoded images go through the same views as files.
+    #[test]
+    fn images_in_memory_batch_as_files_do() {
+        let dir = std::env::temp_dir().join(format!("itm-images-mem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let images = vec![gradient(20, 12), gradient(16, 16)];
+        let paths: Vec<PathBuf> = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                let path = dir.join(format!("{i}.png"));
+                image.save(&path).unwrap();
+                path
+            })
+            .collect();
+        let transform = ImageTransform::new(8);
+        for seed in [None, Some(4)] {
+            let files = PixelBatch::load(&[paths[1].clone(), paths[0].clone()], &transform, seed);
+            let memory = PixelBatch::from_images(&images, &[1, 0], &transform, seed);
+            assert_eq!(files.unwrap(), memory);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Datasets, tokenisation and batching for image–text matching.
 //!
 //! - [`shapes`]: the embedded synthetic dataset (pixels, region features, captions, oracle).
-//! - [`RetrievalSplit`]: images ([`ImageSource`]: region features or files), captions and the
-//!   caption → image map; batches prepared ahead of the training step.
+//! - [`RetrievalSplit`]: images ([`ImageSource`]: region features, files or decoded images),
+//!   captions and the caption → image map; batches prepared ahead of the training step.
 //! - [`Vocabulary`] and [`tokenize`]: word-level text for recurrent encoders;
-//!   [`SubwordTokenizer`]: `tokenizer.json` subwords for transformer encoders.
+//!   [`SubwordTokenizer`]: `tokenizer.json` subwords for transformer encoders (and a
+//!   CLIP-layout word-level one built from captions).
 //! - [`RegionBatch`], [`TokenBatch`], [`RegionDrop`]: padded batches with lengths.
 //! - [`precomp`]: the SCAN precomp layout (`{split}_ims.npy`, `_caps.txt`, `_ids.txt`),
 //!   memory-mapped.
@@ -32,5 +33,5 @@ pub use error::DataError;
 pub use features::RegionFeatures;
 pub use source::{Augmentation, ImageBatch, ImageSource};
 pub use split::RetrievalSplit;
-pub use subword::{SubwordBatch, SubwordTokenizer};
+pub use subword::{CLIP_END, CLIP_START, SubwordBatch, SubwordTokenizer};
 pub use vocab::{END, PAD, START, UNK, Vocabulary, tokenize};

@@ -1,11 +1,12 @@
-//! Where the images of a split come from — region features or image files — and how a batch of
-//! them is assembled, augmented and prepared ahead of the training step.
+//! Where the images of a split come from — region features, image files or images in memory —
+//! and how a batch of them is assembled, augmented and prepared ahead of the training step.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use burn::tensor::Device;
+use image::RgbImage;
 use itm_core::encoders::ImageInput;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -24,6 +25,14 @@ pub enum ImageSource {
     Files {
         /// One path per image.
         paths: Arc<Vec<PathBuf>>,
+        /// Resizing, normalisation and training augmentation.
+        transform: ImageTransform,
+    },
+    /// Decoded images held in memory (e.g. rendered `shapes` scenes), transformed when a batch
+    /// needs them.
+    Decoded {
+        /// One image per index.
+        images: Arc<Vec<RgbImage>>,
         /// Resizing, normalisation and training augmentation.
         transform: ImageTransform,
     },
@@ -62,6 +71,7 @@ impl ImageSource {
         match self {
             ImageSource::Regions(regions) => regions.len(),
             ImageSource::Files { paths, .. } => paths.len(),
+            ImageSource::Decoded { images, .. } => images.len(),
         }
     }
 
@@ -77,6 +87,13 @@ impl ImageSource {
             ImageSource::Files { paths, transform } => {
                 ImageSource::files(paths[..images.min(paths.len())].to_vec(), transform.clone())
             }
+            ImageSource::Decoded {
+                images: decoded,
+                transform,
+            } => ImageSource::Decoded {
+                images: Arc::new(decoded[..images.min(decoded.len())].to_vec()),
+                transform: transform.clone(),
+            },
         }
     }
 
@@ -106,6 +123,15 @@ impl ImageSource {
                 PixelBatch::load(&chosen, transform, augmentation.map(|a| a.seed))
                     .map(ImageBatch::Pixels)
             }
+            ImageSource::Decoded {
+                images: decoded,
+                transform,
+            } => Ok(ImageBatch::Pixels(PixelBatch::from_images(
+                decoded,
+                images,
+                transform,
+                augmentation.map(|a| a.seed),
+            ))),
         }
     }
 

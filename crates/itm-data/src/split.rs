@@ -1,11 +1,11 @@
-//! A retrieval split: region features of the images, captions, and which image each caption
-//! describes.
+//! A retrieval split: the images (region features or pixels), captions, and which image each
+//! caption describes.
 
 use crate::error::DataError;
 use crate::features::RegionFeatures;
 use crate::source::ImageSource;
 
-/// Images (region features or files) and captions of one split.
+/// Images (region features, files or decoded images) and captions of one split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrievalSplit {
     /// The images.
@@ -69,7 +69,7 @@ impl RetrievalSplit {
     pub fn regions(&self) -> Option<&RegionFeatures> {
         match &self.images {
             ImageSource::Regions(regions) => Some(regions),
-            ImageSource::Files { .. } => None,
+            ImageSource::Files { .. } | ImageSource::Decoded { .. } => None,
         }
     }
 

@@ -35,14 +35,7 @@ pub fn load_clip(
     device: &Device,
 ) -> Result<(ClipModel, ClipConfig), PretrainedError> {
     let config_path = folder.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| PretrainedError::Io {
-        path: config_path.clone(),
-        source,
-    })?;
-    let config = ClipConfig::from_hf_json(&text).map_err(|e| PretrainedError::Invalid {
-        path: config_path.clone(),
-        message: e.to_string(),
-    })?;
+    let config = read_clip_config(folder)?;
     let weights = folder.join("model.safetensors");
     // Embedding tables, patch projection and feed-forward layers alone.
     let (text, vision) = (&config.text, &config.vision);
@@ -74,6 +67,20 @@ pub fn load_clip(
     let model =
         load_safetensors_ignoring(config.init(device), &weights, CLIP_KEY_REMAP, CLIP_IGNORED)?;
     Ok((model, config))
+}
+
+/// The configuration of a Hugging Face CLIP folder: its `config.json` (see
+/// [`ClipConfig::from_hf_json`]).
+pub fn read_clip_config(folder: &Path) -> Result<ClipConfig, PretrainedError> {
+    let path = folder.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| PretrainedError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    ClipConfig::from_hf_json(&text).map_err(|e| PretrainedError::Invalid {
+        path,
+        message: e.to_string(),
+    })
 }
 
 /// The folder's `tokenizer.json`, truncating to the text tower's positions (CLIP: 77 tokens,

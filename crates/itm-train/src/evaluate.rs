@@ -108,13 +108,14 @@ pub fn check_image_input(config: &VseModelConfig, images: &ImageSource) -> Resul
                 ))
             }
         }
-        (ImageEncoderConfig::Regions(_), ImageSource::Files { .. }) => {
-            Err("the model reads region features, the data are image files".into())
-        }
+        (
+            ImageEncoderConfig::Regions(_),
+            ImageSource::Files { .. } | ImageSource::Decoded { .. },
+        ) => Err("the model reads region features, the data are images".into()),
         (_, ImageSource::Regions(_)) => {
             Err("the model reads pixels, the data are region features".into())
         }
-        (_, ImageSource::Files { .. }) => Ok(()),
+        (_, ImageSource::Files { .. } | ImageSource::Decoded { .. }) => Ok(()),
     }
 }
 
@@ -193,8 +194,7 @@ pub fn score_split(
     for chunk in encoded.chunks(batch_size) {
         let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
         let batch = TokenBatch::pad(&refs);
-        let words = model.encode_caption_sets(batch.to_tensor(device), &batch.lengths);
-        caption_sets.push((words, batch.lengths));
+        caption_sets.push(model.encode_caption_sets(batch.to_tensor(device), &batch.lengths));
     }
     let (images, captions) = (HostSets::gather(image_sets), HostSets::gather(caption_sets));
     let scorer = ShardedScorer::new(device.clone());

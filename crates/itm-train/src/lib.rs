@@ -34,7 +34,7 @@ pub mod zoo;
 
 pub use chart::write_chart;
 pub use checkpoint::{Checkpoint, TrainError};
-pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip};
+pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use config::TrainingConfig;
 pub use contact_sheet::{
     BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
@@ -51,7 +51,8 @@ pub use pretrained::{
 pub use progress::Progress;
 pub use run::FinishedRun;
 pub use run_config::{
-    DataSection, ImageTower, ModelSection, RUN_FILE, RunConfig, RunError, RunOverrides,
+    DataSection, ImageTower, ModelSection, PretrainedTowers, RUN_FILE, RunConfig, RunError,
+    RunOverrides,
 };
 pub use schedule::StepDecay;
 pub use trainer::{EpochRecord, RESUME_FILE, Trainer, TrainingOutcome};

@@ -3,7 +3,6 @@
 //! share this, so a zoo name means the same run in both.
 
 use burn::tensor::Device;
-use itm_core::encoders::TextEncoder;
 use itm_core::eval::{Protocol, RetrievalReport};
 use itm_data::{CaptionTokenizer, RetrievalSplit};
 
@@ -27,7 +26,8 @@ impl RunConfig {
     /// evaluates the best model on the test split.
     ///
     /// Writes `run.toml` in the output folder, builds the system's model (with the pretrained
-    /// BERT of `model.bert` loaded into the text tower) and fits it; with `resume`, continues
+    /// BERT of `model.bert` loaded into the text tower, or the CLIP of `model.clip` into both
+    /// towers, its temperature starting InfoNCE's) and fits it; with `resume`, continues
     /// the run whose resume state is in the output folder instead. Prints the system and the
     /// split sizes to stderr; `quiet` hides the progress bars.
     pub fn train(
@@ -63,15 +63,15 @@ impl RunConfig {
             (outcome, tokenizer)
         } else {
             let training_device = trainer.training_device();
-            let (model_config, tokenizer, bert) = self.build_model(train, &training_device)?;
-            let outcome = match bert {
+            let (model_config, tokenizer, pretrained) =
+                self.build_model(train, &training_device)?;
+            let outcome = match pretrained {
                 None => trainer.fit(&model_config, train, dev, &tokenizer)?,
-                Some(bert) => {
+                Some(pretrained) => {
                     training_device.seed(self.training.seed);
                     let mut model = model_config.init(&training_device);
-                    if let TextEncoder::Bert(text) = &mut model.text {
-                        text.bert = bert;
-                    }
+                    let trainer = trainer.with_temperature(pretrained.temperature());
+                    pretrained.install(&mut model);
                     trainer.fit_from(model, &model_config, train, dev, &tokenizer)?
                 }
             };

@@ -9,20 +9,25 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use itm_core::VseModelConfig;
+use itm_core::encoders::clip::CLIP_TEXT_POSITIONS;
 use itm_core::encoders::{
-    BertModel, BertTextEncoderConfig, GruTextEncoderConfig, ImageEncoderConfig,
-    RegionEncoderConfig, ResNetEncoderConfig, TextEncoderConfig, VitEncoderConfig,
+    BertModel, BertTextEncoderConfig, ClipConfig, ClipImageEncoder, ClipTextEncoder,
+    GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, RegionEncoderConfig,
+    ResNetEncoderConfig, TextEncoder, TextEncoderConfig, VitEncoderConfig,
 };
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
+use itm_core::{VseModel, VseModelConfig};
 use itm_data::images::ImageTransform;
 use itm_data::karpathy::{self, KarpathySplit};
-use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm_data::{CaptionTokenizer, DataError, RetrievalSplit, SubwordTokenizer, Vocabulary, atomic};
+use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset, ShapesSplit};
+use itm_data::{
+    CLIP_END, CaptionTokenizer, DataError, RetrievalSplit, SubwordTokenizer, Vocabulary, atomic,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::TrainError;
+use crate::clip_weights::{clip_tokenizer, load_clip, read_clip_config};
 use crate::config::{LossKind, TrainingConfig};
 use crate::pretrained::{PretrainedError, load_bert, sentence_max_length};
 use crate::zoo::{self, ZooText};
@@ -75,6 +80,10 @@ pub enum ImageTower {
     Resnet,
     /// Pixels through a small ViT (8×8 patches of the image, 2 layers of width 64).
     Vit,
+    /// Pixels through CLIP's vision transformer (the `clip` entry: the pretrained folder's, or
+    /// from scratch an 8×8 grid of patches, 2 layers of width 64), normalised with CLIP's
+    /// statistics.
+    Clip,
 }
 
 /// The `[model]` section.
@@ -95,13 +104,19 @@ pub struct ModelSection {
     /// text tower becomes BERT → Linear → GPO, learning at a tenth of the rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bert: Option<PathBuf>,
+    /// A Hugging Face CLIP folder (config.json, model.safetensors, tokenizer.json, the
+    /// `openai/clip-vit-base-patch32` layout) that the `clip` entry starts from: both towers,
+    /// the temperature, the tokenizer; `embed` and `image_size` default to the checkpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<PathBuf>,
 }
 
 /// The `[data]` section: `kind = "shapes" | "precomp" | "karpathy"` and its keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataSection {
-    /// The embedded synthetic dataset (region features).
+    /// The embedded synthetic dataset (region features, or the rendered pixels for a pixel
+    /// tower).
     Shapes {
         /// Dataset seed.
         #[serde(default = "default_shapes_seed")]
@@ -187,33 +202,32 @@ impl DataSection {
         }
     }
 
-    /// Loads the train, dev and test splits (`image_size`: side of decoded images).
-    pub fn load(&self, image_size: usize) -> Result<[RetrievalSplit; 3], RunError> {
+    /// Loads the train, dev and test splits; `pixels`: how a pixel tower reads images (`None`:
+    /// a region tower).
+    pub fn load(&self, pixels: Option<&ImageTransform>) -> Result<[RetrievalSplit; 3], RunError> {
         Ok(match self {
-            Self::Shapes { .. } => {
-                let data = self.shapes_dataset().expect("shapes");
-                [
-                    data.train.retrieval,
-                    data.dev.retrieval,
-                    data.test.retrieval,
-                ]
-            }
+            Self::Shapes { .. } => shapes_splits(&self.shapes_dataset().expect("shapes"), pixels),
             Self::Precomp { test_split, .. } => [
-                self.load_split("train", image_size)?,
-                self.load_split("dev", image_size)?,
-                self.load_split(test_split, image_size)?,
+                self.load_split("train", pixels)?,
+                self.load_split("dev", pixels)?,
+                self.load_split(test_split, pixels)?,
             ],
             Self::Karpathy { .. } => [
-                self.load_split("train", image_size)?,
-                self.load_split("dev", image_size)?,
-                self.load_split("test", image_size)?,
+                self.load_split("train", pixels)?,
+                self.load_split("dev", pixels)?,
+                self.load_split("test", pixels)?,
             ],
         })
     }
 
     /// Loads one split: `train`, `dev` or `test` (a precomp folder: any split it has, e.g.
-    /// `testall`).
-    pub fn load_split(&self, split: &str, image_size: usize) -> Result<RetrievalSplit, RunError> {
+    /// `testall`); `pixels` as in [`DataSection::load`] (precomp folders have region features
+    /// only, Karpathy data image files only).
+    pub fn load_split(
+        &self,
+        split: &str,
+        pixels: Option<&ImageTransform>,
+    ) -> Result<RetrievalSplit, RunError> {
         let unknown = |known: &str| RunError::Key {
             origin: "data".into(),
             key: "split".into(),
@@ -222,12 +236,13 @@ impl DataSection {
         Ok(match self {
             Self::Shapes { .. } => {
                 let data = self.shapes_dataset().expect("shapes");
-                match split {
-                    "train" => data.train.retrieval,
-                    "dev" | "val" => data.dev.retrieval,
-                    "test" => data.test.retrieval,
+                let chosen = match split {
+                    "train" => &data.train,
+                    "dev" | "val" => &data.dev,
+                    "test" => &data.test,
                     _ => return Err(unknown("train, dev, test")),
-                }
+                };
+                shapes_view(chosen, pixels)
             }
             Self::Precomp { path, .. } => itm_data::precomp::read_split(path, split)?,
             Self::Karpathy { json, images } => {
@@ -237,11 +252,16 @@ impl DataSection {
                     "test" => KarpathySplit::Test,
                     _ => return Err(unknown("train, dev, test")),
                 };
+                let transform = pixels.ok_or_else(|| RunError::Key {
+                    origin: json.display().to_string(),
+                    key: "model.images".into(),
+                    message: "Karpathy data are image files: the model reads region features"
+                        .into(),
+                })?;
                 let root = images
                     .clone()
                     .unwrap_or_else(|| json.parent().unwrap_or(Path::new(".")).join("images"));
-                karpathy::load(json, &root, split)?
-                    .into_retrieval(ImageTransform::new(image_size as u32))?
+                karpathy::load(json, &root, split)?.into_retrieval(transform.clone())?
             }
         })
     }
@@ -270,6 +290,20 @@ impl DataSection {
             },
         }))
     }
+}
+
+/// A `shapes` split as a tower reads it: its region features (`pixels` = `None`), or its
+/// rendered images through `pixels`.
+fn shapes_view(split: &ShapesSplit, pixels: Option<&ImageTransform>) -> RetrievalSplit {
+    match pixels {
+        None => split.retrieval.clone(),
+        Some(transform) => split.pixels(transform.clone()),
+    }
+}
+
+/// The train, dev and test splits of `data` as [`shapes_view`] gives them.
+fn shapes_splits(data: &ShapesDataset, pixels: Option<&ImageTransform>) -> [RetrievalSplit; 3] {
+    [&data.train, &data.dev, &data.test].map(|split| shapes_view(split, pixels))
 }
 
 /// A complete run: every key has a value.
@@ -310,6 +344,7 @@ struct ModelFile {
     images: Option<ImageTower>,
     image_size: Option<usize>,
     bert: Option<PathBuf>,
+    clip: Option<PathBuf>,
 }
 
 /// The `[training]` keys of [`TrainingConfig`], each optional.
@@ -377,6 +412,8 @@ pub struct RunOverrides {
     pub embed: Option<usize>,
     /// `model.bert`.
     pub bert: Option<PathBuf>,
+    /// `model.clip`.
+    pub clip: Option<PathBuf>,
     /// `training.epochs`.
     pub epochs: Option<usize>,
     /// `training.batch_size`.
@@ -434,6 +471,20 @@ impl RunConfig {
             ..TrainingFile::default()
         }
         .apply(&mut training);
+        let clip = overrides.clip.or(file.model.clip);
+        let embed = overrides.embed.or(file.model.embed);
+        // A CLIP checkpoint fixes the joint width and the image side: unless given, they are
+        // read from its config.json (a written run.toml gives both, so a resumed or evaluated
+        // run does not need the folder).
+        let clip_config = match &clip {
+            Some(folder)
+                if entry.text == ZooText::Clip
+                    && (embed.is_none() || file.model.image_size.is_none()) =>
+            {
+                Some(read_clip_config(folder)?)
+            }
+            _ => None,
+        };
         let config = Self {
             device: overrides
                 .device
@@ -445,14 +496,22 @@ impl RunConfig {
                 .unwrap_or_else(|| PathBuf::from("runs").join(entry.name)),
             model: ModelSection {
                 name,
-                embed: overrides
-                    .embed
-                    .or(file.model.embed)
+                embed: embed
+                    .or(clip_config.as_ref().map(|c| c.projection_dim))
                     .unwrap_or(entry.d_embed),
                 word_dim: file.model.word_dim.unwrap_or(300),
-                images: file.model.images.unwrap_or(ImageTower::Regions),
-                image_size: file.model.image_size.unwrap_or(224),
+                images: file.model.images.unwrap_or(if entry.text == ZooText::Clip {
+                    ImageTower::Clip
+                } else {
+                    ImageTower::Regions
+                }),
+                image_size: file
+                    .model
+                    .image_size
+                    .or(clip_config.as_ref().map(|c| c.vision.image_size))
+                    .unwrap_or(224),
                 bert: overrides.bert.or(file.model.bert),
+                clip,
             },
             data: overrides.data.or(file.data).unwrap_or_default(),
             training,
@@ -516,6 +575,37 @@ impl RunConfig {
                 format!("{} needs a pretrained BERT-family folder", entry.name),
             ));
         }
+        let clip = entry.text == ZooText::Clip;
+        if clip && self.model.bert.is_some() {
+            return Err((
+                "model.bert",
+                "the clip entry's text tower is CLIP's: a pretrained CLIP folder goes in \
+                 model.clip"
+                    .into(),
+            ));
+        }
+        if !clip && self.model.clip.is_some() {
+            return Err((
+                "model.clip",
+                format!(
+                    "{} has no CLIP towers: only the clip entry reads a CLIP folder",
+                    entry.name
+                ),
+            ));
+        }
+        if clip != (self.model.images == ImageTower::Clip) {
+            return Err((
+                "model.images",
+                if clip {
+                    "the clip entry reads pixels through CLIP's vision tower: use \"clip\"".into()
+                } else {
+                    format!(
+                        "\"clip\" is the clip entry's vision tower, not {}'s",
+                        entry.name
+                    )
+                },
+            ));
+        }
         if let Some(relation) = entry.instance_relation(self.model.embed)
             && !self.model.embed.is_multiple_of(relation.n_heads)
         {
@@ -553,13 +643,17 @@ impl RunConfig {
             DataSection::Karpathy { .. } if !pixels => {
                 return Err((
                     "model.images",
-                    "Karpathy data are image files: use \"resnet\" or \"vit\"".into(),
+                    "Karpathy data are image files: use \"resnet\" or \"vit\" (or the clip \
+                     entry)"
+                        .into(),
                 ));
             }
-            DataSection::Shapes { .. } | DataSection::Precomp { .. } if pixels => {
+            DataSection::Precomp { .. } if pixels => {
                 return Err((
                     "model.images",
-                    "pixel towers read image files: use data.kind = \"karpathy\"".into(),
+                    "a precomp folder holds region features: pixel towers read shapes or a \
+                     Karpathy JSON"
+                        .into(),
                 ));
             }
             DataSection::Shapes {
@@ -576,11 +670,12 @@ impl RunConfig {
             }
             _ => {}
         }
-        if self.model.images == ImageTower::Vit && !self.model.image_size.is_multiple_of(8) {
+        let grid = self.model.images == ImageTower::Vit || (clip && self.model.clip.is_none());
+        if grid && !self.model.image_size.is_multiple_of(8) {
             return Err((
                 "model.image_size",
                 format!(
-                    "the ViT cuts the image into 8×8 patches: a multiple of 8, found {}",
+                    "the image is cut into an 8×8 grid of patches: a multiple of 8, found {}",
                     self.model.image_size
                 ),
             ));
@@ -601,16 +696,36 @@ impl RunConfig {
 
     /// Loads the train, dev and test splits.
     pub fn load_data(&self) -> Result<[RetrievalSplit; 3], RunError> {
-        self.data.load(self.model.image_size)
+        self.data.load(self.pixel_transform().as_ref())
     }
 
-    /// The model configuration and the caption tokenizer for `train`, and the pretrained BERT
-    /// (on `device`) when the text tower is one.
+    /// The splits of `data` (generated from this run's `shapes` section, e.g. by
+    /// [`DataSection::shapes_dataset`]) as the image tower reads them: region features, or the
+    /// rendered images through [`RunConfig::pixel_transform`].
+    pub fn shapes_splits(&self, data: &ShapesDataset) -> [RetrievalSplit; 3] {
+        shapes_splits(data, self.pixel_transform().as_ref())
+    }
+
+    /// How the image tower reads pixels: `model.image_size` square, normalised with CLIP's
+    /// statistics for CLIP's tower and ImageNet's for the others; `None` for region features.
+    pub fn pixel_transform(&self) -> Option<ImageTransform> {
+        let size = self.model.image_size as u32;
+        match self.model.images {
+            ImageTower::Regions => None,
+            ImageTower::Resnet | ImageTower::Vit => Some(ImageTransform::new(size)),
+            ImageTower::Clip => Some(ImageTransform::clip(size)),
+        }
+    }
+
+    /// The model configuration and the caption tokenizer for `train`, and the pretrained
+    /// weights (on `device`) when a tower starts from a folder. A CLIP trained from scratch
+    /// gets a word-level tokenizer of the training captions in CLIP's layout
+    /// ([`SubwordTokenizer::clip_words`]), written to the output folder as `tokenizer.json`.
     pub fn build_model(
         &self,
         train: &RetrievalSplit,
         device: &Device,
-    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<BertModel>), RunError> {
+    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<PretrainedTowers>), RunError> {
         let entry = zoo::lookup(&self.model.name).expect("checked when resolved");
         let d = self.model.embed;
         let image = match self.model.images {
@@ -629,6 +744,7 @@ impl RunConfig {
                 let side = self.model.image_size;
                 ImageEncoderConfig::Vit(VitEncoderConfig::new(side, side / 8, 64, 2, 4, d))
             }
+            ImageTower::Clip => return self.build_clip(train, device),
         };
         Ok(match &self.model.bert {
             None => {
@@ -644,9 +760,130 @@ impl RunConfig {
                 let tokenizer =
                     SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
                 let text = TextEncoderConfig::Bert(BertTextEncoderConfig::new(bert_config, d));
-                (entry.model(image, text), tokenizer.into(), Some(bert))
+                (
+                    entry.model(image, text),
+                    tokenizer.into(),
+                    Some(PretrainedTowers::Bert(bert)),
+                )
             }
         })
+    }
+
+    /// [`RunConfig::build_model`] for the `clip` entry: the folder's CLIP (whose sizes must
+    /// be `model.embed` and `model.image_size`) with its tokenizer, or
+    /// [`ClipConfig::small`] over a word-level tokenizer of `train`.
+    fn build_clip(
+        &self,
+        train: &RetrievalSplit,
+        device: &Device,
+    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<PretrainedTowers>), RunError> {
+        let entry = zoo::lookup(&self.model.name).expect("checked when resolved");
+        let (config, tokenizer, pretrained) = match &self.model.clip {
+            Some(folder) => {
+                let (clip, config) = load_clip(folder, device)?;
+                let config_path = folder.join("config.json");
+                for (key, ours, theirs) in [
+                    ("model.embed", self.model.embed, config.projection_dim),
+                    (
+                        "model.image_size",
+                        self.model.image_size,
+                        config.vision.image_size,
+                    ),
+                ] {
+                    if ours != theirs {
+                        return Err(RunError::Key {
+                            origin: config_path.display().to_string(),
+                            key: key.into(),
+                            message: format!(
+                                "the checkpoint has {theirs}, the run {ours}: leave the key out \
+                                 or set it to {theirs}"
+                            ),
+                        });
+                    }
+                }
+                let tokenizer = clip_tokenizer(folder, &config)?;
+                let log_scale = f64::from(clip.logit_scale.val().into_scalar::<f32>());
+                let (image, text) = clip.into_towers();
+                let towers = PretrainedTowers::Clip {
+                    image,
+                    text,
+                    log_scale,
+                };
+                (config, tokenizer, Some(towers))
+            }
+            None => {
+                let path = self.output.join("tokenizer.json");
+                let tokenizer =
+                    SubwordTokenizer::clip_words(&train.captions, &path, CLIP_TEXT_POSITIONS)?;
+                let end = tokenizer.token_id(CLIP_END).expect("the end-of-text token") as usize;
+                let config = ClipConfig::small(
+                    tokenizer.vocab_size(),
+                    end,
+                    self.model.image_size,
+                    self.model.embed,
+                );
+                (config, tokenizer, None)
+            }
+        };
+        let model = entry.model(
+            ImageEncoderConfig::Clip(config.image_encoder()),
+            TextEncoderConfig::Clip(config.text_encoder()),
+        );
+        Ok((model, tokenizer.into(), pretrained))
+    }
+}
+
+/// Pretrained towers loaded from a Hugging Face folder by [`RunConfig::build_model`], to put
+/// into a model built from the configuration it returned.
+// Built once per run and moved into the model: the size difference of the variants is moot.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum PretrainedTowers {
+    /// A BERT-family transformer: the text tower's `bert`.
+    Bert(BertModel),
+    /// Both CLIP towers with their projections, and CLIP's learned log inverse temperature
+    /// (`logit_scale`), which starts InfoNCE's.
+    Clip {
+        /// The vision tower.
+        image: ClipImageEncoder,
+        /// The text tower.
+        text: ClipTextEncoder,
+        /// `t`, with `e^t` CLIP's inverse temperature.
+        log_scale: f64,
+    },
+}
+
+impl PretrainedTowers {
+    /// Replaces the towers of `model` (built from the matching configuration) by these.
+    ///
+    /// # Panics
+    ///
+    /// If `model` has other towers than these weights fill.
+    pub fn install(self, model: &mut VseModel) {
+        match (self, &mut model.image, &mut model.text) {
+            (Self::Bert(bert), _, TextEncoder::Bert(text)) => text.bert = bert,
+            (
+                Self::Clip {
+                    image: vision,
+                    text: words,
+                    ..
+                },
+                ImageEncoder::Clip(image),
+                TextEncoder::Clip(text),
+            ) => {
+                *image = vision;
+                *text = words;
+            }
+            _ => panic!("the pretrained towers do not belong to this model"),
+        }
+    }
+
+    /// The initial inverse temperature `e^t` of InfoNCE, when the weights come with one.
+    pub fn temperature(&self) -> Option<f64> {
+        match self {
+            Self::Bert(_) => None,
+            Self::Clip { log_scale, .. } => Some(log_scale.exp()),
+        }
     }
 }
 
@@ -702,6 +939,55 @@ mod tests {
         assert_eq!(hrem.unwrap().training.relation_warmup_steps, 5);
     }
 
+    /// The clip entry reads shapes pixels through CLIP's tower with CLIP's statistics; a
+    /// pretrained folder gives the joint width and the image side unless the run sets them.
+    #[test]
+    fn clip_runs_take_their_sizes_from_the_folder() {
+        let config = parse("[model]\nname = \"clip\"\n").unwrap();
+        assert_eq!(config.model.images, ImageTower::Clip);
+        assert_eq!(config.training.loss, LossKind::InfoNce);
+        assert_eq!((config.model.embed, config.model.image_size), (512, 224));
+        assert_eq!(config.pixel_transform(), Some(ImageTransform::clip(224)));
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny_clip");
+        let config = parse(&format!("[model]\nname = \"clip\"\nclip = {folder:?}\n")).unwrap();
+        assert_eq!((config.model.embed, config.model.image_size), (24, 32));
+        // The written run names both sizes: reading it back needs no folder.
+        let mut moved = config.clone();
+        moved.model.clip = Some(PathBuf::from("/no/such/clip"));
+        let text = toml::to_string(&moved).unwrap();
+        assert_eq!(parse(&text).unwrap(), moved);
+        // A size the checkpoint does not have is refused when the model is built.
+        let explicit = parse(&format!(
+            "[model]\nname = \"clip\"\nclip = {folder:?}\nembed = 16\n"
+        ))
+        .unwrap();
+        assert_eq!(explicit.model.image_size, 32);
+        let train = ShapesDataset::generate(&ShapesConfig {
+            train_images: 2,
+            dev_images: 1,
+            test_images: 1,
+            ..ShapesConfig::default()
+        })
+        .train
+        .pixels(ImageTransform::clip(32));
+        let Err(error) = explicit.build_model(&train, &Device::flex()) else {
+            panic!("a width the checkpoint does not have")
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("config.json")
+                && message.contains("model.embed")
+                && message.contains("24"),
+            "{message}"
+        );
+        assert_eq!(
+            parse("[model]\nimages = \"resnet\"\nimage_size = 16\n")
+                .unwrap()
+                .pixel_transform(),
+            Some(ImageTransform::new(16))
+        );
+    }
+
     #[test]
     fn the_written_configuration_reads_back_identically() {
         let config = parse(
@@ -737,7 +1023,28 @@ mod tests {
                 &["model.name", "clip9", "vse_infinity_bigru"],
             ),
             ("[model]\nname = \"vse_infinity_bert\"\n", &["model.bert"]),
-            ("[model]\nimages = \"vit\"\n", &["model.images"]),
+            (
+                "[model]\nimages = \"vit\"\n[data]\nkind = \"precomp\"\npath = \"x\"\n",
+                &["model.images", "precomp"],
+            ),
+            (
+                "[model]\nname = \"clip\"\nbert = \"x\"\n",
+                &["model.bert", "model.clip"],
+            ),
+            ("[model]\nclip = \"x\"\n", &["model.clip"]),
+            ("[model]\nimages = \"clip\"\n", &["model.images"]),
+            (
+                "[model]\nname = \"clip\"\nimages = \"vit\"\n",
+                &["model.images", "\"clip\""],
+            ),
+            (
+                "[model]\nname = \"clip\"\nimage_size = 36\n",
+                &["model.image_size", "36"],
+            ),
+            (
+                "[model]\nname = \"clip\"\nclip = \"/no/such/clip\"\n",
+                &["/no/such/clip/config.json"],
+            ),
             ("[training]\nloss = \"triplet\"\n", &["loss", "triplet"]),
             (
                 "[training]\ndistinguishability = -0.1\n",

@@ -138,8 +138,15 @@ struct StepLoss {
 }
 
 impl Objective {
-    /// The objective of `config`, continuing `state` (on `device`, the training device).
-    fn new(config: &TrainingConfig, state: &LossState, device: &Device) -> Self {
+    /// The objective of `config`, continuing `state` (on `device`, the training device);
+    /// InfoNCE starts from the inverse temperature `temperature` (default 1/0.07) unless
+    /// `state` has one.
+    fn new(
+        config: &TrainingConfig,
+        state: &LossState,
+        temperature: Option<f64>,
+        device: &Device,
+    ) -> Self {
         match config.loss {
             LossKind::Hinge => Self::Hinge(
                 HingeLossConfig::new()
@@ -163,7 +170,11 @@ impl Objective {
                 config.warmup_epochs,
             ),
             LossKind::InfoNce => {
-                let mut loss = InfoNceConfig::new().init(device);
+                let mut loss = match temperature {
+                    Some(scale) => InfoNceConfig::new().with_initial_scale(scale),
+                    None => InfoNceConfig::new(),
+                }
+                .init(device);
                 if let Some(saved) = state.temperature {
                     loss.log_scale = Param::initialized(
                         ParamId::from(saved.param_id),
@@ -259,6 +270,8 @@ pub struct Trainer {
     pub output: Option<PathBuf>,
     /// No progress bar or progress lines (epoch summaries are still printed).
     pub quiet: bool,
+    /// InfoNCE's initial inverse temperature `e^t` (`None`: 1/0.07).
+    pub temperature: Option<f64>,
 }
 
 impl Trainer {
@@ -269,6 +282,7 @@ impl Trainer {
             device,
             output: None,
             quiet: false,
+            temperature: None,
         }
     }
 
@@ -282,6 +296,14 @@ impl Trainer {
     /// Hides the progress display.
     pub fn with_quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
+        self
+    }
+
+    /// Starts InfoNCE's learned temperature at the inverse temperature `scale` (e.g. a
+    /// pretrained CLIP's `e^logit_scale`; `None`: 1/0.07). A resumed run continues the one it
+    /// saved.
+    pub fn with_temperature(mut self, scale: Option<f64>) -> Self {
+        self.temperature = scale;
         self
     }
 
@@ -441,7 +463,7 @@ impl Trainer {
             mut history,
             loss: loss_state,
         } = start;
-        let mut objective = Objective::new(config, &loss_state, &train_device);
+        let mut objective = Objective::new(config, &loss_state, self.temperature, &train_device);
 
         for epoch in first_epoch..config.epochs {
             let started = Instant::now();

@@ -3,7 +3,9 @@
 //!
 //! An entry is one block of [`ZOO`]. The image tower comes from the data (region features of
 //! the width the data has, or pixels through a small ResNet/ViT); the text tower is a BiGRU over
-//! the training vocabulary or a BERT-family model from a pretrained folder.
+//! the training vocabulary or a BERT-family model from a pretrained folder. The `clip` entry is a
+//! dual encoder instead: CLIP's two towers, over pixels, from scratch or from a Hugging Face
+//! CLIP folder.
 
 use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
@@ -24,6 +26,9 @@ pub enum ZooText {
     BiGru,
     /// A pretrained BERT-family model (a folder must be given).
     Bert,
+    /// CLIP's text transformer, with CLIP's vision transformer as the image tower (both from
+    /// a Hugging Face CLIP folder when one is given, else a small CLIP from scratch).
+    Clip,
 }
 
 /// A published system.
@@ -37,7 +42,7 @@ pub struct ZooEntry {
     pub citation: &'static str,
     /// Published joint width `D`.
     pub d_embed: usize,
-    /// Published text tower (any entry can take a BERT folder instead of its BiGRU).
+    /// Published text tower (any BiGRU entry can take a BERT folder instead).
     pub text: ZooText,
     /// The scoring head at width `D`.
     similarity: fn(usize) -> SimilarityConfig,
@@ -295,7 +300,37 @@ pub const ZOO: &[ZooEntry] = &[
         pooling: || PoolingConfig::MaxKMean(2),
         instance_relation: true,
     },
+    ZooEntry {
+        name: "clip",
+        summary: "CLIP dual encoder: a ViT over pixels and a causal text transformer, each \
+                  pooled to one token (class / end-of-text) and projected, cosine, InfoNCE with \
+                  a learned temperature; from scratch (2+2 layers of width 64) or from a Hugging \
+                  Face CLIP folder (model.clip)",
+        citation: "Radford et al., Learning Transferable Visual Models From Natural Language \
+                   Supervision, ICML 2021",
+        d_embed: 512,
+        text: ZooText::Clip,
+        similarity: |_| SimilarityConfig::Cosine,
+        training: clip_training,
+        region_fusion: false,
+        // CLIP's towers pool themselves (class and end-of-text tokens): mean pooling of that
+        // set of one only normalises it.
+        pooling: || PoolingConfig::Mean,
+        instance_relation: false,
+    },
 ];
+
+/// CLIP: symmetric InfoNCE with the temperature learned from `1/0.07` and clamped at 100
+/// (METHODS §5), no region drop (the towers read pixels). METHODS §8 gives no other CLIP
+/// defaults: the optimiser and schedule are VSE∞'s (AdamW 5e-4, weight decay 1e-4, batch 128,
+/// 25 epochs decayed ×0.1 at 15, grad clip 2), our choice.
+fn clip_training() -> TrainingConfig {
+    TrainingConfig {
+        loss: LossKind::InfoNce,
+        region_drop: 0.0,
+        ..TrainingConfig::default()
+    }
+}
 
 /// HREM: VSE∞'s schedule (METHODS §8 has no HREM row; ours), with the relation losses joining
 /// after HREM's 8000 warm-up steps.
@@ -370,7 +405,7 @@ pub fn names() -> String {
 mod tests {
     use super::*;
     use burn::tensor::Device;
-    use itm_core::encoders::{GruTextEncoderConfig, RegionEncoderConfig};
+    use itm_core::encoders::{ClipConfig, GruTextEncoderConfig, RegionEncoderConfig};
 
     /// Every entry builds a model at a small width and at its published width the heads get
     /// the published settings.
@@ -437,5 +472,25 @@ mod tests {
         let vse = lookup("vse_infinity_bigru").unwrap();
         assert!(vse.instance_relation(1024).is_none());
         assert!(matches!(vse.pooling(), PoolingConfig::Gpo(_)));
+    }
+
+    /// The `clip` entry is CLIP's named dual-encoder configuration trained with InfoNCE.
+    #[test]
+    fn clip_entry_is_the_clip_dual_encoder() {
+        let clip = lookup("clip").unwrap();
+        assert_eq!((clip.text, clip.d_embed), (ZooText::Clip, 512));
+        let training = clip.training();
+        assert_eq!(
+            (training.loss, training.region_drop),
+            (LossKind::InfoNce, 0.0)
+        );
+        let config = ClipConfig::small(40, 39, 32, 16);
+        let model = clip.model(
+            ImageEncoderConfig::Clip(config.image_encoder()),
+            TextEncoderConfig::Clip(config.text_encoder()),
+        );
+        assert_eq!(model.to_string(), VseModelConfig::clip(&config).to_string());
+        assert!(matches!(model.image_pooling, PoolingConfig::Mean));
+        assert!(matches!(model.text_pooling, PoolingConfig::Mean));
     }
 }

@@ -4,6 +4,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+use super::clip::{ClipImageEncoder, ClipImageEncoderConfig};
 use super::cnn::{ResNetEncoder, ResNetEncoderConfig};
 use super::region::{RegionEncoder, RegionEncoderConfig};
 use super::vit::{VitEncoder, VitEncoderConfig};
@@ -31,6 +32,8 @@ pub enum ImageEncoderConfig {
     ResNet(ResNetEncoderConfig),
     /// A ViT over pixels.
     Vit(VitEncoderConfig),
+    /// CLIP's vision transformer over pixels: one projected class token per image.
+    Clip(ClipImageEncoderConfig),
 }
 
 /// An image encoder built from an [`ImageEncoderConfig`].
@@ -44,6 +47,8 @@ pub enum ImageEncoder {
     ResNet(ResNetEncoder),
     /// See [`ImageEncoderConfig::Vit`].
     Vit(VitEncoder),
+    /// See [`ImageEncoderConfig::Clip`].
+    Clip(ClipImageEncoder),
 }
 
 impl ImageEncoderConfig {
@@ -53,6 +58,7 @@ impl ImageEncoderConfig {
             ImageEncoderConfig::Regions(config) => ImageEncoder::Regions(config.init(device)),
             ImageEncoderConfig::ResNet(config) => ImageEncoder::ResNet(config.init(device)),
             ImageEncoderConfig::Vit(config) => ImageEncoder::Vit(config.init(device)),
+            ImageEncoderConfig::Clip(config) => ImageEncoder::Clip(config.init(device)),
         }
     }
 
@@ -62,13 +68,14 @@ impl ImageEncoderConfig {
             ImageEncoderConfig::Regions(config) => config.d_embed,
             ImageEncoderConfig::ResNet(config) => config.d_embed,
             ImageEncoderConfig::Vit(config) => config.d_embed,
+            ImageEncoderConfig::Clip(config) => config.d_embed,
         }
     }
 }
 
 impl ImageEncoder {
     /// Encodes a batch into a set of features `[batch, n, D]` and its valid lengths (every
-    /// grid cell of a pixel input is valid).
+    /// grid cell of a pixel input is valid; CLIP gives a set of one, `n = 1`).
     ///
     /// Panics if the input kind does not match the encoder (regions for a pixel backbone or the
     /// reverse): the data and the model configuration disagree.
@@ -82,6 +89,9 @@ impl ImageEncoder {
             }
             (ImageEncoder::Vit(encoder), ImageInput::Pixels(pixels)) => {
                 grid(encoder.forward(pixels))
+            }
+            (ImageEncoder::Clip(encoder), ImageInput::Pixels(pixels)) => {
+                grid(encoder.forward(pixels).unsqueeze_dim(1))
             }
             (encoder, input) => panic!(
                 "the image encoder ({}) cannot read this input ({})",
@@ -99,6 +109,7 @@ impl ImageEncoder {
             ImageEncoder::Regions(_) => "region features",
             ImageEncoder::ResNet(_) => "ResNet over pixels",
             ImageEncoder::Vit(_) => "ViT over pixels",
+            ImageEncoder::Clip(_) => "CLIP vision transformer over pixels",
         }
     }
 }

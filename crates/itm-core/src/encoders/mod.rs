@@ -1,5 +1,5 @@
 //! Encoders: turn region features, pixels, words and subwords into sets of `D`-wide features
-//! (METHODS §1).
+//! (METHODS §1); CLIP's towers give sets of one.
 
 mod bert;
 mod bigru;
@@ -14,7 +14,10 @@ mod vit;
 
 pub use bert::{BertConfig, BertConfigError, BertEmbeddings, BertModel};
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
-pub use clip::{ClipConfig, ClipConfigError, ClipModel};
+pub use clip::{
+    ClipConfig, ClipConfigError, ClipImageEncoder, ClipImageEncoderConfig, ClipModel,
+    ClipTextEncoder, ClipTextEncoderConfig,
+};
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};

@@ -1,4 +1,5 @@
-//! One text tower for every tokenisation: words through a BiGRU or subwords through BERT.
+//! One text tower for every tokenisation: words through a BiGRU, subwords through BERT or
+//! CLIP's text transformer.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -6,6 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::bert::{BertConfig, BertModel};
+use super::clip::{ClipTextEncoder, ClipTextEncoderConfig};
 use super::text_gru::{GruTextEncoder, GruTextEncoderConfig};
 
 /// A BERT-family encoder followed by `Linear(hidden → D)` (VSE∞ with BERT).
@@ -46,6 +48,8 @@ pub enum TextEncoderConfig {
     Gru(GruTextEncoderConfig),
     /// A BERT-family transformer and a projection.
     Bert(BertTextEncoderConfig),
+    /// CLIP's causal text transformer: one projected end-of-text token per caption.
+    Clip(ClipTextEncoderConfig),
 }
 
 /// A text encoder built from a [`TextEncoderConfig`].
@@ -57,6 +61,8 @@ pub enum TextEncoder {
     Gru(GruTextEncoder),
     /// See [`TextEncoderConfig::Bert`].
     Bert(BertTextEncoder),
+    /// See [`TextEncoderConfig::Clip`].
+    Clip(ClipTextEncoder),
 }
 
 impl TextEncoderConfig {
@@ -65,6 +71,7 @@ impl TextEncoderConfig {
         match self {
             TextEncoderConfig::Gru(config) => TextEncoder::Gru(config.init(device)),
             TextEncoderConfig::Bert(config) => TextEncoder::Bert(config.init(device)),
+            TextEncoderConfig::Clip(config) => TextEncoder::Clip(config.init(device)),
         }
     }
 
@@ -73,6 +80,7 @@ impl TextEncoderConfig {
         match self {
             TextEncoderConfig::Gru(config) => config.d_embed,
             TextEncoderConfig::Bert(config) => config.d_embed,
+            TextEncoderConfig::Clip(config) => config.d_embed,
         }
     }
 }
@@ -80,14 +88,22 @@ impl TextEncoderConfig {
 impl TextEncoder {
     /// - `tokens`: `[batch, max_len]` ids (words or subwords, as the encoder expects), padded
     ///   past `lengths[b]`
-    /// - returns token features `[batch, max_len, D]` (meaningless at padding positions, which
-    ///   every pooling ignores)
-    pub fn forward(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> Tensor<3> {
+    /// - returns a set of features `[batch, n, D]` and its valid lengths: the tokens
+    ///   (`n = max_len`, the lengths given; meaningless at padding positions, which every
+    ///   pooling ignores), or for CLIP a set of one (`n = 1`)
+    pub fn forward(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Vec<usize>) {
         match self {
-            TextEncoder::Gru(encoder) => encoder.forward(tokens, lengths),
-            TextEncoder::Bert(encoder) => encoder
-                .projection
-                .forward(encoder.bert.forward(tokens, lengths)),
+            TextEncoder::Gru(encoder) => (encoder.forward(tokens, lengths), lengths.to_vec()),
+            TextEncoder::Bert(encoder) => (
+                encoder
+                    .projection
+                    .forward(encoder.bert.forward(tokens, lengths)),
+                lengths.to_vec(),
+            ),
+            TextEncoder::Clip(encoder) => (
+                encoder.forward(tokens, lengths).unsqueeze_dim(1),
+                vec![1; lengths.len()],
+            ),
         }
     }
 }

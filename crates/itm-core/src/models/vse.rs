@@ -5,9 +5,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::encoders::{
-    BertConfig, BertTextEncoderConfig, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig,
-    ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder, TextEncoderConfig,
-    VitEncoderConfig,
+    BertConfig, BertTextEncoderConfig, ClipConfig, GruTextEncoderConfig, ImageEncoder,
+    ImageEncoderConfig, ImageInput, RegionEncoderConfig, ResNetEncoderConfig, TextEncoder,
+    TextEncoderConfig, VitEncoderConfig,
 };
 use crate::fusion::{
     InstanceRelation, InstanceRelationConfig, MultiScaleFusion, MultiScaleFusionConfig,
@@ -171,6 +171,19 @@ impl VseModelConfig {
         )
     }
 
+    /// CLIP as a dual encoder (Radford et al., ICML 2021): its vision and text towers
+    /// ([`ClipConfig::image_encoder`], [`ClipConfig::text_encoder`]), each giving one
+    /// projected token, which mean pooling over that set of one l2-normalises; cosine head.
+    /// Trained with InfoNCE, whose temperature replaces CLIP's `logit_scale`.
+    pub fn clip(clip: &ClipConfig) -> Self {
+        Self::new(
+            ImageEncoderConfig::Clip(clip.image_encoder()),
+            TextEncoderConfig::Clip(clip.text_encoder()),
+            PoolingConfig::Mean,
+            PoolingConfig::Mean,
+        )
+    }
+
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> VseModel {
         assert_eq!(
@@ -244,8 +257,8 @@ impl VseModel {
     /// - `tokens`: `[batch, max_words]`, valid prefix `lengths`
     /// - returns unit caption embeddings `[batch, D]`
     pub fn encode_captions(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> Tensor<2> {
-        self.text_pooling
-            .forward(self.text.forward(tokens, lengths), lengths)
+        let (features, lengths) = self.text.forward(tokens, lengths);
+        self.text_pooling.forward(features, &lengths)
     }
 
     /// Similarity of unit embeddings: `[n_img, D] × [n_cap, D] → [n_img, n_cap]`.
@@ -284,9 +297,14 @@ impl VseModel {
         (l2_normalize(features), lengths)
     }
 
-    /// Unit word features `[batch, max_words, D]`, for fine-grained scoring.
-    pub fn encode_caption_sets(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> Tensor<3> {
-        l2_normalize(self.text.forward(tokens, lengths))
+    /// Unit word features `[batch, max_words, D]` and their counts, for fine-grained scoring.
+    pub fn encode_caption_sets(
+        &self,
+        tokens: Tensor<2, Int>,
+        lengths: &[usize],
+    ) -> (Tensor<3>, Vec<usize>) {
+        let (features, lengths) = self.text.forward(tokens, lengths);
+        (l2_normalize(features), lengths)
     }
 
     /// Scores of a batch `[n_img, n_cap]`, with whichever head the model has.
@@ -303,8 +321,8 @@ impl VseModel {
             ),
             Some(method) => {
                 let (regions, counts) = self.encode_image_sets(images);
-                let words = self.encode_caption_sets(tokens, lengths);
-                method.similarity(regions, &counts, words, lengths)
+                let (words, word_counts) = self.encode_caption_sets(tokens, lengths);
+                method.similarity(regions, &counts, words, &word_counts)
             }
         }
     }
@@ -341,6 +359,46 @@ mod tests {
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
         let max = scores.abs().max().into_scalar::<f32>();
         assert!(max <= 1.0 + 1e-5);
+    }
+
+    /// CLIP's towers in a `VseModel` embed images and captions as `ClipModel` does, as sets
+    /// of one; the scores are the cosines of CLIP's logits.
+    #[test]
+    fn clip_towers_embed_as_the_clip_model() {
+        use crate::encoders::clip::{ClipTextConfig, ClipVisionConfig};
+        let device = Device::default();
+        device.seed(3);
+        let config = ClipConfig::new(
+            ClipTextConfig::new(30, 16, 20, 2, 2, 8).with_eos_token_id(29),
+            ClipVisionConfig::new(12, 18, 1, 2, 16, 8),
+            10,
+        );
+        let clip = config.init(&device);
+        let pixels = Tensor::<3>::random([2, 3, 256], Distribution::Normal(0.0, 1.0), &device)
+            .reshape([2, 3, 16, 16]);
+        let ids = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![28i64, 4, 5, 29, 0, 28, 7, 29, 3, 3], [2, 5]),
+            &device,
+        );
+        let lengths = [4, 3];
+        let expected_images = clip.encode_images(pixels.clone());
+        let expected_texts = clip.encode_texts(ids.clone(), &lengths);
+        let scale = clip.logit_scale();
+        let logits = clip.logits_per_image(expected_images.clone(), expected_texts.clone());
+
+        let mut model = VseModelConfig::clip(&config).init(&device);
+        let (image, text) = clip.into_towers();
+        model.image = ImageEncoder::Clip(image);
+        model.text = TextEncoder::Clip(text);
+        let images = model.encode_images(ImageInput::Pixels(pixels));
+        let texts = model.encode_captions(ids.clone(), &lengths);
+        let worst = |a: Tensor<2>, b: Tensor<2>| (a - b).abs().max().into_scalar::<f32>();
+        assert!(worst(images.clone(), expected_images) < 1e-6);
+        assert!(worst(texts.clone(), expected_texts) < 1e-6);
+        let scores = model.similarity(images, texts) * scale.unsqueeze_dim::<2>(0);
+        assert!(worst(scores, logits) < 1e-5);
+        let (sets, counts) = model.encode_caption_sets(ids, &lengths);
+        assert_eq!((sets.dims(), counts), ([2, 1, 10], vec![1, 1]));
     }
 
     /// The relation layer adds parameters and refines a batch's embeddings, but the encoders

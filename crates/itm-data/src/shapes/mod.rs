@@ -24,10 +24,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::atomic;
 use crate::error::DataError;
 use crate::features::RegionFeatures;
+use crate::images::ImageTransform;
 use crate::karpathy::{KarpathyFile, KarpathyImage, KarpathySentence};
 use crate::source::ImageSource;
 use crate::split::RetrievalSplit;
@@ -199,6 +201,29 @@ impl ShapesSplit {
         )
     }
 
+    /// The split with its rendered pixels as the images (in memory), read through
+    /// `transform` without its geometric augmentation: captions state where objects are
+    /// ("at the top left", "to the left of"), which a flip or a crop would falsify, so the
+    /// training view is the evaluation view.
+    pub fn pixels(&self, transform: ImageTransform) -> RetrievalSplit {
+        let images: Vec<image::RgbImage> = (0..self.scenes.len())
+            .into_par_iter()
+            .map(|index| self.image(index))
+            .collect();
+        let transform = ImageTransform {
+            crop_scale: (1.0, 1.0),
+            flip_prob: 0.0,
+            ..transform
+        };
+        RetrievalSplit {
+            images: ImageSource::Decoded {
+                images: Arc::new(images),
+                transform,
+            },
+            ..self.retrieval.clone()
+        }
+    }
+
     /// The oracle's similarity matrix `[n_img, n_cap]` over this split.
     pub fn oracle_scores(&self) -> Vec<f32> {
         let meanings: Vec<Meaning> = self.captions.iter().map(|c| c.meaning.clone()).collect();
@@ -273,6 +298,39 @@ mod tests {
             crate::karpathy::load(&json, &root, crate::karpathy::KarpathySplit::Train).unwrap();
         assert_eq!(train.caption_image, data.train.retrieval.caption_image);
         std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    /// The pixel view holds the rendered scenes, and its training view is its evaluation view.
+    #[test]
+    fn pixels_are_the_rendered_scenes_unaugmented() {
+        use crate::batch::RegionDrop;
+        use crate::source::{Augmentation, ImageBatch};
+        let data = ShapesDataset::generate(&ShapesConfig {
+            train_images: 6,
+            dev_images: 2,
+            test_images: 2,
+            ..small()
+        });
+        let transform = ImageTransform::clip(32);
+        let split = data.train.pixels(transform.clone());
+        assert_eq!(split.captions, data.train.retrieval.captions);
+        assert_eq!(split.caption_image, data.train.retrieval.caption_image);
+        assert!(split.regions().is_none());
+        let augmentation = Augmentation {
+            region_drop: RegionDrop { prob: 0.5 },
+            seed: 9,
+        };
+        let plain = split.images.batch(&[4, 1], None).unwrap();
+        assert_eq!(
+            split.images.batch(&[4, 1], Some(augmentation)).unwrap(),
+            plain
+        );
+        let ImageBatch::Pixels(batch) = plain else {
+            panic!("pixels")
+        };
+        let expected = transform.normalise(&transform.evaluate(&data.train.image(4)));
+        assert_eq!(&batch.pixels[..3 * 32 * 32], expected.as_slice());
+        assert_eq!(split.images.head(3).len(), 3);
     }
 
     #[test]

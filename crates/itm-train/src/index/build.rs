@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use itm_core::VseModel;
+use itm_core::encoders::ImageEncoderConfig;
 use itm_data::images::{ImageTransform, PixelBatch};
 use itm_data::npy::write_f32;
 use itm_data::{CaptionTokenizer, DataError, ImageBatch, TokenBatch, atomic};
@@ -113,7 +114,7 @@ pub fn build_index(
     std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
     let result = (|| {
         let scratch = staging.join(".pixels");
-        let (split, items) = source.load(&scratch)?;
+        let (split, items) = source.load(&scratch, &config.image)?;
         if items.images.is_empty() {
             return Err(refuse(output, "the split to index has no image"));
         }
@@ -325,14 +326,19 @@ pub fn encode_texts(
     Ok(out)
 }
 
-/// Unit embedding `[1, D]` of an image file under a pixel model, resized to `size`.
+/// Unit embedding `[1, D]` of an image file under a pixel model with image tower `encoder`,
+/// read as [`ImageTransform::for_encoder`] gives (`size`: the side of a ResNet or ViT).
 pub fn encode_image_file(
     model: &VseModel,
+    encoder: &ImageEncoderConfig,
     path: &Path,
     size: u32,
     device: &Device,
 ) -> Result<Vec<f32>, DataError> {
-    let batch = PixelBatch::load(&[path.to_path_buf()], &ImageTransform::new(size), None)?;
+    let transform = ImageTransform::for_encoder(encoder, size).ok_or_else(|| {
+        DataError::invalid(path, "the model reads region features, not image files")
+    })?;
+    let batch = PixelBatch::load(&[path.to_path_buf()], &transform, None)?;
     Ok(host(
         model.encode_images(ImageBatch::Pixels(batch).to_input(device)),
     ))

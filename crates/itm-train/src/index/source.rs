@@ -101,7 +101,9 @@ impl IndexSource {
     pub fn check_model(&self, model: &VseModelConfig) -> Result<(), String> {
         let regions = match &model.image {
             ImageEncoderConfig::Regions(config) => Some(config.d_feature),
-            ImageEncoderConfig::ResNet(_) | ImageEncoderConfig::Vit(_) => None,
+            ImageEncoderConfig::ResNet(_)
+            | ImageEncoderConfig::Vit(_)
+            | ImageEncoderConfig::Clip(_) => None,
         };
         match (self, regions) {
             (
@@ -134,9 +136,19 @@ impl IndexSource {
         }
     }
 
-    /// The split to encode and what its rows are. Shapes pixels are rendered as PNG files into
-    /// `scratch` (a folder the caller removes).
-    pub fn load(&self, scratch: &Path) -> Result<(RetrievalSplit, IndexItems), DataError> {
+    /// The split to encode and what its rows are, its pixels read as `encoder` reads them
+    /// ([`ImageTransform::for_encoder`] at the source's side). Shapes pixels are rendered as
+    /// PNG files into `scratch` (a folder the caller removes).
+    pub fn load(
+        &self,
+        scratch: &Path,
+        encoder: &ImageEncoderConfig,
+    ) -> Result<(RetrievalSplit, IndexItems), DataError> {
+        // A region model never reads a pixel source ([`IndexSource::check_model`]); ImageNet's
+        // statistics stand in for the transform it does not use.
+        let transform = |size: u32| {
+            ImageTransform::for_encoder(encoder, size).unwrap_or_else(|| ImageTransform::new(size))
+        };
         match self {
             IndexSource::Shapes {
                 config,
@@ -163,7 +175,7 @@ impl IndexSource {
                             paths.push(path);
                         }
                         RetrievalSplit::new(
-                            ImageSource::files(paths, ImageTransform::new(*size)),
+                            ImageSource::files(paths, transform(*size)),
                             data.retrieval.captions.clone(),
                             data.retrieval.caption_image.clone(),
                         )?
@@ -211,7 +223,7 @@ impl IndexSource {
                         ),
                     })
                     .collect();
-                let retrieval = data.into_retrieval(ImageTransform::new(*pixel_size))?;
+                let retrieval = data.into_retrieval(transform(*pixel_size))?;
                 Ok((retrieval.clone(), items(images, &retrieval)))
             }
         }

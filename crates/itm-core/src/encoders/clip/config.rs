@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::layer::Activation;
 use super::model::ClipModel;
+use super::towers::{ClipImageEncoderConfig, ClipTextEncoderConfig};
+
+/// Text positions of OpenAI's CLIP models (its context length), and of [`ClipConfig::small`].
+pub const CLIP_TEXT_POSITIONS: usize = 77;
 
 /// The text tower of a [`ClipConfig`]; fields carry the names of `text_config` in Hugging
 /// Face's `config.json`.
@@ -82,6 +86,83 @@ pub struct ClipConfig {
     /// Initial value of the learned log inverse temperature (CLIP: `ln(1/0.07)` = 2.6592).
     #[config(default = 2.6592)]
     pub logit_scale_init_value: f64,
+}
+
+impl ClipTextConfig {
+    /// Checks the sizes and the activation; a message names the `text_config` key.
+    pub fn validate(&self) -> Result<(), String> {
+        check_tower(
+            "text_config",
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("max_position_embeddings", self.max_position_embeddings),
+            ],
+            self.hidden_size,
+            self.num_attention_heads,
+            self.layer_norm_eps,
+            &self.hidden_act,
+        )
+    }
+}
+
+impl ClipVisionConfig {
+    /// Checks the sizes and the activation; a message names the `vision_config` key.
+    pub fn validate(&self) -> Result<(), String> {
+        check_tower(
+            "vision_config",
+            &[
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("image_size", self.image_size),
+                ("patch_size", self.patch_size),
+                ("num_channels", self.num_channels),
+            ],
+            self.hidden_size,
+            self.num_attention_heads,
+            self.layer_norm_eps,
+            &self.hidden_act,
+        )?;
+        if !self.image_size.is_multiple_of(self.patch_size) {
+            return Err(format!(
+                "vision_config.patch_size ({}) does not divide image_size ({})",
+                self.patch_size, self.image_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The checks both towers share: `sizes` positive, `heads` dividing `hidden`, a positive
+/// epsilon, a supported activation.
+fn check_tower(
+    tower: &str,
+    sizes: &[(&str, usize)],
+    hidden: usize,
+    heads: usize,
+    layer_norm_eps: f64,
+    hidden_act: &str,
+) -> Result<(), String> {
+    if let Some((name, _)) = sizes.iter().find(|(_, value)| *value == 0) {
+        return Err(format!("{tower}.{name} must be positive"));
+    }
+    if !hidden.is_multiple_of(heads) {
+        return Err(format!(
+            "{tower}.num_attention_heads ({heads}) does not divide hidden_size ({hidden})"
+        ));
+    }
+    if layer_norm_eps.is_nan() || layer_norm_eps <= 0.0 {
+        return Err(format!(
+            "{tower}.layer_norm_eps must be positive, got {layer_norm_eps}"
+        ));
+    }
+    Activation::parse(hidden_act).map_err(|e| format!("{tower}.{e}"))?;
+    Ok(())
 }
 
 /// A `config.json` that cannot describe a [`ClipModel`].
@@ -197,7 +278,7 @@ mod text_defaults {
         8
     }
     pub fn max_position_embeddings() -> usize {
-        77
+        super::CLIP_TEXT_POSITIONS
     }
     pub fn eos_token_id() -> usize {
         49407
@@ -250,10 +331,42 @@ impl ClipConfig {
     /// token id (see [`ClipTextConfig::eos_token_id`]).
     pub fn vit_base_patch32() -> Self {
         ClipConfig::new(
-            ClipTextConfig::new(49408, 512, 2048, 12, 8, 77).with_eos_token_id(2),
+            ClipTextConfig::new(49408, 512, 2048, 12, 8, CLIP_TEXT_POSITIONS).with_eos_token_id(2),
             ClipVisionConfig::new(768, 3072, 12, 12, 224, 32),
             512,
         )
+    }
+
+    /// A small CLIP to train from scratch (the `clip` entry of the zoo without a pretrained
+    /// folder): both towers 2 layers of width 64 with 4 heads and a 256-wide feed-forward
+    /// (quick_gelu), [`CLIP_TEXT_POSITIONS`] text positions, the vision tower over `image_size` pixels in an 8 × 8
+    /// grid of patches (`image_size` a multiple of 8), joint width `projection_dim`.
+    /// `eos_token_id` is the tokenizer's end-of-text id (not 2, which marks the legacy
+    /// convention).
+    pub fn small(
+        vocab_size: usize,
+        eos_token_id: usize,
+        image_size: usize,
+        projection_dim: usize,
+    ) -> Self {
+        ClipConfig::new(
+            ClipTextConfig::new(vocab_size, 64, 256, 2, 4, CLIP_TEXT_POSITIONS)
+                .with_eos_token_id(eos_token_id),
+            ClipVisionConfig::new(64, 256, 2, 4, image_size, image_size / 8),
+            projection_dim,
+        )
+    }
+
+    /// The image tower of a [`VseModel`](crate::VseModel): the vision transformer and its
+    /// projection.
+    pub fn image_encoder(&self) -> ClipImageEncoderConfig {
+        ClipImageEncoderConfig::new(self.vision.clone(), self.projection_dim)
+    }
+
+    /// The text tower of a [`VseModel`](crate::VseModel): the text transformer and its
+    /// projection.
+    pub fn text_encoder(&self) -> ClipTextEncoderConfig {
+        ClipTextEncoderConfig::new(self.text.clone(), self.projection_dim)
     }
 
     /// Reads the text of a Hugging Face CLIP `config.json`, ignoring keys that do not matter
@@ -309,60 +422,13 @@ impl ClipConfig {
         Ok(config)
     }
 
-    /// Checks the sizes and activations of both towers.
+    /// Checks the sizes and activations of both towers and the joint width.
     pub fn validate(&self) -> Result<(), String> {
-        let t = &self.text;
-        let v = &self.vision;
-        let positive = [
-            ("text_config.vocab_size", t.vocab_size),
-            ("text_config.hidden_size", t.hidden_size),
-            ("text_config.intermediate_size", t.intermediate_size),
-            ("text_config.num_hidden_layers", t.num_hidden_layers),
-            ("text_config.num_attention_heads", t.num_attention_heads),
-            (
-                "text_config.max_position_embeddings",
-                t.max_position_embeddings,
-            ),
-            ("vision_config.hidden_size", v.hidden_size),
-            ("vision_config.intermediate_size", v.intermediate_size),
-            ("vision_config.num_hidden_layers", v.num_hidden_layers),
-            ("vision_config.num_attention_heads", v.num_attention_heads),
-            ("vision_config.image_size", v.image_size),
-            ("vision_config.patch_size", v.patch_size),
-            ("vision_config.num_channels", v.num_channels),
-            ("projection_dim", self.projection_dim),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(format!("{name} must be positive"));
+        self.text.validate()?;
+        self.vision.validate()?;
+        if self.projection_dim == 0 {
+            return Err("projection_dim must be positive".into());
         }
-        for (tower, hidden, heads) in [
-            ("text_config", t.hidden_size, t.num_attention_heads),
-            ("vision_config", v.hidden_size, v.num_attention_heads),
-        ] {
-            if !hidden.is_multiple_of(heads) {
-                return Err(format!(
-                    "{tower}.num_attention_heads ({heads}) does not divide hidden_size ({hidden})"
-                ));
-            }
-        }
-        if !v.image_size.is_multiple_of(v.patch_size) {
-            return Err(format!(
-                "vision_config.patch_size ({}) does not divide image_size ({})",
-                v.patch_size, v.image_size
-            ));
-        }
-        for (tower, eps) in [
-            ("text_config", t.layer_norm_eps),
-            ("vision_config", v.layer_norm_eps),
-        ] {
-            if eps.is_nan() || eps <= 0.0 {
-                return Err(format!(
-                    "{tower}.layer_norm_eps must be positive, got {eps}"
-                ));
-            }
-        }
-        Activation::parse(&t.hidden_act).map_err(|e| format!("text_config.{e}"))?;
-        Activation::parse(&v.hidden_act).map_err(|e| format!("vision_config.{e}"))?;
         Ok(())
     }
 

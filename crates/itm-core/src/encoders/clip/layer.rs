@@ -9,7 +9,7 @@
 
 use burn::module::Module;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Bool, Device, Tensor};
 
@@ -45,6 +45,29 @@ impl Activation {
 /// `x·σ(1.702x)`, the sigmoid approximation of GELU that OpenAI's CLIP was trained with.
 pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone() * sigmoid(x.mul_scalar(1.702))
+}
+
+/// Standard deviation of transformers' CLIP initialisation of embeddings and the patch
+/// projection (`initializer_range`).
+pub(crate) const INITIALIZER_RANGE: f64 = 0.02;
+
+/// `Linear(d_input → d_output)` with weights from `N(0, std²)` and a zero bias, as transformers
+/// initialises CLIP (`CLIPPreTrainedModel._init_weights`, `initializer_factor` 1).
+pub(crate) fn normal_linear(
+    d_input: usize,
+    d_output: usize,
+    std: f64,
+    bias: bool,
+    device: &Device,
+) -> Linear {
+    let mut linear = LinearConfig::new(d_input, d_output)
+        .with_bias(bias)
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
+        .init(device);
+    if bias {
+        linear.bias = Some(Initializer::Zeros.init([d_output], device));
+    }
+    linear
 }
 
 /// Sizes of a stack of [`ClipEncoderLayer`]s.
@@ -123,24 +146,42 @@ pub struct ClipEncoder {
 }
 
 impl ClipEncoder {
-    /// Builds `sizes.layers` layers.
+    /// Builds `sizes.layers` layers, initialised as transformers does: attention inputs from
+    /// `N(0, (d·2L)^-1)`, its output from `N(0, d^-1)`, `fc1` from `N(0, (2d)^-1)`, `fc2` from
+    /// `N(0, (d·2L)^-1)` (`d` the width, `L` the layers), zero biases, unit layer norms.
     ///
     /// # Panics
     ///
     /// If `sizes.hidden_act` is not a supported activation (configs validate it first).
     pub(crate) fn new(sizes: &LayerSizes<'_>, device: &Device) -> Self {
         let activation = Activation::parse(sizes.hidden_act).expect("validated activation");
+        let d = sizes.hidden;
+        let width = (d as f64).powf(-0.5);
+        let in_std = width * ((2 * sizes.layers) as f64).powf(-0.5);
         let layers = (0..sizes.layers)
             .map(|_| ClipEncoderLayer {
-                self_attn: MultiHeadAttentionConfig::new(sizes.hidden, sizes.heads)
-                    .with_dropout(sizes.attention_dropout)
-                    .init(device),
+                self_attn: {
+                    let mut attention = MultiHeadAttentionConfig::new(d, sizes.heads)
+                        .with_dropout(sizes.attention_dropout)
+                        .init(device);
+                    attention.query = normal_linear(d, d, in_std, true, device);
+                    attention.key = normal_linear(d, d, in_std, true, device);
+                    attention.value = normal_linear(d, d, in_std, true, device);
+                    attention.output = normal_linear(d, d, width, true, device);
+                    attention
+                },
                 layer_norm1: LayerNormConfig::new(sizes.hidden)
                     .with_epsilon(sizes.layer_norm_eps)
                     .init(device),
                 mlp: ClipMlp {
-                    fc1: LinearConfig::new(sizes.hidden, sizes.intermediate).init(device),
-                    fc2: LinearConfig::new(sizes.intermediate, sizes.hidden).init(device),
+                    fc1: normal_linear(
+                        d,
+                        sizes.intermediate,
+                        ((2 * d) as f64).powf(-0.5),
+                        true,
+                        device,
+                    ),
+                    fc2: normal_linear(sizes.intermediate, d, in_std, true, device),
                     activation,
                 },
                 layer_norm2: LayerNormConfig::new(sizes.hidden)

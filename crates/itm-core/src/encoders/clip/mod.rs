@@ -13,6 +13,10 @@
 //! - Layers: `x + Attn(LN(x))`, `x + MLP(LN(x))` with quick_gelu ([`layer`] says why burn's
 //!   `TransformerEncoder` is not used).
 //!
+//! - [`ClipImageEncoder`], [`ClipTextEncoder`]: the towers as the image and text encoders of a
+//!   [`VseModel`](crate::VseModel) (`ClipConfig::image_encoder`, `text_encoder`,
+//!   [`ClipModel::into_towers`]), trained with InfoNCE by `itm train --model clip`.
+//!
 //! `itm_train::load_clip` fills a model from a checkpoint folder; its `tokenizer.json` gives
 //! the ids. Images are resized to `image_size` (CLIP: shorter side, bicubic, then a centre
 //! crop), scaled to `[0, 1]` and normalised with [`CLIP_PIXEL_MEAN`] / [`CLIP_PIXEL_STD`].
@@ -21,12 +25,18 @@ mod config;
 pub mod layer;
 mod model;
 mod text;
+mod towers;
 mod vision;
 
-pub use config::{ClipConfig, ClipConfigError, ClipTextConfig, ClipVisionConfig};
+pub use config::{
+    CLIP_TEXT_POSITIONS, ClipConfig, ClipConfigError, ClipTextConfig, ClipVisionConfig,
+};
 pub use layer::{ClipEncoder, ClipEncoderLayer, ClipMlp};
 pub use model::ClipModel;
 pub use text::{ClipTextEmbeddings, ClipTextTransformer};
+pub use towers::{
+    ClipImageEncoder, ClipImageEncoderConfig, ClipTextEncoder, ClipTextEncoderConfig,
+};
 pub use vision::{ClipVisionEmbeddings, ClipVisionTransformer};
 
 /// Per-channel (RGB) means of OpenAI CLIP's pixel normalisation, applied to pixels in `[0, 1]`

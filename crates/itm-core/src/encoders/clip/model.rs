@@ -2,11 +2,12 @@
 //! temperature.
 
 use burn::module::{Module, Param};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::ClipConfig;
 use super::text::ClipTextTransformer;
+use super::towers::{ClipImageEncoder, ClipTextEncoder};
 use super::vision::ClipVisionTransformer;
 use crate::masking::l2_normalize;
 
@@ -30,15 +31,13 @@ pub struct ClipModel {
 
 impl ClipModel {
     pub(crate) fn new(config: &ClipConfig, device: &Device) -> Self {
+        let text = config.text_encoder().init(device);
+        let image = config.image_encoder().init(device);
         Self {
-            text_model: ClipTextTransformer::new(&config.text, device),
-            vision_model: ClipVisionTransformer::new(&config.vision, device),
-            visual_projection: LinearConfig::new(config.vision.hidden_size, config.projection_dim)
-                .with_bias(false)
-                .init(device),
-            text_projection: LinearConfig::new(config.text.hidden_size, config.projection_dim)
-                .with_bias(false)
-                .init(device),
+            text_model: text.text_model,
+            vision_model: image.vision_model,
+            visual_projection: image.visual_projection,
+            text_projection: text.text_projection,
             logit_scale: Param::from_tensor(Tensor::from_floats(
                 [config.logit_scale_init_value as f32],
                 device,
@@ -84,6 +83,22 @@ impl ClipModel {
     /// - returns `[n_img, n_txt]`
     pub fn logits_per_image(&self, images: Tensor<2>, texts: Tensor<2>) -> Tensor<2> {
         images.matmul(texts.transpose()) * self.logit_scale().unsqueeze_dim::<2>(0)
+    }
+
+    /// The two towers with their projections, for a [`VseModel`](crate::VseModel); the
+    /// learned temperature is left behind (read [`ClipModel::logit_scale`] first: a
+    /// `VseModel`'s InfoNCE loss holds it).
+    pub fn into_towers(self) -> (ClipImageEncoder, ClipTextEncoder) {
+        (
+            ClipImageEncoder {
+                vision_model: self.vision_model,
+                visual_projection: self.visual_projection,
+            },
+            ClipTextEncoder {
+                text_model: self.text_model,
+                text_projection: self.text_projection,
+            },
+        )
     }
 
     /// Width `D` of the joint space.

@@ -2,11 +2,11 @@
 
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::ClipTextConfig;
-use super::layer::{ClipEncoder, LayerSizes};
+use super::layer::{ClipEncoder, INITIALIZER_RANGE, LayerSizes};
 use crate::masking::{check_lengths, gather_steps, padding_mask};
 
 /// The value of `eos_token_id` that marks configs older than transformers PR #24773, where the
@@ -61,12 +61,21 @@ pub struct ClipTextTransformer {
 }
 
 impl ClipTextTransformer {
+    /// Random weights as transformers draws them (embeddings from `N(0, 0.02²)`, layers as
+    /// [`ClipEncoder::new`]).
     pub(crate) fn new(config: &ClipTextConfig, device: &Device) -> Self {
         let hidden = config.hidden_size;
+        let normal = Initializer::Normal {
+            mean: 0.0,
+            std: INITIALIZER_RANGE,
+        };
         Self {
             embeddings: ClipTextEmbeddings {
-                token_embedding: EmbeddingConfig::new(config.vocab_size, hidden).init(device),
+                token_embedding: EmbeddingConfig::new(config.vocab_size, hidden)
+                    .with_initializer(normal.clone())
+                    .init(device),
                 position_embedding: EmbeddingConfig::new(config.max_position_embeddings, hidden)
+                    .with_initializer(normal)
                     .init(device),
             },
             encoder: ClipEncoder::new(

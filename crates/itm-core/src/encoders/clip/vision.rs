@@ -6,7 +6,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConf
 use burn::tensor::{Device, Tensor};
 
 use super::config::ClipVisionConfig;
-use super::layer::{ClipEncoder, LayerSizes};
+use super::layer::{ClipEncoder, INITIALIZER_RANGE, LayerSizes};
 
 /// Class token + patch embeddings + learned positions.
 #[derive(Module, Debug)]
@@ -66,10 +66,16 @@ pub struct ClipVisionTransformer {
 }
 
 impl ClipVisionTransformer {
+    /// Random weights as transformers draws them (class token from `N(0, 1/hidden)`, patch
+    /// projection and positions from `N(0, 0.02²)`, layers as [`ClipEncoder::new`]).
     pub(crate) fn new(config: &ClipVisionConfig, device: &Device) -> Self {
         let hidden = config.hidden_size;
         let patch = [config.patch_size, config.patch_size];
         let positions = (config.image_size / config.patch_size).pow(2) + 1;
+        let normal = Initializer::Normal {
+            mean: 0.0,
+            std: INITIALIZER_RANGE,
+        };
         let norm = || {
             LayerNormConfig::new(hidden)
                 .with_epsilon(config.layer_norm_eps)
@@ -79,14 +85,17 @@ impl ClipVisionTransformer {
             embeddings: ClipVisionEmbeddings {
                 class_embedding: Initializer::Normal {
                     mean: 0.0,
-                    std: 0.02,
+                    std: (hidden as f64).powf(-0.5),
                 }
                 .init([hidden], device),
                 patch_embedding: Conv2dConfig::new([config.num_channels, hidden], patch)
                     .with_stride(patch)
                     .with_bias(false)
+                    .with_initializer(normal.clone())
                     .init(device),
-                position_embedding: EmbeddingConfig::new(positions, hidden).init(device),
+                position_embedding: EmbeddingConfig::new(positions, hidden)
+                    .with_initializer(normal)
+                    .init(device),
             },
             pre_layrnorm: norm(),
             encoder: ClipEncoder::new(
