@@ -39,5 +39,9 @@ fn fine_grained(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fine_grained);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = fine_grained
+}
 criterion_main!(benches);

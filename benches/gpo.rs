@@ -51,5 +51,9 @@ fn gpo(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, gpo);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = gpo
+}
 criterion_main!(benches);

@@ -59,5 +59,9 @@ fn recall(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cosine, recall);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = cosine, recall
+}
 criterion_main!(benches);

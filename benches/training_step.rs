@@ -73,5 +73,9 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, training_step);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = training_step
+}
 criterion_main!(benches);

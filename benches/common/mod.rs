@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, SamplingMode, measurement::WallTime};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
 use itm::burn::tensor::Device;
 use itm::core::similarity::{
     ChanConfig, EslConfig, FineGrainedSimilarity, ScanConfig, ScanDirection, XDimConfig,
@@ -22,6 +22,13 @@ pub const DIM: usize = 1024;
 pub const REGIONS: usize = 36;
 /// Words per caption of the fine-grained benchmarks.
 pub const WORDS: usize = 12;
+
+/// Criterion's default configuration, with the font its plotters-drawn HTML report needs (the
+/// workspace builds plotters with `ab_glyph`, which has no system fonts).
+pub fn criterion() -> Criterion {
+    itm::train::register_bundled_font();
+    Criterion::default()
+}
 
 /// `len` values uniform in `[-1, 1)`.
 pub fn uniform(len: usize, seed: u64) -> Vec<f32> {

@@ -20,7 +20,11 @@ const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 const WIDTH: u32 = 720;
 const PANEL_HEIGHT: u32 = 240;
 
-fn register_bundled_font() {
+/// Registers the bundled font as plotters' `sans-serif`, once per process. plotters is built
+/// with `ab_glyph`, which reads no system fonts: any plot drawn in this build (criterion's
+/// benchmark reports included, which share the plotters crate) needs it, or drawing text fails
+/// with `FontUnavailable`.
+pub fn register_bundled_font() {
     static REGISTERED: OnceLock<()> = OnceLock::new();
     REGISTERED.get_or_init(|| {
         register_font("sans-serif", FontStyle::Normal, FONT)

@@ -32,7 +32,7 @@ mod schedule;
 mod trainer;
 pub mod zoo;
 
-pub use chart::write_chart;
+pub use chart::{register_bundled_font, write_chart};
 pub use checkpoint::{Checkpoint, TrainError};
 pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use config::TrainingConfig;
