@@ -46,7 +46,7 @@ cargo build --profile "$profile" --features wgpu --examples
 # One test binary: the reference checks on the first wgpu adapter (lavapipe on a CI machine).
 cargo test --profile "$profile" --features wgpu --test backend_wgpu
 # The example names a missing adapter instead of panicking.
-if "target/$output/examples/vse_shapes" --device wgpu:64 2>"$log"; then
+if "${CARGO_TARGET_DIR:-target}/$output/examples/vse_shapes" --device wgpu:64 2>"$log"; then
     echo "ci-wgpu: --device wgpu:64 should have failed" >&2
     exit 1
 fi

@@ -40,7 +40,7 @@ ITM_TEST_WGPU_DEVICE="$device" cargo test --features "$features" --test backend_
 
 echo "== building the main example"
 cargo build --features "$features" --example vse_shapes
-example=target/debug/examples/vse_shapes
+example="${CARGO_TARGET_DIR:-target}/debug/examples/vse_shapes"
 
 # Trains on `$1` and prints the epoch throughput read back from metrics.jsonl.
 run() {
