@@ -33,7 +33,8 @@ enum Command {
     ///
     /// `--sims S.npy` reads a float32 [N, 5N] matrix. `--checkpoint DIR` (repeatable: an
     /// ensemble averaging the matrices) scores a split with the model's own similarity. Ranks
-    /// count competitors with a strictly greater score.
+    /// are pessimistic: a competitor scored equal to the ground truth is ahead of it, and the
+    /// table counts the queries with such a tie.
     Evaluate(evaluate::EvaluateArgs),
     /// Write the embeddings of images or captions under a trained checkpoint.
     ///

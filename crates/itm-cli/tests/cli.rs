@@ -66,11 +66,45 @@ fn evaluate_json_equals_the_library() {
         assert_eq!(json["t2i_r10"].as_f64().unwrap(), expected.t2i_recall[2]);
         assert_eq!(json["t2i_meanr"].as_f64().unwrap(), expected.t2i_meanr);
         assert_eq!(json["rsum"].as_f64().unwrap(), expected.rsum());
+        assert_eq!(json["i2t_ties"].as_u64().unwrap(), expected.i2t_ties as u64);
+        assert_eq!(json["degenerate"].as_bool(), Some(false));
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 11);
+        assert_eq!(keys.len(), 14);
     }
     let table = itm(&["evaluate", "--sims", path.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("rsum"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A collapsed model's all-zero [100, 500] matrix: every query ties at its ground truth, so it
+/// ranks last (recall 0, not 100) in every protocol, and the report says so.
+#[test]
+fn evaluate_never_rewards_ties() {
+    let dir = folder("ties");
+    let path = dir.join("zeros.npy");
+    write_f32(&path, &[100, 500], &vec![0.0; 100 * 500]).unwrap();
+    for (name, images) in [("f30k", 100.0), ("coco1k", 20.0), ("coco5k", 100.0)] {
+        let output = itm(&[
+            "evaluate",
+            "--sims",
+            path.to_str().unwrap(),
+            "--protocol",
+            name,
+            "--json",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json["rsum"].as_f64(), Some(0.0), "{name}: {json}");
+        assert_eq!(json["t2i_medr"].as_f64(), Some(images), "{name}: {json}");
+        assert_eq!(json["i2t_ties"].as_u64(), Some(100), "{name}: {json}");
+        assert_eq!(json["t2i_ties"].as_u64(), Some(500), "{name}: {json}");
+        assert_eq!(json["degenerate"].as_bool(), Some(true), "{name}: {json}");
+    }
+    let table = itm(&["evaluate", "--sims", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("rsum 0.0"), "{text}");
+    assert!(text.contains("ties") && text.contains("  500"), "{text}");
+    assert!(text.contains("warning: degenerate scores"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

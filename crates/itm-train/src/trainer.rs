@@ -599,12 +599,15 @@ impl Trainer {
                 seconds: started.elapsed().as_secs_f64(),
             };
             let rsum = record.validation.rsum();
-            let improved = best
-                .as_ref()
-                .is_none_or(|(best_rsum, _, _)| rsum > *best_rsum);
+            // A degenerate epoch (a collapsed model) is never the best, whatever its rsum.
+            let improved = !record.validation.degenerate
+                && best
+                    .as_ref()
+                    .is_none_or(|(best_rsum, _, _)| rsum > *best_rsum);
             eprintln!(
-                "epoch {epoch}: loss {:.4}, lr {learning_rate:.1e}, dev rsum {rsum:.1}{}, {:.1}s",
+                "epoch {epoch}: loss {:.4}, lr {learning_rate:.1e}, dev rsum {rsum:.1}{}{}, {:.1}s",
                 record.mean_loss,
+                tie_note(&record.validation),
                 if improved { " (best)" } else { "" },
                 record.seconds
             );
@@ -617,7 +620,11 @@ impl Trainer {
             history.push(record);
             if let Some(folder) = &self.output {
                 write_history(folder, &history)?;
-                let (best_rsum, best_epoch, _) = best.as_ref().expect("set above");
+                // Until an epoch is kept there is no best checkpoint to resume beside: a run
+                // stopped then starts again from the beginning.
+                let Some((best_rsum, best_epoch, _)) = best.as_ref() else {
+                    continue;
+                };
                 save_resume_state(
                     folder,
                     &model,
@@ -640,6 +647,11 @@ impl Trainer {
         {
             write_chart(&folder.join("chart.png"), &history)?;
         }
+        if best.is_none() && !history.is_empty() {
+            return Err(TrainError::Degenerate {
+                epochs: history.len(),
+            });
+        }
         let (_, best_epoch, best_model) = best.ok_or_else(|| {
             DataError::invalid(
                 self.output.as_deref().unwrap_or(Path::new(".")),
@@ -651,6 +663,16 @@ impl Trainer {
             best_epoch,
             history,
         })
+    }
+}
+
+/// `", N ties"` after the dev rsum when queries tied at their ground truth, and a flag when
+/// the scores are degenerate; empty otherwise.
+fn tie_note(metrics: &Metrics) -> String {
+    match (metrics.ties(), metrics.degenerate) {
+        (0, _) => String::new(),
+        (ties, false) => format!(" ({ties} queries tied)"),
+        (ties, true) => format!(" ({ties} queries tied: degenerate, never kept)"),
     }
 }
 
@@ -783,6 +805,8 @@ const OPTIMIZER_FILE: &str = "optimizer.bpk";
 /// Writes `metrics.jsonl` (one record a line) and `metrics.csv` (one row an epoch; the margin
 /// column is empty for a loss without one).
 fn write_history(folder: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
+    // The folder exists once a checkpoint was saved; not yet when no epoch could be kept.
+    std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
     let lines: Vec<String> = history
         .iter()
         .map(|record| serde_json::to_string(record).expect("records serialise"))
@@ -794,13 +818,13 @@ fn write_history(folder: &Path, history: &[EpochRecord]) -> Result<(), TrainErro
     let mut csv = String::from(
         "epoch,learning_rate,mean_loss,margin,skipped_steps,\
          i2t_r1,i2t_r5,i2t_r10,i2t_medr,i2t_meanr,t2i_r1,t2i_r5,t2i_r10,t2i_medr,t2i_meanr,\
-         rsum,seconds\n",
+         rsum,seconds,i2t_ties,t2i_ties,degenerate\n",
     );
     for r in history {
         let m = &r.validation;
         let margin = r.margin.map(|v| v.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{},{margin},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{margin},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.epoch,
             r.learning_rate,
             r.mean_loss,
@@ -816,7 +840,10 @@ fn write_history(folder: &Path, history: &[EpochRecord]) -> Result<(), TrainErro
             m.t2i_medr,
             m.t2i_meanr,
             m.rsum(),
-            r.seconds
+            r.seconds,
+            m.i2t_ties,
+            m.t2i_ties,
+            m.degenerate
         ));
     }
     atomic::write(&folder.join("metrics.csv"), csv.as_bytes())?;

@@ -217,3 +217,69 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     std::fs::remove_dir_all(&output).unwrap();
     std::fs::remove_dir_all(&good).unwrap();
 }
+
+/// Every image's region features set to zero: the image tower maps every image to the same
+/// embedding, so each caption scores every dev image the same and every text → image query
+/// ties at its ground truth. Ranked pessimistically that is rsum near 0 (a tie-favouring rank
+/// would give text → image recall 100 and keep the epoch as the best); the epoch is flagged
+/// degenerate, never kept, and a run of only such epochs ends with an error and no checkpoint.
+#[test]
+fn a_collapsed_model_is_never_kept_as_the_best() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut data = dataset();
+    for split in [&mut data.train.retrieval, &mut data.dev.retrieval] {
+        let regions = split.regions().unwrap();
+        let zeros = vec![0.0; regions.data().len()];
+        *split = RetrievalSplit::new(
+            ImageSource::Regions(RegionFeatures::new(
+                zeros,
+                regions.n_regions(),
+                regions.d_feature(),
+            )),
+            split.captions.clone(),
+            split.caption_image.clone(),
+        )
+        .unwrap();
+    }
+    let output = folder("collapsed");
+    let error = fit(&data, training(7), Some(&output)).expect_err("no epoch can be kept");
+    eprintln!("{error}");
+    assert!(
+        matches!(error, TrainError::Degenerate { epochs: 2 }),
+        "expected Degenerate after 2 epochs, got {error}"
+    );
+    assert!(error.to_string().contains("degenerate"));
+    assert!(
+        !output.join("model.bpk").exists() && !output.join("resume.json").exists(),
+        "a degenerate epoch was saved as a checkpoint"
+    );
+    let text = std::fs::read_to_string(output.join("metrics.jsonl")).unwrap();
+    let records: Vec<EpochRecord> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    let dev_captions = data.dev.retrieval.captions.len();
+    for record in &records {
+        let m = &record.validation;
+        assert!(m.degenerate, "epoch {}: {m:?}", record.epoch);
+        assert_eq!(m.t2i_ties, dev_captions, "every caption ties");
+        // Every caption ranks its image behind all 19 other dev images.
+        assert_eq!(m.t2i_recall, [0.0, 0.0, 0.0]);
+        assert_eq!(m.t2i_medr, 20.0);
+    }
+    let csv = std::fs::read_to_string(output.join("metrics.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",i2t_ties,t2i_ties,degenerate")
+    );
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(&format!(",{dev_captions},true"))
+    );
+    std::fs::remove_dir_all(&output).unwrap();
+}
