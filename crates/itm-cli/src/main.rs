@@ -23,11 +23,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a system of the zoo (VSE∞, SCAN, CHAN, ESL, X-Dim) and evaluate its best epoch.
-    ///
-    /// From a run.toml, from flags, or both (flags win); `--resume DIR` continues a stopped
-    /// run exactly where it stopped. The best checkpoint, metrics (JSON lines and CSV), a PNG
-    /// chart, the effective run.toml and the resume state go to the output folder.
+    /// Train a system of the zoo and evaluate its best epoch (the about text lists the zoo's
+    /// families: [`train::about`]).
+    #[command(about = train::about(), long_about = train::long_about())]
     Train(train::TrainArgs),
     /// Evaluate with the standard protocol: a saved similarity matrix, or checkpoints.
     ///
