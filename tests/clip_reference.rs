@@ -352,18 +352,14 @@ fn zoo_clip_starts_from_the_folder_and_trains() {
     assert_eq!((config.model.embed, config.model.image_size), (24, 32));
     let [train, dev, _] = config.load_data().unwrap();
     let trainer = Trainer::new(config.training.clone(), Device::flex()).with_quiet(true);
-    let (model_config, tokenizer, pretrained) = config
-        .build_model(&train, &trainer.training_device())
-        .unwrap();
-    let pretrained = pretrained.expect("the folder's towers");
-    let temperature = pretrained.temperature().unwrap();
+    let built = config.build(&train, &trainer.training_device()).unwrap();
+    let temperature = built.temperature.expect("the folder's temperature");
     let expected = f["logit_scale"].as_f64().unwrap();
     assert!(
         (temperature - expected).abs() <= 1e-5 * expected,
         "{temperature}"
     );
-    let mut model = model_config.init(&trainer.training_device());
-    pretrained.install(&mut model);
+    let (model, model_config, tokenizer) = (built.model, built.config, built.tokenizer);
 
     let device = Device::flex();
     let pixels = normalised_pixels(&f, &device);

@@ -140,7 +140,7 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
         None => {
             let run = RunConfig::from_run_folder(first)
                 .map_err(|e| format!("{e} (give --data when the checkpoint has no run.toml)"))?;
-            (run.data, run.model.image_size)
+            (run.data.clone(), run.model.image_size)
         }
     };
     // The first checkpoint's image tower decides how pixels are read (CLIP's own size and
