@@ -15,20 +15,19 @@
 //!   one-epoch run do (finite scores), its metrics are equal but for the wall-clock time.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
 use itm_core::loss::NegativeMining;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, ImageSource, RegionFeatures, RetrievalSplit, Vocabulary};
+use itm_test_support::{TempDir, serial};
 use itm_train::{
     Checkpoint, EpochRecord, TrainError, Trainer, TrainingConfig, TrainingOutcome, score_split,
 };
 
-/// Training draws from the backend's random generator, which `flex` keeps per process (a
-/// static, whatever the device): the tests of this file train one at a time.
-static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+// Training draws from the backend's random generator, which `flex` keeps per process (a
+// static, whatever the device): the tests of this file train one at a time (`serial`).
 
 fn dataset() -> ShapesDataset {
     ShapesDataset::generate(&ShapesConfig {
@@ -88,7 +87,7 @@ fn timeless(history: &[EpochRecord]) -> Vec<EpochRecord> {
 
 #[test]
 fn same_seed_same_metrics_on_flex() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = serial();
     let data = dataset();
     let first = fit(&data, training(7), None).unwrap();
     let second = fit(&data, training(7), None).unwrap();
@@ -111,7 +110,7 @@ fn same_seed_same_metrics_on_flex() {
 
 #[test]
 fn steps_with_overflowing_features_are_skipped_and_counted() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = serial();
     let mut data = dataset();
     let train = &data.train.retrieval;
     let regions = train.regions().unwrap();
@@ -144,19 +143,14 @@ fn steps_with_overflowing_features_are_skipped_and_counted() {
     }
 }
 
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = serial();
     let data = dataset();
-    let output = folder("diverge");
+    let work = TempDir::new("faults");
+    let output = work.join("diverge");
     // Epoch 0 alone, as a reference for what must survive.
-    let good = folder("good");
+    let good = work.join("good");
     fit(
         &data,
         TrainingConfig {
@@ -214,6 +208,4 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let kept = scores(&output);
     assert!(kept.iter().all(|v| v.is_finite()));
     assert_eq!(kept, scores(&good));
-    std::fs::remove_dir_all(&output).unwrap();
-    std::fs::remove_dir_all(&good).unwrap();
 }
