@@ -72,7 +72,12 @@ fn cosine_similarity_agrees_with_flex() {
         images.to_device(&gpu),
         captions.to_device(&gpu),
     ));
-    assert_close(&on_gpu, &on_flex, Tolerance::absolute(1e-5), "cosine [37, 53]");
+    assert_close(
+        &on_gpu,
+        &on_flex,
+        Tolerance::absolute(1e-5),
+        "cosine [37, 53]",
+    );
 }
 
 #[test]

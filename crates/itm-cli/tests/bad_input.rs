@@ -649,16 +649,16 @@ fn index_files(suite: &mut Suite) {
     write_precomp(&data);
     let good = dir.join("good-index");
     ITM.ok(&[
-            "index",
-            "build",
-            "--checkpoint",
-            path(&checkpoint),
-            "--data",
-            path(&data),
-            "--output",
-            path(&good),
-            "--quiet",
-        ]);
+        "index",
+        "build",
+        "--checkpoint",
+        path(&checkpoint),
+        "--data",
+        path(&data),
+        "--output",
+        path(&good),
+        "--quiet",
+    ]);
     let index = dir.join("index");
     let sheet = dir.join("sheet.png");
     std::fs::write(&sheet, b"an older sheet").unwrap();
@@ -736,17 +736,17 @@ fn index_files(suite: &mut Suite) {
 /// `itm index build --approximate` of the precomp folder `data` into `output`.
 fn build_approximate(checkpoint: &Path, data: &Path, output: &Path) {
     ITM.ok(&[
-            "index",
-            "build",
-            "--checkpoint",
-            path(checkpoint),
-            "--data",
-            path(data),
-            "--output",
-            path(output),
-            "--quiet",
-            "--approximate",
-        ]);
+        "index",
+        "build",
+        "--checkpoint",
+        path(checkpoint),
+        "--data",
+        path(data),
+        "--output",
+        path(output),
+        "--quiet",
+        "--approximate",
+    ]);
 }
 
 /// Gives `name` in the manifest of `index` the length and SHA-256 of its current content, so

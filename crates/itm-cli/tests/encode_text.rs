@@ -90,7 +90,11 @@ fn long_captions_are_truncated_and_counted() {
     let model = dir.join("model");
     std::fs::create_dir_all(&model).unwrap();
     for name in ["config.json", "model.safetensors", "tokenizer.json"] {
-        std::fs::copy(train_fixtures().path("tiny_bert").join(name), model.join(name)).unwrap();
+        std::fs::copy(
+            train_fixtures().path("tiny_bert").join(name),
+            model.join(name),
+        )
+        .unwrap();
     }
     std::fs::write(
         model.join("sentence_bert_config.json"),

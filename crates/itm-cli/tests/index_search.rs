@@ -451,12 +451,7 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
 }
 
 fn search_error(index: &Path) -> String {
-    failed(ITM.run(&[
-        "search",
-        "--index",
-        index.to_str().unwrap(),
-        "a red circle",
-    ]))
+    failed(ITM.run(&["search", "--index", index.to_str().unwrap(), "a red circle"]))
 }
 
 fn refuses_altered_indexes(index: &Path, work: &Path) {

@@ -31,7 +31,12 @@ fn case(part: &str, expected: impl Fn(&Value) -> &Value) -> FineGrainedCase {
     let f = core_fixtures().json("esl_xdim");
     let inputs = &f[part];
     let e = expected(inputs);
-    FineGrainedCase::from_json(inputs, &e["scores"], &e["grads"]["regions"], &e["grads"]["words"])
+    FineGrainedCase::from_json(
+        inputs,
+        &e["scores"],
+        &e["grads"]["regions"],
+        &e["grads"]["words"],
+    )
 }
 
 fn esl_case(mode: EslAggregator) -> FineGrainedCase {

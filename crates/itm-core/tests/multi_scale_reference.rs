@@ -6,7 +6,9 @@ use burn::module::Param;
 use burn::tensor::{Device, Tolerance};
 use itm_core::fusion::{MultiScaleFusionConfig, ScaleCombination};
 use itm_core::masking::fill_padding;
-use itm_test_support::{assert_close, core_fixtures, floats, load_linear, sizes, tensor, transpose, values};
+use itm_test_support::{
+    assert_close, core_fixtures, floats, load_linear, sizes, tensor, transpose, values,
+};
 
 const TOLERANCE: f32 = 1e-5;
 

@@ -20,15 +20,8 @@ pub fn assert_checkpoint_rescores(
     let (model, config, tokenizer) = Checkpoint::new(folder)
         .load(device)
         .expect("the checkpoint loads");
-    let again = evaluate_split(
-        &model,
-        split,
-        &tokenizer,
-        device,
-        Protocol::Flickr30k,
-        true,
-    )
-    .expect("the reloaded model evaluates");
+    let again = evaluate_split(&model, split, &tokenizer, device, Protocol::Flickr30k, true)
+        .expect("the reloaded model evaluates");
     assert!(
         (again.metrics.rsum() - expected_rsum).abs() < 1e-6,
         "the reloaded model scores {} instead of {expected_rsum}",

@@ -58,7 +58,10 @@ pub fn assert_close(
 ) -> f32 {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     if let Some(i) = actual.iter().position(|v| !v.is_finite()) {
-        panic!("{what}: a value is NaN or infinite (position {i}: {})", actual[i]);
+        panic!(
+            "{what}: a value is NaN or infinite (position {i}: {})",
+            actual[i]
+        );
     }
     let worst = max_abs_difference(actual, expected);
     eprintln!("{what}: max abs difference {worst:.3e}");
@@ -84,7 +87,12 @@ mod tests {
 
     #[test]
     fn values_within_the_tolerance_pass_and_the_worst_is_returned() {
-        let worst = assert_close(&[1.0, 2.0], &[1.0, 2.000_001], Tolerance::absolute(1e-5), "x");
+        let worst = assert_close(
+            &[1.0, 2.0],
+            &[1.0, 2.000_001],
+            Tolerance::absolute(1e-5),
+            "x",
+        );
         assert!(worst > 0.0 && worst < 1e-5);
         // Equal values pass a zero tolerance.
         assert_close(&[0.5], &[0.5], Tolerance::absolute(0.0), "exact");
@@ -107,6 +115,9 @@ mod tests {
         let within = Within::ScaledAbsolute(1e-5);
         within.assert(&[12.000_05], &[12.0], "large");
         let small = std::panic::catch_unwind(|| within.assert(&[0.5 + 5e-5], &[0.5], "small"));
-        assert!(small.is_err(), "order-one values keep the absolute tolerance");
+        assert!(
+            small.is_err(),
+            "order-one values keep the absolute tolerance"
+        );
     }
 }

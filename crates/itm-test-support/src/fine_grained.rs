@@ -11,8 +11,8 @@
 
 pub use burn::tensor::Device;
 use burn::tensor::{Gradients, Tensor, TensorData, s};
-pub use itm_core::similarity::FineGrainedSimilarity;
 use itm_core::masking::fill_padding;
+pub use itm_core::similarity::FineGrainedSimilarity;
 use serde_json::Value;
 
 use crate::close::Within;
@@ -90,10 +90,7 @@ impl FineGrainedCase {
     /// The probe on `device`.
     pub fn probe(&self, device: &Device) -> Tensor<2> {
         let shape = [self.regions_shape[0], self.words_shape[0]];
-        Tensor::from_data(
-            TensorData::new(self.probe.clone(), shape),
-            device,
-        )
+        Tensor::from_data(TensorData::new(self.probe.clone(), shape), device)
     }
 }
 
@@ -197,7 +194,11 @@ pub fn assert_shape_contract(
         );
         assert_eq!(alone.dims(), [n_img, 1], "{name}: one caption's shape");
         let column = values(full.clone().slice(s![.., j..j + 1]));
-        within.assert(&values(alone), &column, &format!("{name}: caption {j} alone"));
+        within.assert(
+            &values(alone),
+            &column,
+            &format!("{name}: caption {j} alone"),
+        );
     }
     let padded = score(
         fill_padding(case.regions(device), &case.counts, 3.0),
@@ -230,12 +231,12 @@ macro_rules! fine_grained_conformance {
             #[allow(unused_imports)]
             use super::*;
 
-            fn case() -> $crate::fine_grained::FineGrainedCase {
+            fn conformance_case() -> $crate::fine_grained::FineGrainedCase {
                 $case
             }
 
             #[allow(unused_variables)]
-            fn head(
+            fn conformance_head(
                 $device: &$crate::fine_grained::Device,
             ) -> impl $crate::fine_grained::FineGrainedSimilarity {
                 $head
@@ -245,8 +246,8 @@ macro_rules! fine_grained_conformance {
             fn scores_match_the_reference() {
                 let device = $crate::fine_grained::Device::flex();
                 $crate::fine_grained::assert_scores(
-                    &head(&device),
-                    &case(),
+                    &conformance_head(&device),
+                    &conformance_case(),
                     &device,
                     $within,
                     stringify!($name),
@@ -257,8 +258,8 @@ macro_rules! fine_grained_conformance {
             fn input_gradients_match_the_reference() {
                 let device = $crate::fine_grained::Device::flex().autodiff();
                 $crate::fine_grained::assert_input_gradients(
-                    &head(&device),
-                    &case(),
+                    &conformance_head(&device),
+                    &conformance_case(),
                     &device,
                     $within,
                     stringify!($name),
@@ -269,8 +270,8 @@ macro_rules! fine_grained_conformance {
             fn shape_contract_holds() {
                 let device = $crate::fine_grained::Device::flex();
                 $crate::fine_grained::assert_shape_contract(
-                    &head(&device),
-                    &case(),
+                    &conformance_head(&device),
+                    &conformance_case(),
                     &device,
                     $within,
                     stringify!($name),

@@ -46,12 +46,7 @@ pub fn fit_quietly(
     if let Some(folder) = output {
         trainer = trainer.with_output(folder);
     }
-    trainer.fit(
-        model,
-        &data.train.retrieval,
-        &data.dev.retrieval,
-        tokenizer,
-    )
+    trainer.fit(model, &data.train.retrieval, &data.dev.retrieval, tokenizer)
 }
 
 /// The `[data]` section of a run file on `shapes` (`kind = "shapes"`).

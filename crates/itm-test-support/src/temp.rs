@@ -22,11 +22,9 @@ impl TempDir {
     /// earlier process with the same id is removed first).
     pub fn new(name: &str) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("itm-{name}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("itm-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Self { path }
     }
 

@@ -29,7 +29,7 @@ fn bert_fine_tunes_on_shapes() {
     )
     .with_quiet(true);
     let output = TempDir::new("bert-finetune");
-    let trainer = trainer.with_output(&output);
+    let trainer = trainer.with_output(output.path());
     let device = trainer.training_device();
     let (bert, bert_config) = load_bert(&pretrained, &device).expect("the fixture loads");
     let config = VseModelConfig::vse_infinity_bert(32, bert_config, 32);

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tolerance};
 use itm_data::SubwordTokenizer;
 use itm_test_support::{
-    Mismatch, TempDir, assert_close, assert_error_names, assert_mismatch, batch_ids, edit_config, floats,
-    ids, integers, sizes, train_fixtures, values,
+    Mismatch, TempDir, assert_close, assert_error_names, assert_mismatch, batch_ids, edit_config,
+    floats, integers, sizes, train_fixtures, values,
 };
 use itm_train::load_bert;
 use serde_json::Value;
@@ -51,7 +51,7 @@ fn tiny_bert_matches_transformers() {
     assert!(config.add_pooling_layer && model.pooler.is_some());
 
     let (ids, lengths, width) = fixture_ids();
-    let ids = ids(&ids, lengths.len(), width, &device);
+    let ids = itm_test_support::ids(&ids, lengths.len(), width, &device);
     let features = model.forward(ids.clone(), &lengths);
     assert_eq!(features.dims(), [lengths.len(), width, 32]);
     // Every position, padding included: HF masks padded keys only, as we do.
@@ -61,11 +61,7 @@ fn tiny_bert_matches_transformers() {
         "token features",
     );
     let pooled = model.pooled(features).expect("the fixture has a pooler");
-    assert_within(
-        &values(pooled),
-        &floats(&f["pooled"]),
-        "pooler output",
-    );
+    assert_within(&values(pooled), &floats(&f["pooled"]), "pooler output");
     assert_within(
         &values(model.sentence_embeddings(ids, &lengths)),
         &floats(&f["sentence_embeddings"]),
@@ -81,7 +77,7 @@ fn legacy_key_layout_loads_the_same_weights() {
     let (model, config) = load_bert(&fixture_dir("tiny_bert_legacy"), &device).unwrap();
     assert!(!config.add_pooling_layer && model.pooler.is_none());
     let (ids, lengths, width) = fixture_ids();
-    let ids = ids(&ids, lengths.len(), width, &device);
+    let ids = itm_test_support::ids(&ids, lengths.len(), width, &device);
     assert_within(
         &values(model.forward(ids.clone(), &lengths)),
         &floats(&f["features"]),

@@ -10,13 +10,11 @@ use burn::tensor::{Device, Tensor, TensorData, Tolerance};
 use itm_core::encoders::ImageInput;
 use itm_core::encoders::clip::{CLIP_PIXEL_MEAN, CLIP_PIXEL_STD};
 use itm_data::TokenBatch;
-use itm_train::{
-    DataSection, RunConfig, RunOverrides, Trainer, clip_tokenizer, load_clip,
-};
 use itm_test_support::{
     Mismatch, TempDir, assert_close, assert_error_names, assert_mismatch, batch_ids, edit_config,
     floats, ids, integers, read_json, sizes, train_fixtures, values,
 };
+use itm_train::{DataSection, RunConfig, RunOverrides, Trainer, clip_tokenizer, load_clip};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-5;
@@ -37,12 +35,7 @@ fn reference() -> Value {
 }
 
 fn id_rows(value: &Value) -> Vec<Vec<i64>> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(integers)
-        .collect()
+    value.as_array().unwrap().iter().map(integers).collect()
 }
 
 /// The fixture's pixels (in `[0, 1]`) normalised with the CLIP constants, `[2, 3, 32, 32]`.

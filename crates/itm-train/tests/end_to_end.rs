@@ -33,7 +33,7 @@ fn short_run_learns_and_checkpoints() {
         &model,
         &data,
         &tokenizer,
-        Some(&output),
+        Some(output.path()),
     )
     .expect("training runs");
 

@@ -40,7 +40,7 @@ fn train_and_check(
         &model,
         &data,
         &tokenizer,
-        Some(&output),
+        Some(output.path()),
     )
     .expect("training runs");
     let losses: Vec<f64> = outcome.history.iter().map(|r| r.mean_loss).collect();

