@@ -15,6 +15,8 @@
 //! - [`checkpoint`]: a checkpoint reloads to the same scores;
 //! - [`serial`]: one training at a time on the device's random generator.
 
+#![warn(missing_docs)]
+
 pub mod binary;
 pub mod checkpoint;
 pub mod close;

@@ -16,24 +16,14 @@ use itm_core::encoders::{
     GruTextEncoderConfig, ImageEncoderConfig, RegionEncoderConfig, TextEncoderConfig,
 };
 use itm_core::{VseModel, VseModelConfig};
-use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, Vocabulary};
-use itm_test_support::TempDir;
+use itm_test_support::{TempDir, shapes};
 use itm_train::{Checkpoint, EpochRecord, Trainer, TrainingConfig, TrainingOutcome, zoo};
 
 /// 120 training images (600 captions: 15 batches of 40 an epoch), 20 dev images.
 fn dataset() -> ShapesDataset {
-    ShapesDataset::generate(&ShapesConfig {
-        seed: 31,
-        train_images: 120,
-        dev_images: 20,
-        test_images: 0,
-        regions: RegionFeatureConfig {
-            d_feature: 24,
-            n_regions: 4,
-            noise: 1.0,
-        },
-    })
+    shapes(31, [120, 20, 0], 24, 4)
 }
 
 const STEPS_PER_EPOCH: usize = 600 / 40;

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
 use itm_core::loss::NegativeMining;
-use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, ImageSource, RegionFeatures, RetrievalSplit, Vocabulary};
-use itm_test_support::{TempDir, serial};
+use itm_test_support::{TempDir, serial, shapes};
 use itm_train::{
     Checkpoint, EpochRecord, TrainError, Trainer, TrainingConfig, TrainingOutcome, score_split,
 };
@@ -30,17 +30,7 @@ use itm_train::{
 // static, whatever the device): the tests of this file train one at a time (`serial`).
 
 fn dataset() -> ShapesDataset {
-    ShapesDataset::generate(&ShapesConfig {
-        seed: 21,
-        train_images: 120,
-        dev_images: 20,
-        test_images: 0,
-        regions: RegionFeatureConfig {
-            d_feature: 24,
-            n_regions: 4,
-            noise: 1.0,
-        },
-    })
+    shapes(21, [120, 20, 0], 24, 4)
 }
 
 fn training(seed: u64) -> TrainingConfig {
