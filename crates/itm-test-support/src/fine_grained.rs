@@ -217,7 +217,7 @@ pub fn assert_shape_contract(
 /// `scores_match_the_reference`, `input_gradients_match_the_reference` and
 /// `shape_contract_holds` (see [`crate::fine_grained`]).
 ///
-/// ```ignore
+/// ```text
 /// fine_grained_conformance!(scan_t2i_lse {
 ///     case: case("scan_t2i_lse"),                 // a FineGrainedCase
 ///     head: |device| scan(TextToImage, LogSumExp), // built on the test's device
