@@ -67,7 +67,7 @@ fn clip_runs_take_their_sizes_from_the_folder() {
     assert_eq!(config.training.loss, LossKind::InfoNce);
     assert_eq!((config.model.embed, config.model.image_size), (512, 224));
     assert_eq!(config.pixel_transform(), Some(ImageTransform::clip(224)));
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny_clip");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_clip");
     let config = parse(&format!("[model]\nname = \"clip\"\nclip = {folder:?}\n")).unwrap();
     assert_eq!((config.model.embed, config.model.image_size), (24, 32));
     // The written run names both sizes: reading it back needs no folder.
