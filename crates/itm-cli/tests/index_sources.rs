@@ -12,8 +12,9 @@ use itm_core::VseModelConfig;
 use itm_data::images::decode;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary, precomp};
-use itm_train::index::Index;
-use itm_train::{BORDER, CELL, Checkpoint, frame_origin, sheet_size};
+use itm_serve::index::Index;
+use itm_serve::{BORDER, CELL, frame_origin, sheet_size};
+use itm_train::Checkpoint;
 
 fn itm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_itm"))

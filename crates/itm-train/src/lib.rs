@@ -4,8 +4,6 @@
 //! - [`Trainer`]: the epoch loop (AdamW, step decay, gradient clipping, VSE0 warm-up, validation
 //!   rsum after every epoch, best checkpoint kept).
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
-//! - [`index`]: retrieval indexes (build, open with checks, exact top-k search).
-//! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
 //!   continues a stopped run from the state saved after every epoch.
 //! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output);
@@ -21,9 +19,7 @@ mod chart;
 mod checkpoint;
 mod clip_weights;
 mod config;
-mod contact_sheet;
 mod evaluate;
-pub mod index;
 mod pretrained;
 mod progress;
 mod run;
@@ -36,10 +32,6 @@ pub use chart::{register_bundled_font, write_chart};
 pub use checkpoint::{Checkpoint, TrainError};
 pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use config::TrainingConfig;
-pub use contact_sheet::{
-    BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
-    frame_origin, sheet_size, sidecar, write_contact_sheet,
-};
 pub use evaluate::{
     Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
     evaluate_split, score_split,
