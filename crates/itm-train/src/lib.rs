@@ -4,6 +4,7 @@
 //! - [`Trainer`]: the epoch loop (AdamW, step decay, gradient clipping, VSE0 warm-up, validation
 //!   rsum after every epoch, best checkpoint kept).
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
+//! - [`TrainError`]: what failed in training, naming the file or the setting.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
 //!   continues a stopped run from the state saved after every epoch.
 //! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output);
@@ -19,6 +20,7 @@ mod chart;
 mod checkpoint;
 mod clip_weights;
 mod config;
+mod error;
 mod evaluate;
 mod pretrained;
 mod progress;
@@ -29,9 +31,10 @@ mod trainer;
 pub mod zoo;
 
 pub use chart::{register_bundled_font, write_chart};
-pub use checkpoint::{Checkpoint, TrainError};
+pub use checkpoint::Checkpoint;
 pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use config::TrainingConfig;
+pub use error::TrainError;
 pub use evaluate::{
     Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
     evaluate_split, score_split,

@@ -26,9 +26,9 @@ use itm_data::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::TrainError;
 use crate::clip_weights::{clip_tokenizer, load_clip, read_clip_config};
 use crate::config::{LossKind, TrainingConfig};
+use crate::error::TrainError;
 use crate::pretrained::{PretrainedError, load_bert, sentence_max_length};
 use crate::zoo::{self, ZooText};
 
