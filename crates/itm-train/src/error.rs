@@ -1,6 +1,6 @@
 //! Errors of the train crate: each variant says what failed, naming the file or the setting.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use itm_data::DataError;
 
@@ -61,4 +61,66 @@ impl TrainError {
             reason: reason.into(),
         }
     }
+}
+
+/// Loading pretrained weights failed; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PretrainedError {
+    /// The file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// The file is not what it should be (not SafeTensors, a bad `config.json`, …).
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The tensors of the file do not fit the module.
+    #[error("{}", mismatch_message(path, missing, unexpected, mismatched))]
+    Mismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// Parameters of the module (named as in the module) that no tensor of the file fills.
+        missing: Vec<String>,
+        /// Tensors of the file (named as in the file) that fill no parameter.
+        unexpected: Vec<String>,
+        /// Tensors found with the wrong shape (or an unusable type), one line each: the file's
+        /// name, the model's, and both shapes in burn's layout (Linear weights `[in, out]`).
+        mismatched: Vec<String>,
+    },
+}
+
+/// Lines shown per section of a mismatch message (the error itself keeps every name).
+const SHOWN: usize = 20;
+
+pub(crate) fn mismatch_message(
+    path: &Path,
+    missing: &[String],
+    unexpected: &[String],
+    mismatched: &[String],
+) -> String {
+    let mut message = format!("{}: the weights do not fit the model", path.display());
+    for (title, items) in [
+        ("missing from the file (model parameters)", missing),
+        ("unexpected in the file", unexpected),
+        ("shape mismatches", mismatched),
+    ] {
+        if !items.is_empty() {
+            message.push_str(&format!("\n  {title} ({}):", items.len()));
+            for item in items.iter().take(SHOWN) {
+                message.push_str(&format!("\n    {item}"));
+            }
+            if items.len() > SHOWN {
+                message.push_str(&format!("\n    … and {} more", items.len() - SHOWN));
+            }
+        }
+    }
+    message
 }

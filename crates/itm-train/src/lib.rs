@@ -12,13 +12,13 @@
 //! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
-//!   CLIP folders.
+//!   CLIP folders; [`bert_config_from_json`], [`clip_config_from_json`]: their `config.json`
+//!   (the core crate's configs know no file format).
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
 mod chart;
 mod checkpoint;
-mod clip_weights;
 mod config;
 mod error;
 mod evaluate;
@@ -32,16 +32,17 @@ pub mod zoo;
 
 pub use chart::{register_bundled_font, write_chart};
 pub use checkpoint::Checkpoint;
-pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use config::TrainingConfig;
-pub use error::TrainError;
+pub use error::{PretrainedError, TrainError};
 pub use evaluate::{
     Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
     evaluate_split, score_split,
 };
 pub use pretrained::{
-    BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,
-    load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
+    BERT_IGNORED, BERT_KEY_REMAP, BertConfigError, CLIP_IGNORED, CLIP_KEY_REMAP, ClipConfigError,
+    bert_config_from_json, clip_config_from_json, clip_tokenizer, load_bert, load_clip,
+    load_safetensors_ignoring, load_safetensors_into, read_clip_config, safetensors_names,
+    save_safetensors, sentence_max_length,
 };
 pub use progress::Progress;
 pub use run::FinishedRun;

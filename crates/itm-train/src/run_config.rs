@@ -26,10 +26,11 @@ use itm_data::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::clip_weights::{clip_tokenizer, load_clip, read_clip_config};
 use crate::config::{LossKind, TrainingConfig};
-use crate::error::TrainError;
-use crate::pretrained::{PretrainedError, load_bert, sentence_max_length};
+use crate::error::{PretrainedError, TrainError};
+use crate::pretrained::{
+    clip_tokenizer, load_bert, load_clip, read_clip_config, sentence_max_length,
+};
 use crate::zoo::{self, ZooText};
 
 /// Name of the effective configuration written in the output folder.
