@@ -96,7 +96,7 @@ pub fn build_index(
     let (model, config, tokenizer) = checkpoint.load(device)?;
     if model.fine_grained().is_some() {
         return Err(ServeError::refused(
-            &checkpoint.folder().join("model.json"),
+            checkpoint.folder().join("model.json"),
             format!(
                 "the model scores pairs with a fine-grained similarity ({:?}); an index holds one \
                  pooled embedding per item compared by cosine, so only cosine models can be indexed",
@@ -106,7 +106,7 @@ pub fn build_index(
     }
     source
         .check_model(&config)
-        .map_err(|e| ServeError::refused(&checkpoint.folder().join("model.json"), e))?;
+        .map_err(|e| ServeError::refused(checkpoint.folder().join("model.json"), e))?;
 
     let staging = sibling(output, "building")?;
     let _ = std::fs::remove_dir_all(&staging);
