@@ -86,3 +86,32 @@ impl ServeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each variant names its file first, as the index's errors did when they were data errors.
+    #[test]
+    fn messages_name_the_file() {
+        let path = PathBuf::from("INDEX/manifest.json");
+        for (error, text) in [
+            (
+                ServeError::corrupt(&path, "records no images.npy"),
+                "INDEX/manifest.json: records no images.npy",
+            ),
+            (
+                ServeError::refused(&path, "not an index"),
+                "INDEX/manifest.json: not an index",
+            ),
+            (
+                ServeError::encode(&path, "cannot encode the PNG: x"),
+                "INDEX/manifest.json: cannot encode the PNG: x",
+            ),
+        ] {
+            assert_eq!(error.to_string(), text);
+        }
+        let data: ServeError = DataError::invalid(&path, "bad").into();
+        assert_eq!(data.to_string(), "INDEX/manifest.json: bad");
+    }
+}

@@ -124,3 +124,18 @@ pub(crate) fn mismatch_message(
     }
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A setting is named as the key it is written under, with no file around it: the text
+    /// is the one the run printed when the key travelled as a path.
+    #[test]
+    fn a_setting_is_named_by_its_key() {
+        let error = TrainError::config("training.loss", "needs the cosine head");
+        assert_eq!(error.to_string(), "training.loss: needs the cosine head");
+        let as_path = DataError::invalid("training.loss", "needs the cosine head");
+        assert_eq!(error.to_string(), as_path.to_string());
+    }
+}
