@@ -5,7 +5,7 @@ use burn::config::Config;
 use itm_core::encoders::BertConfig;
 use serde::{Deserialize, Serialize};
 
-/// A `config.json` that cannot describe a [`BertModel`].
+/// A `config.json` that cannot describe a [`BertModel`](itm_core::encoders::BertModel).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a usable BERT config.json: {message}")]
 pub struct BertConfigError {

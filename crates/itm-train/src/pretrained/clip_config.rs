@@ -5,7 +5,7 @@ use burn::config::Config;
 use itm_core::encoders::clip::{ClipConfig, ClipTextConfig, ClipVisionConfig};
 use serde::{Deserialize, Serialize};
 
-/// A `config.json` that cannot describe a [`ClipModel`].
+/// A `config.json` that cannot describe a [`ClipModel`](itm_core::encoders::ClipModel).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a usable CLIP config.json: {message}")]
 pub struct ClipConfigError {
@@ -164,7 +164,8 @@ fn default_logit_scale() -> f64 {
 }
 
 /// Reads the text of a Hugging Face CLIP `config.json` into a [`ClipConfig`], ignoring keys
-/// that do not matter here; keys absent from `text_config` / `vision_config` take transformers' defaults.
+/// that do not matter here; keys absent from `text_config` / `vision_config` take
+/// transformers' defaults.
 ///
 /// Refuses other model types, a file without `text_config` or `vision_config`,
 /// unsupported activations and inconsistent sizes.

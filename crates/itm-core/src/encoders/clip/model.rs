@@ -43,8 +43,9 @@ impl ClipConfig {
 
     /// A small CLIP to train from scratch (the `clip` entry of the zoo without a pretrained
     /// folder): both towers 2 layers of width 64 with 4 heads and a 256-wide feed-forward
-    /// (quick_gelu), [`CLIP_TEXT_POSITIONS`] text positions, the vision tower over `image_size` pixels in an 8 × 8
-    /// grid of patches (`image_size` a multiple of 8), joint width `projection_dim`.
+    /// (quick_gelu), [`CLIP_TEXT_POSITIONS`] text positions, the vision tower over `image_size`
+    /// pixels in an 8 × 8 grid of patches (`image_size` a multiple of 8), joint width
+    /// `projection_dim`.
     /// `eos_token_id` is the tokenizer's end-of-text id (not 2, which marks the legacy
     /// convention).
     pub fn small(
