@@ -7,6 +7,7 @@
 //! - [`data`] (`itm-data`): the embedded `shapes` dataset, the precomp layout, vocabularies and
 //!   batching.
 //! - [`train`] (`itm-train`): the training loop, checkpoints and split evaluation.
+//! - [`serve`] (`itm-serve`): retrieval indexes (exact and HNSW search) and contact sheets.
 //! - [`device`]: picking a backend at run time (`flex`, `wgpu`, `cuda`).
 //!
 //! ```no_run
@@ -25,4 +26,5 @@ struct ReadmeDoctests;
 pub use burn;
 pub use itm_core as core;
 pub use itm_data as data;
+pub use itm_serve as serve;
 pub use itm_train as train;

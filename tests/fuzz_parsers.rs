@@ -7,11 +7,11 @@
 //! made npyz panic (regression cases in `crates/itm-cli/tests/bad_input.rs`).
 
 use itm::core::VseModelConfig;
-use itm::core::encoders::{BertConfig, ClipConfig};
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::npy::{MappedF32, write_f32};
 use itm::data::{PAD, Vocabulary};
 use itm_test_support::{TempDir, train_fixtures};
+use itm::train::{bert_config_from_json, clip_config_from_json};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
@@ -281,7 +281,7 @@ fn config_readers_never_panic() {
         "bert config.json",
         json_inputs(fixture("tiny_bert/config.json")),
         |bytes| {
-            if let Ok(config) = BertConfig::from_hf_json(&String::from_utf8_lossy(bytes)) {
+            if let Ok(config) = bert_config_from_json(&String::from_utf8_lossy(bytes)) {
                 config.validate().unwrap();
             }
         },
@@ -290,7 +290,7 @@ fn config_readers_never_panic() {
         "clip config.json",
         json_inputs(fixture("tiny_clip/config.json")),
         |bytes| {
-            let _ = ClipConfig::from_hf_json(&String::from_utf8_lossy(bytes));
+            let _ = clip_config_from_json(&String::from_utf8_lossy(bytes));
         },
     );
     let model = VseModelConfig::vse_infinity_bigru_sized(16, 40, 16, 8).to_string();

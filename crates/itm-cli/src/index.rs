@@ -6,11 +6,11 @@ use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use itm_core::encoders::ImageEncoderConfig;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig};
-use itm_train::Checkpoint;
-use itm_train::index::{
+use itm_serve::index::{
     ApproximateOptions, Collection, HNSW_LIBRARY, HNSW_M, HnswParameters, IndexSource, Manifest,
     RECALL_K, build_index,
 };
+use itm_train::Checkpoint;
 
 /// Index commands.
 #[derive(Subcommand, Debug)]

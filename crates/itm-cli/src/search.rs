@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Args;
-use itm_train::index::{Collection, Hit, Index, RECALL_K, encode_image_file, encode_texts};
-use itm_train::{sidecar, write_contact_sheet};
+use itm_serve::index::{Collection, Hit, Index, RECALL_K, encode_image_file, encode_texts};
+use itm_serve::{sidecar, write_contact_sheet};
 
 /// Options of `itm search`.
 #[derive(Args, Debug)]
@@ -253,7 +253,7 @@ fn rank(
     Ok((hits, used))
 }
 
-fn first(found: Result<Vec<Vec<Hit>>, itm_data::DataError>) -> Result<Vec<Hit>, String> {
+fn first(found: Result<Vec<Vec<Hit>>, itm_serve::ServeError>) -> Result<Vec<Hit>, String> {
     found
         .map_err(|e| e.to_string())
         .map(|mut all| all.swap_remove(0))

@@ -755,7 +755,7 @@ fn rerecord(index: &Path, name: &str) {
     let manifest_path = index.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    let (sha256, bytes) = itm_train::index::file_digest(&index.join(name)).unwrap();
+    let (sha256, bytes) = itm_serve::index::file_digest(&index.join(name)).unwrap();
     let record = manifest["files"]
         .as_array_mut()
         .unwrap()

@@ -9,61 +9,12 @@ use burn::tensor::Device;
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, SubwordTokenizer, Vocabulary, atomic};
 
+use crate::error::TrainError;
+
 /// A checkpoint folder: `model.bpk`, `model.json`, and `vocab.json` or `tokenizer.json`.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     folder: PathBuf,
-}
-
-/// Training or checkpointing failed: bad data, or a weights file that cannot be written or read.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// A data or checkpoint file, or the values in it.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// The weights file.
-    #[error("{path}: {message}")]
-    Weights {
-        /// The weights file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-    /// The model scored a pair NaN or infinite: its outputs are no longer numbers.
-    #[error("the model's score of image {image} and caption {caption} is {value}")]
-    NonFiniteScores {
-        /// Row of the score.
-        image: usize,
-        /// Column of the score.
-        caption: usize,
-        /// The score.
-        value: f32,
-    },
-    /// Training diverged (every step of an epoch had a non-finite loss or gradient, or the
-    /// model's validation scores were not finite) and stopped; the checkpoint and metrics of
-    /// the earlier epochs were left as they were.
-    #[error(
-        "epoch {epoch}: training diverged ({reason}) and stopped; the last good checkpoint, if \
-         any, is kept: lower the learning rate or check the data"
-    )]
-    Diverged {
-        /// 0-based epoch.
-        epoch: usize,
-        /// What was not finite.
-        reason: String,
-    },
-    /// Every epoch's dev scores were degenerate (more than half of a direction's queries tied
-    /// at their ground truth: a collapsed model), so no epoch was kept as the best and no
-    /// checkpoint was written; the metrics of the epochs were.
-    #[error(
-        "every one of the {epochs} epochs scored the dev split degenerately (most queries tie \
-         at their ground truth: the model collapsed), so no checkpoint was kept; see \
-         metrics.jsonl, then lower the learning rate or check the data"
-    )]
-    Degenerate {
-        /// Epochs trained.
-        epochs: usize,
-    },
 }
 
 impl Checkpoint {

@@ -7,7 +7,7 @@ use itm_core::similarity::{BlockedCosine, FeatureSets, ShardedScorer};
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, ImageSource, RetrievalSplit, TokenBatch};
 
-use crate::checkpoint::TrainError;
+use crate::error::TrainError;
 use crate::progress::Progress;
 
 /// Unit embeddings of a split, row-major.

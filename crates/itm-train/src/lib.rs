@@ -4,8 +4,7 @@
 //! - [`Trainer`]: the epoch loop (AdamW, step decay, gradient clipping, VSE0 warm-up, validation
 //!   rsum after every epoch, best checkpoint kept).
 //! - [`encode_split`] / [`evaluate_split`]: embeddings and the standard protocol on a split.
-//! - [`index`]: retrieval indexes (build, open with checks, exact top-k search).
-//! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index.
+//! - [`TrainError`]: what failed in training, naming the file or the setting.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
 //!   continues a stopped run from the state saved after every epoch.
 //! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output),
@@ -15,17 +14,16 @@
 //! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
-//!   CLIP folders.
+//!   CLIP folders; [`bert_config_from_json`], [`clip_config_from_json`]: their `config.json`
+//!   (the core crate's configs know no file format).
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
 mod chart;
 mod checkpoint;
-mod clip_weights;
 mod config;
-mod contact_sheet;
+mod error;
 mod evaluate;
-pub mod index;
 mod pretrained;
 mod progress;
 mod run;
@@ -35,20 +33,18 @@ mod trainer;
 pub mod zoo;
 
 pub use chart::{register_bundled_font, write_chart};
-pub use checkpoint::{Checkpoint, TrainError};
-pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
+pub use checkpoint::Checkpoint;
 pub use config::TrainingConfig;
-pub use contact_sheet::{
-    BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
-    frame_origin, sheet_size, sidecar, write_contact_sheet,
-};
+pub use error::{PretrainedError, TrainError};
 pub use evaluate::{
     Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
     evaluate_split, score_split,
 };
 pub use pretrained::{
-    BERT_IGNORED, BERT_KEY_REMAP, PretrainedError, load_bert, load_safetensors_ignoring,
-    load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
+    BERT_IGNORED, BERT_KEY_REMAP, BertConfigError, CLIP_IGNORED, CLIP_KEY_REMAP, ClipConfigError,
+    bert_config_from_json, clip_config_from_json, clip_tokenizer, load_bert, load_clip,
+    load_safetensors_ignoring, load_safetensors_into, read_clip_config, safetensors_names,
+    save_safetensors, sentence_max_length,
 };
 pub use progress::Progress;
 pub use run::{

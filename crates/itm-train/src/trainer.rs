@@ -28,8 +28,9 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::chart::write_chart;
-use crate::checkpoint::{Checkpoint, TrainError};
+use crate::checkpoint::Checkpoint;
 use crate::config::{LossKind, TrainingConfig};
+use crate::error::TrainError;
 use crate::evaluate::evaluate_split;
 use crate::progress::Progress;
 use crate::schedule::StepDecay;
@@ -426,12 +427,11 @@ impl Trainer {
             || config.distinguishability > 0.0
             || model_config.instance_relation.is_some();
         if needs_embeddings && !matches!(model_config.similarity, SimilarityConfig::Cosine) {
-            return Err(DataError::invalid(
+            return Err(TrainError::config(
                 "training.loss",
                 "the ambiguity-aware loss, the distinguishability term and the instance \
                  relation layer read pooled embeddings: they need the cosine head",
-            )
-            .into());
+            ));
         }
         // HREM's terms on the relation-enhanced embeddings: the hinge loss of the run's margin,
         // mining and VSE0 epochs (HREM uses its triplet loss for them).

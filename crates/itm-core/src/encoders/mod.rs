@@ -12,11 +12,11 @@ mod text;
 mod text_gru;
 mod vit;
 
-pub use bert::{BertConfig, BertConfigError, BertEmbeddings, BertModel};
+pub use bert::{BertConfig, BertEmbeddings, BertModel};
 pub use bigru::{MaskedBiGru, MaskedBiGruConfig};
 pub use clip::{
-    ClipConfig, ClipConfigError, ClipImageEncoder, ClipImageEncoderConfig, ClipModel,
-    ClipTextEncoder, ClipTextEncoderConfig,
+    ClipConfig, ClipImageEncoder, ClipImageEncoderConfig, ClipModel, ClipTextEncoder,
+    ClipTextEncoderConfig,
 };
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};

@@ -14,7 +14,7 @@ use itm_data::{CLIP_END, CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Voc
 use super::error::RunError;
 use super::resolve::ResolvedRun;
 use super::schema::RUN_FILE;
-use crate::clip_weights::{clip_tokenizer, load_clip};
+use crate::pretrained::{clip_tokenizer, load_clip};
 use crate::pretrained::{load_bert, sentence_max_length};
 use crate::towers::ImageTower;
 

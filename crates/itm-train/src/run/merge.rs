@@ -13,7 +13,7 @@ use toml::{Table, Value};
 use super::error::RunError;
 use super::resolve::ResolvedRun;
 use super::schema::{DataSection, ModelSection, RUN_FILE, RunConfig, RunOverrides};
-use crate::clip_weights::read_clip_config;
+use crate::pretrained::read_clip_config;
 use crate::towers::TextTower;
 use crate::zoo::{self, ZooEntry};
 

@@ -47,6 +47,33 @@ pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone() * sigmoid(x.mul_scalar(1.702))
 }
 
+/// The checks both towers share: `sizes` positive, `heads` dividing `hidden`, a positive
+/// epsilon, a supported activation.
+pub(super) fn check_tower(
+    tower: &str,
+    sizes: &[(&str, usize)],
+    hidden: usize,
+    heads: usize,
+    layer_norm_eps: f64,
+    hidden_act: &str,
+) -> Result<(), String> {
+    if let Some((name, _)) = sizes.iter().find(|(_, value)| *value == 0) {
+        return Err(format!("{tower}.{name} must be positive"));
+    }
+    if !hidden.is_multiple_of(heads) {
+        return Err(format!(
+            "{tower}.num_attention_heads ({heads}) does not divide hidden_size ({hidden})"
+        ));
+    }
+    if layer_norm_eps.is_nan() || layer_norm_eps <= 0.0 {
+        return Err(format!(
+            "{tower}.layer_norm_eps must be positive, got {layer_norm_eps}"
+        ));
+    }
+    Activation::parse(hidden_act).map_err(|e| format!("{tower}.{e}"))?;
+    Ok(())
+}
+
 /// Standard deviation of transformers' CLIP initialisation of embeddings and the patch
 /// projection (`initializer_range`).
 pub(crate) const INITIALIZER_RANGE: f64 = 0.02;

@@ -1,8 +1,10 @@
 //! CLIP dual encoder (Radford et al. 2021) in the layout of Hugging Face's `CLIPModel`
 //! (`openai/clip-vit-base-patch32` and its relatives).
 //!
-//! - [`ClipConfig`]: both towers; [`ClipConfig::vit_base_patch32`] or
-//!   [`ClipConfig::from_hf_json`] (a checkpoint's `config.json`).
+//! - [`ClipConfig`] (beside [`ClipModel`] in `model`), [`ClipTextConfig`] (in `text`),
+//!   [`ClipVisionConfig`] (in `vision`): plain configs; [`ClipConfig::vit_base_patch32`] names
+//!   OpenAI's ViT-B/32. A checkpoint's `config.json` is read by `itm_train` (its loaders), not
+//!   here: the model knows no file format.
 //! - [`ClipModel`]: `encode_images` (`[B, 3, H, W]` → `[B, D]`), `encode_texts`
 //!   (`[B, L]` ids + lengths → `[B, D]`), both l2-normalised, and `logit_scale` (`e^t`), so that
 //!   `S = e^t · V Cᵀ`.
@@ -21,23 +23,19 @@
 //! the ids. Images are resized to `image_size` (CLIP: shorter side, bicubic, then a centre
 //! crop), scaled to `[0, 1]` and normalised with [`CLIP_PIXEL_MEAN`] / [`CLIP_PIXEL_STD`].
 
-mod config;
 pub mod layer;
 mod model;
 mod text;
 mod towers;
 mod vision;
 
-pub use config::{
-    CLIP_TEXT_POSITIONS, ClipConfig, ClipConfigError, ClipTextConfig, ClipVisionConfig,
-};
 pub use layer::{ClipEncoder, ClipEncoderLayer, ClipMlp};
-pub use model::ClipModel;
-pub use text::{ClipTextEmbeddings, ClipTextTransformer};
+pub use model::{ClipConfig, ClipModel};
+pub use text::{CLIP_TEXT_POSITIONS, ClipTextConfig, ClipTextEmbeddings, ClipTextTransformer};
 pub use towers::{
     ClipImageEncoder, ClipImageEncoderConfig, ClipTextEncoder, ClipTextEncoderConfig,
 };
-pub use vision::{ClipVisionEmbeddings, ClipVisionTransformer};
+pub use vision::{ClipVisionConfig, ClipVisionEmbeddings, ClipVisionTransformer};
 
 /// Per-channel (RGB) means of OpenAI CLIP's pixel normalisation, applied to pixels in `[0, 1]`
 /// (transformers' `OPENAI_CLIP_MEAN`).

@@ -1,15 +1,101 @@
 //! The CLIP dual encoder: both towers, their projections into the joint space and the learned
 //! temperature.
 
+use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::config::ClipConfig;
-use super::text::ClipTextTransformer;
-use super::towers::{ClipImageEncoder, ClipTextEncoder};
-use super::vision::ClipVisionTransformer;
+use super::text::{CLIP_TEXT_POSITIONS, ClipTextConfig, ClipTextTransformer};
+use super::towers::{
+    ClipImageEncoder, ClipImageEncoderConfig, ClipTextEncoder, ClipTextEncoderConfig,
+};
+use super::vision::{ClipVisionConfig, ClipVisionTransformer};
 use crate::masking::l2_normalize;
+
+/// Configuration of a [`ClipModel`]: both towers and the joint space.
+#[derive(Config, Debug)]
+pub struct ClipConfig {
+    /// The text transformer.
+    pub text: ClipTextConfig,
+    /// The vision transformer.
+    pub vision: ClipVisionConfig,
+    /// Width `D` of the joint embedding space (both projections end there).
+    pub projection_dim: usize,
+    /// Initial value of the learned log inverse temperature (CLIP: `ln(1/0.07)` = 2.6592).
+    #[config(default = 2.6592)]
+    pub logit_scale_init_value: f64,
+}
+
+impl ClipConfig {
+    /// OpenAI's ViT-B/32 CLIP (`openai/clip-vit-base-patch32`): a 12-layer, 512-wide text
+    /// transformer over 77 tokens of a 49 408-token vocabulary, a 12-layer, 768-wide vision
+    /// transformer over 224×224 images in 32×32 patches, a 512-wide joint space, quick_gelu.
+    /// Its `config.json` has `eos_token_id = 2`: the text embedding is read at the largest
+    /// token id (see [`ClipTextConfig::eos_token_id`]).
+    pub fn vit_base_patch32() -> Self {
+        ClipConfig::new(
+            ClipTextConfig::new(49408, 512, 2048, 12, 8, CLIP_TEXT_POSITIONS).with_eos_token_id(2),
+            ClipVisionConfig::new(768, 3072, 12, 12, 224, 32),
+            512,
+        )
+    }
+
+    /// A small CLIP to train from scratch (the `clip` entry of the zoo without a pretrained
+    /// folder): both towers 2 layers of width 64 with 4 heads and a 256-wide feed-forward
+    /// (quick_gelu), [`CLIP_TEXT_POSITIONS`] text positions, the vision tower over `image_size`
+    /// pixels in an 8 × 8 grid of patches (`image_size` a multiple of 8), joint width
+    /// `projection_dim`.
+    /// `eos_token_id` is the tokenizer's end-of-text id (not 2, which marks the legacy
+    /// convention).
+    pub fn small(
+        vocab_size: usize,
+        eos_token_id: usize,
+        image_size: usize,
+        projection_dim: usize,
+    ) -> Self {
+        ClipConfig::new(
+            ClipTextConfig::new(vocab_size, 64, 256, 2, 4, CLIP_TEXT_POSITIONS)
+                .with_eos_token_id(eos_token_id),
+            ClipVisionConfig::new(64, 256, 2, 4, image_size, image_size / 8),
+            projection_dim,
+        )
+    }
+
+    /// The image tower of a [`VseModel`](crate::VseModel): the vision transformer and its
+    /// projection.
+    pub fn image_encoder(&self) -> ClipImageEncoderConfig {
+        ClipImageEncoderConfig::new(self.vision.clone(), self.projection_dim)
+    }
+
+    /// The text tower of a [`VseModel`](crate::VseModel): the text transformer and its
+    /// projection.
+    pub fn text_encoder(&self) -> ClipTextEncoderConfig {
+        ClipTextEncoderConfig::new(self.text.clone(), self.projection_dim)
+    }
+
+    /// Checks the sizes and activations of both towers and the joint width.
+    pub fn validate(&self) -> Result<(), String> {
+        self.text.validate()?;
+        self.vision.validate()?;
+        if self.projection_dim == 0 {
+            return Err("projection_dim must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Builds a randomly initialised model on `device` (load weights afterwards).
+    ///
+    /// # Panics
+    ///
+    /// If the configuration is invalid (see [`ClipConfig::validate`]).
+    pub fn init(&self, device: &Device) -> ClipModel {
+        if let Err(message) = self.validate() {
+            panic!("invalid ClipConfig: {message}");
+        }
+        ClipModel::new(self, device)
+    }
+}
 
 /// CLIP (Radford et al. 2021) with the parameter layout of transformers' `CLIPModel`.
 ///

@@ -1,13 +1,71 @@
 //! CLIP's text tower: a causal transformer whose end-of-text token represents the text.
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::config::ClipTextConfig;
-use super::layer::{ClipEncoder, INITIALIZER_RANGE, LayerSizes};
+use super::layer::{ClipEncoder, INITIALIZER_RANGE, LayerSizes, check_tower};
 use crate::masking::{check_lengths, gather_steps, padding_mask};
+
+/// Text positions of OpenAI's CLIP models (its context length), and of
+/// [`ClipConfig::small`](super::ClipConfig::small).
+pub const CLIP_TEXT_POSITIONS: usize = 77;
+
+/// The text tower of a [`ClipConfig`](super::ClipConfig); fields carry the names of
+/// `text_config` in Hugging Face's `config.json`.
+#[derive(Config, Debug)]
+pub struct ClipTextConfig {
+    /// Size of the token vocabulary.
+    pub vocab_size: usize,
+    /// Width of the token features.
+    pub hidden_size: usize,
+    /// Hidden width of the feed-forward sub-layers.
+    pub intermediate_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads; must divide `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Longest token sequence (CLIP: 77).
+    pub max_position_embeddings: usize,
+    /// Feed-forward activation: `"quick_gelu"` (`x·σ(1.702x)`, OpenAI CLIP) or `"gelu"`.
+    #[config(default = "String::from(\"quick_gelu\")")]
+    pub hidden_act: String,
+    /// Epsilon of every layer norm.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Dropout on the attention weights (training only).
+    #[config(default = 0.0)]
+    pub attention_dropout: f64,
+    /// Id of the end-of-text token whose features are the text's embedding. The value `2`
+    /// marks the configs written before transformers PR #24773 (openai/clip-vit-base-patch32
+    /// among them): there the largest token id of each text is taken instead, as transformers
+    /// still does for them (the end-of-text token has the largest id of CLIP's vocabulary).
+    #[config(default = 49407)]
+    pub eos_token_id: usize,
+}
+
+impl ClipTextConfig {
+    /// Checks the sizes and the activation; a message names the `text_config` key.
+    pub fn validate(&self) -> Result<(), String> {
+        check_tower(
+            "text_config",
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("max_position_embeddings", self.max_position_embeddings),
+            ],
+            self.hidden_size,
+            self.num_attention_heads,
+            self.layer_norm_eps,
+            &self.hidden_act,
+        )
+    }
+}
 
 /// The value of `eos_token_id` that marks configs older than transformers PR #24773, where the
 /// pooled token is the one with the largest id.

@@ -10,10 +10,9 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::config::{ClipTextConfig, ClipVisionConfig};
 use super::layer::normal_linear;
-use super::text::ClipTextTransformer;
-use super::vision::ClipVisionTransformer;
+use super::text::{ClipTextConfig, ClipTextTransformer};
+use super::vision::{ClipVisionConfig, ClipVisionTransformer};
 
 /// CLIP's vision transformer and its projection, as an image encoder.
 #[derive(Config, Debug)]

@@ -1,12 +1,71 @@
 //! CLIP's vision tower: a ViT whose class token, after a final layer norm, represents the image.
 
+use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::config::ClipVisionConfig;
-use super::layer::{ClipEncoder, INITIALIZER_RANGE, LayerSizes};
+use super::layer::{ClipEncoder, INITIALIZER_RANGE, LayerSizes, check_tower};
+
+/// The vision tower of a [`ClipConfig`](super::ClipConfig); fields carry the names of
+/// `vision_config` in Hugging Face's `config.json`.
+#[derive(Config, Debug)]
+pub struct ClipVisionConfig {
+    /// Width of the patch features.
+    pub hidden_size: usize,
+    /// Hidden width of the feed-forward sub-layers.
+    pub intermediate_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads; must divide `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Side of the square input images, a multiple of `patch_size`.
+    pub image_size: usize,
+    /// Side of the square patches.
+    pub patch_size: usize,
+    /// Channels of the input images.
+    #[config(default = 3)]
+    pub num_channels: usize,
+    /// Feed-forward activation: `"quick_gelu"` or `"gelu"`.
+    #[config(default = "String::from(\"quick_gelu\")")]
+    pub hidden_act: String,
+    /// Epsilon of every layer norm.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Dropout on the attention weights (training only).
+    #[config(default = 0.0)]
+    pub attention_dropout: f64,
+}
+
+impl ClipVisionConfig {
+    /// Checks the sizes and the activation; a message names the `vision_config` key.
+    pub fn validate(&self) -> Result<(), String> {
+        check_tower(
+            "vision_config",
+            &[
+                ("hidden_size", self.hidden_size),
+                ("intermediate_size", self.intermediate_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("image_size", self.image_size),
+                ("patch_size", self.patch_size),
+                ("num_channels", self.num_channels),
+            ],
+            self.hidden_size,
+            self.num_attention_heads,
+            self.layer_norm_eps,
+            &self.hidden_act,
+        )?;
+        if !self.image_size.is_multiple_of(self.patch_size) {
+            return Err(format!(
+                "vision_config.patch_size ({}) does not divide image_size ({})",
+                self.patch_size, self.image_size
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Class token + patch embeddings + learned positions.
 #[derive(Module, Debug)]

@@ -14,17 +14,16 @@
 //! The graphs' format is in [`super::approximate`]; the manifest's `approximate` section records
 //! their parameters and the recall@10 measured when they were built.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use itm_data::DataError;
+use itm_train::Checkpoint;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::approximate::{HnswGraph, HnswParameters};
+use super::record::{FileRecord, file_digest};
 use super::search::EmbeddingMatrix;
 use super::source::{IndexItems, IndexSource};
-use crate::checkpoint::Checkpoint;
+use crate::ServeError;
 
 /// Value of the manifest's `format` field.
 pub const FORMAT: &str = "itm-index";
@@ -89,17 +88,6 @@ impl Collection {
     }
 }
 
-/// A data file of the index, as the manifest records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
-    /// Path relative to the index folder, `/`-separated.
-    pub name: String,
-    /// Length in bytes.
-    pub bytes: u64,
-    /// SHA-256 of the content, lowercase hex.
-    pub sha256: String,
-}
-
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,28 +147,6 @@ pub struct GraphRecord {
     pub queries_from: Collection,
 }
 
-/// SHA-256 (hex) and length of a file, read in 1 MiB pieces.
-pub fn file_digest(path: &Path) -> Result<(String, u64), DataError> {
-    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let read = file.read(&mut buffer).map_err(|e| DataError::io(path, e))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        total += read as u64;
-    }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((hex, total))
-}
-
 /// An opened, checked index.
 #[derive(Debug, Clone)]
 pub struct Index {
@@ -195,17 +161,17 @@ impl Index {
     /// Opens the index in `folder`, refusing it — with an error naming the file — when the
     /// manifest is missing, of another format or version, or when a recorded file is missing,
     /// of the wrong length, altered (checksum), or disagrees with the recorded counts.
-    pub fn open(folder: &Path) -> Result<Self, DataError> {
+    pub fn open(folder: &Path) -> Result<Self, ServeError> {
         if !folder.is_dir() {
-            return Err(DataError::invalid(folder, "no such index folder"));
+            return Err(ServeError::corrupt(folder, "no such index folder"));
         }
         let manifest_path = folder.join(MANIFEST);
         let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| DataError::io(&manifest_path, e))?;
+            .map_err(|e| ServeError::io(&manifest_path, e))?;
         let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| DataError::invalid(&manifest_path, format!("not JSON: {e}")))?;
+            .map_err(|e| ServeError::corrupt(&manifest_path, format!("not JSON: {e}")))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(DataError::invalid(
+            return Err(ServeError::corrupt(
                 &manifest_path,
                 format!("not an itm index manifest (its \"format\" is not {FORMAT:?})"),
             ));
@@ -213,7 +179,7 @@ impl Index {
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
             other => {
-                return Err(DataError::invalid(
+                return Err(ServeError::corrupt(
                     &manifest_path,
                     format!(
                         "manifest version {}, this build reads version {FORMAT_VERSION}",
@@ -223,10 +189,10 @@ impl Index {
             }
         }
         let manifest: Manifest = serde_json::from_value(value)
-            .map_err(|e| DataError::invalid(&manifest_path, format!("invalid manifest: {e}")))?;
+            .map_err(|e| ServeError::corrupt(&manifest_path, format!("invalid manifest: {e}")))?;
         for required in [IMAGES, CAPTIONS, ITEMS] {
             if !manifest.files.iter().any(|f| f.name == required) {
-                return Err(DataError::invalid(
+                return Err(ServeError::corrupt(
                     &manifest_path,
                     format!("records no {required}"),
                 ));
@@ -235,10 +201,10 @@ impl Index {
         for record in &manifest.files {
             let path = folder.join(&record.name);
             let bytes = std::fs::metadata(&path)
-                .map_err(|e| DataError::io(&path, e))?
+                .map_err(|e| ServeError::io(&path, e))?
                 .len();
             if bytes != record.bytes {
-                return Err(DataError::invalid(
+                return Err(ServeError::corrupt(
                     &path,
                     format!(
                         "{} bytes, the manifest records {} ({})",
@@ -254,7 +220,7 @@ impl Index {
             }
             let (sha256, _) = file_digest(&path)?;
             if sha256 != record.sha256 {
-                return Err(DataError::invalid(
+                return Err(ServeError::corrupt(
                     &path,
                     "checksum mismatch: the file changed after the index was built",
                 ));
@@ -262,7 +228,7 @@ impl Index {
         }
         if let Some(approximate) = &manifest.approximate {
             check_graph_records(approximate, &manifest.files).map_err(|message| {
-                DataError::invalid(
+                ServeError::corrupt(
                     &manifest_path,
                     format!("invalid approximate section: {message}"),
                 )
@@ -275,7 +241,7 @@ impl Index {
             (&captions, manifest.n_captions),
         ] {
             if matrix.rows() != rows || matrix.dim() != manifest.dim {
-                return Err(DataError::invalid(
+                return Err(ServeError::corrupt(
                     matrix.path(),
                     format!(
                         "shape [{}, {}], the manifest records [{rows}, {}]",
@@ -288,11 +254,11 @@ impl Index {
         }
         let items_path = folder.join(ITEMS);
         let text =
-            std::fs::read_to_string(&items_path).map_err(|e| DataError::io(&items_path, e))?;
+            std::fs::read_to_string(&items_path).map_err(|e| ServeError::io(&items_path, e))?;
         let items: IndexItems = serde_json::from_str(&text)
-            .map_err(|e| DataError::invalid(&items_path, format!("invalid items: {e}")))?;
+            .map_err(|e| ServeError::corrupt(&items_path, format!("invalid items: {e}")))?;
         if items.images.len() != manifest.n_images || items.captions.len() != manifest.n_captions {
-            return Err(DataError::invalid(
+            return Err(ServeError::corrupt(
                 &items_path,
                 format!(
                     "{} images and {} captions, the manifest records {} and {}",
@@ -308,7 +274,7 @@ impl Index {
             .iter()
             .position(|c| c.image >= manifest.n_images)
         {
-            return Err(DataError::invalid(
+            return Err(ServeError::corrupt(
                 &items_path,
                 format!(
                     "caption {j} describes image {}, past the last",
@@ -367,7 +333,7 @@ impl Index {
 
     /// Reads the HNSW graph over `rows` when the index has one (its checksum was verified on
     /// open), checked against the matrix it was built from: see [`HnswGraph::load`].
-    pub fn load_graph(&self, rows: Collection) -> Result<Option<HnswGraph>, DataError> {
+    pub fn load_graph(&self, rows: Collection) -> Result<Option<HnswGraph>, ServeError> {
         let (Some(approximate), Some(record)) =
             (&self.manifest.approximate, self.graph_record(rows))
         else {
@@ -419,23 +385,4 @@ fn check_graph_records(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_is_the_standard_sha256() {
-        let path = std::env::temp_dir().join(format!("itm-digest-{}", std::process::id()));
-        std::fs::write(&path, b"abc").unwrap();
-        let (hex, bytes) = file_digest(&path).unwrap();
-        // FIPS 180-2, appendix B.1.
-        assert_eq!(
-            hex,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(bytes, 3);
-        std::fs::remove_file(&path).unwrap();
-    }
 }

@@ -11,9 +11,10 @@ use std::collections::BinaryHeap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use itm_data::DataError;
 use itm_data::npy::MappedF32;
 use rayon::prelude::*;
+
+use crate::ServeError;
 
 /// Bytes of matrix read per block (rows per block: this over the row size, at least one).
 pub const BLOCK_BYTES: usize = 1 << 20;
@@ -109,11 +110,11 @@ pub struct EmbeddingMatrix {
 
 impl EmbeddingMatrix {
     /// Checks the header, shape and byte size of `path` (an `[axes]` matrix).
-    pub fn open(path: &Path, axes: &str) -> Result<Self, DataError> {
+    pub fn open(path: &Path, axes: &str) -> Result<Self, ServeError> {
         let mapped = MappedF32::open(path, 2, axes)?;
         let (rows, dim) = (mapped.shape()[0], mapped.shape()[1]);
         let size = std::fs::metadata(path)
-            .map_err(|e| DataError::io(path, e))?
+            .map_err(|e| ServeError::io(path, e))?
             .len();
         Ok(Self {
             path: path.to_path_buf(),
@@ -145,11 +146,11 @@ impl EmbeddingMatrix {
         start: usize,
         count: usize,
         buffer: &mut Vec<f32>,
-    ) -> Result<(), DataError> {
+    ) -> Result<(), ServeError> {
         buffer.resize(count * self.dim, 0.0);
         file.seek(SeekFrom::Start(self.offset + (start * self.dim * 4) as u64))
             .and_then(|_| file.read_exact(bytemuck_bytes(buffer)))
-            .map_err(|e| DataError::io(&self.path, e))?;
+            .map_err(|e| ServeError::io(&self.path, e))?;
         if cfg!(target_endian = "big") {
             for value in buffer.iter_mut() {
                 *value = f32::from_bits(u32::from_le(value.to_bits()));
@@ -159,9 +160,10 @@ impl EmbeddingMatrix {
     }
 
     /// Row `index`.
-    pub fn row(&self, index: usize) -> Result<Vec<f32>, DataError> {
+    pub fn row(&self, index: usize) -> Result<Vec<f32>, ServeError> {
         assert!(index < self.rows, "row {index} of {}", self.rows);
-        let mut file = std::fs::File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        let mut file =
+            std::fs::File::open(&self.path).map_err(|e| ServeError::io(&self.path, e))?;
         let mut buffer = Vec::new();
         self.read_rows(&mut file, index, 1, &mut buffer)?;
         Ok(buffer)
@@ -169,7 +171,7 @@ impl EmbeddingMatrix {
 
     /// The `k` rows with the highest inner product with each query (`queries`: `[q, dim]`,
     /// row-major), best first, ties broken by the lower row. Exact: every row is scored.
-    pub fn top_k(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, DataError> {
+    pub fn top_k(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, ServeError> {
         self.top_k_blocked(queries, k, (BLOCK_BYTES / (4 * self.dim)).max(1))
     }
 
@@ -179,7 +181,7 @@ impl EmbeddingMatrix {
         queries: &[f32],
         k: usize,
         block_rows: usize,
-    ) -> Result<Vec<Vec<Hit>>, DataError> {
+    ) -> Result<Vec<Vec<Hit>>, ServeError> {
         assert!(
             queries.len().is_multiple_of(self.dim),
             "queries of width {}",
@@ -195,7 +197,7 @@ impl EmbeddingMatrix {
                 || (std::fs::File::open(&self.path), Vec::new()),
                 |(file, buffer), &block| {
                     let file = file.as_mut().map_err(|e| {
-                        DataError::io(&self.path, std::io::Error::new(e.kind(), e.to_string()))
+                        ServeError::io(&self.path, std::io::Error::new(e.kind(), e.to_string()))
                     })?;
                     let start = block * block_rows;
                     let count = block_rows.min(self.rows - start);
@@ -209,7 +211,7 @@ impl EmbeddingMatrix {
                             });
                         }
                     }
-                    Ok(heaps)
+                    Ok::<_, ServeError>(heaps)
                 },
             )
             .try_reduce(empty, |a, b| {

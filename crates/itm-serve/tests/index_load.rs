@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use itm_data::npy::write_f32;
-use itm_train::index::{
+use itm_serve::index::{
     CAPTIONS, CaptionItem, FORMAT, FORMAT_VERSION, FileRecord, IMAGES, ITEMS, ImageItem, Index,
     IndexItems, IndexSource, MANIFEST, Manifest, file_digest,
 };

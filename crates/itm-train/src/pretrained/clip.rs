@@ -11,10 +11,11 @@ use burn::tensor::Device;
 use itm_core::encoders::{ClipConfig, ClipModel};
 use itm_data::{DataError, SubwordTokenizer};
 
-use crate::pretrained::{
-    PretrainedError, check_weights_fit, load_safetensors_ignoring, safetensors_names,
-    sum_of_products,
+use super::clip_config::clip_config_from_json;
+use super::safetensors::{
+    check_weights_fit, load_safetensors_ignoring, safetensors_names, sum_of_products,
 };
+use crate::error::PretrainedError;
 
 /// Renames transformers' `CLIPModel` keys to [`ClipModel`]'s parameter paths.
 pub const CLIP_KEY_REMAP: &[(&str, &str)] = &[
@@ -28,7 +29,7 @@ pub const CLIP_KEY_REMAP: &[(&str, &str)] = &[
 /// that older checkpoints carry.
 pub const CLIP_IGNORED: &[&str] = &[r"^(text|vision)_model\.embeddings\.position_ids$"];
 
-/// Loads a Hugging Face CLIP folder: `config.json` (see [`ClipConfig::from_hf_json`]) and
+/// Loads a Hugging Face CLIP folder: `config.json` (see [`clip_config_from_json`]) and
 /// `model.safetensors` (every parameter must be there with its shape).
 pub fn load_clip(
     folder: &Path,
@@ -70,14 +71,14 @@ pub fn load_clip(
 }
 
 /// The configuration of a Hugging Face CLIP folder: its `config.json` (see
-/// [`ClipConfig::from_hf_json`]).
+/// [`clip_config_from_json`]).
 pub fn read_clip_config(folder: &Path) -> Result<ClipConfig, PretrainedError> {
     let path = folder.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|source| PretrainedError::Io {
         path: path.clone(),
         source,
     })?;
-    ClipConfig::from_hf_json(&text).map_err(|e| PretrainedError::Invalid {
+    clip_config_from_json(&text).map_err(|e| PretrainedError::Invalid {
         path,
         message: e.to_string(),
     })

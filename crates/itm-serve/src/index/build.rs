@@ -9,17 +9,18 @@ use itm_core::VseModel;
 use itm_core::encoders::ImageEncoderConfig;
 use itm_data::images::{ImageTransform, PixelBatch};
 use itm_data::npy::write_f32;
-use itm_data::{CaptionTokenizer, DataError, ImageBatch, TokenBatch, atomic};
+use itm_data::{CaptionTokenizer, ImageBatch, atomic};
+use itm_train::{Checkpoint, Embeddings, encode_captions, encode_split};
 
 use super::approximate::{HNSW_LIBRARY, HnswGraph, HnswParameters, RECALL_K, recall_at_k};
 use super::format::{
-    ApproximateRecord, CAPTIONS, Collection, FORMAT, FORMAT_VERSION, FileRecord, GraphRecord,
-    IMAGES, ITEMS, MANIFEST, MODEL, Manifest, file_digest,
+    ApproximateRecord, CAPTIONS, Collection, FORMAT, FORMAT_VERSION, GraphRecord, IMAGES, ITEMS,
+    MANIFEST, MODEL, Manifest,
 };
+use super::record::{FileRecord, file_digest};
 use super::search::EmbeddingMatrix;
 use super::source::IndexSource;
-use crate::checkpoint::{Checkpoint, TrainError};
-use crate::evaluate::{Embeddings, encode_split, host};
+use crate::ServeError;
 
 /// Captions or images per forward pass while building.
 const BATCH: usize = 256;
@@ -67,10 +68,6 @@ impl Default for ApproximateOptions {
     }
 }
 
-fn refuse(path: &Path, message: impl Into<String>) -> TrainError {
-    DataError::invalid(path, message).into()
-}
-
 /// Encodes the split of `source` with the model of `checkpoint` and writes the index to
 /// `output`. An existing index there is replaced only after the new one is complete; a folder
 /// that is not an index is never replaced. Models scored by a fine-grained similarity are
@@ -84,20 +81,22 @@ pub fn build_index(
     approximate: Option<&ApproximateOptions>,
     device: &Device,
     quiet: bool,
-) -> Result<Manifest, TrainError> {
+) -> Result<Manifest, ServeError> {
     if let Some(options) = approximate {
-        options.check().map_err(|e| refuse(output, e))?;
+        options
+            .check()
+            .map_err(|e| ServeError::refused(output, e))?;
     }
     if output.exists() && !output.join(MANIFEST).is_file() {
-        return Err(refuse(
+        return Err(ServeError::refused(
             output,
             format!("exists and is not an index (no {MANIFEST}); refusing to replace it"),
         ));
     }
     let (model, config, tokenizer) = checkpoint.load(device)?;
     if model.fine_grained().is_some() {
-        return Err(refuse(
-            &checkpoint.folder().join("model.json"),
+        return Err(ServeError::refused(
+            checkpoint.folder().join("model.json"),
             format!(
                 "the model scores pairs with a fine-grained similarity ({:?}); an index holds one \
                  pooled embedding per item compared by cosine, so only cosine models can be indexed",
@@ -107,16 +106,19 @@ pub fn build_index(
     }
     source
         .check_model(&config)
-        .map_err(|e| refuse(&checkpoint.folder().join("model.json"), e))?;
+        .map_err(|e| ServeError::refused(checkpoint.folder().join("model.json"), e))?;
 
     let staging = sibling(output, "building")?;
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    std::fs::create_dir_all(&staging).map_err(|e| ServeError::io(&staging, e))?;
     let result = (|| {
         let scratch = staging.join(".pixels");
         let (split, items) = source.load(&scratch, &config.image)?;
         if items.images.is_empty() {
-            return Err(refuse(output, "the split to index has no image"));
+            return Err(ServeError::refused(
+                output,
+                "the split to index has no image",
+            ));
         }
         let embeddings = encode_split(&model, &split, &tokenizer, device, BATCH, quiet)?;
         drop(split);
@@ -138,7 +140,7 @@ pub fn build_index(
             files.push(record(&staging, name)?);
         }
         let mut model_files: Vec<String> = std::fs::read_dir(staging.join(MODEL))
-            .map_err(|e| DataError::io(staging.join(MODEL), e))?
+            .map_err(|e| ServeError::io(staging.join(MODEL), e))?
             .filter_map(|entry| entry.ok())
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .filter(|name| !name.starts_with('.'))
@@ -171,7 +173,7 @@ pub fn build_index(
         };
         let text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
         atomic::write(&staging.join(MANIFEST), text.as_bytes())?;
-        Ok::<_, TrainError>(manifest)
+        Ok::<_, ServeError>(manifest)
     })();
     let manifest = match result {
         Ok(manifest) => manifest,
@@ -192,7 +194,7 @@ fn build_graphs(
     options: &ApproximateOptions,
     files: &mut Vec<FileRecord>,
     quiet: bool,
-) -> Result<ApproximateRecord, TrainError> {
+) -> Result<ApproximateRecord, ServeError> {
     let dim = embeddings.dim;
     let values = |rows: Collection| match rows {
         Collection::Images => &embeddings.images,
@@ -258,7 +260,7 @@ fn spread_rows(values: &[f32], dim: usize, count: usize) -> Vec<f32> {
         .collect()
 }
 
-fn record(folder: &Path, name: &str) -> Result<FileRecord, DataError> {
+fn record(folder: &Path, name: &str) -> Result<FileRecord, ServeError> {
     let (sha256, bytes) = file_digest(&folder.join(name))?;
     Ok(FileRecord {
         name: name.to_string(),
@@ -268,15 +270,15 @@ fn record(folder: &Path, name: &str) -> Result<FileRecord, DataError> {
 }
 
 /// `.{name}.{what}-{pid}` beside `path`.
-fn sibling(path: &Path, what: &str) -> Result<PathBuf, DataError> {
+fn sibling(path: &Path, what: &str) -> Result<PathBuf, ServeError> {
     let name = path
         .file_name()
-        .ok_or_else(|| DataError::invalid(path, "not a folder path"))?;
+        .ok_or_else(|| ServeError::refused(path, "not a folder path"))?;
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+    std::fs::create_dir_all(parent).map_err(|e| ServeError::io(parent, e))?;
     Ok(parent.join(format!(
         ".{}.{what}-{}",
         name.to_string_lossy(),
@@ -286,25 +288,25 @@ fn sibling(path: &Path, what: &str) -> Result<PathBuf, DataError> {
 
 /// Moves the complete `staging` folder to `output`, setting an existing index aside first and
 /// deleting it only once the new one is in place (putting it back if the move fails).
-fn replace(staging: &Path, output: &Path) -> Result<(), DataError> {
+fn replace(staging: &Path, output: &Path) -> Result<(), ServeError> {
     if !output.exists() {
         return std::fs::rename(staging, output).map_err(|e| {
             let _ = std::fs::remove_dir_all(staging);
-            DataError::io(output, e)
+            ServeError::io(output, e)
         });
     }
     let old = sibling(output, "old")?;
     let _ = std::fs::remove_dir_all(&old);
     std::fs::rename(output, &old).map_err(|e| {
         let _ = std::fs::remove_dir_all(staging);
-        DataError::io(output, e)
+        ServeError::io(output, e)
     })?;
     if let Err(e) = std::fs::rename(staging, output) {
         let _ = std::fs::rename(&old, output);
         let _ = std::fs::remove_dir_all(staging);
-        return Err(DataError::io(output, e));
+        return Err(ServeError::io(output, e));
     }
-    std::fs::remove_dir_all(&old).map_err(|e| DataError::io(&old, e))
+    std::fs::remove_dir_all(&old).map_err(|e| ServeError::io(&old, e))
 }
 
 /// Unit embeddings `[texts, D]` of `texts` under `model`.
@@ -313,17 +315,10 @@ pub fn encode_texts(
     tokenizer: &CaptionTokenizer,
     texts: &[String],
     device: &Device,
-) -> Result<Vec<f32>, DataError> {
-    let encoded = tokenizer.encode_all(texts)?;
-    let mut out = Vec::new();
-    for chunk in encoded.chunks(BATCH) {
-        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
-        let batch = TokenBatch::pad(&refs);
-        out.extend(host(
-            model.encode_captions(batch.to_tensor(device), &batch.lengths),
-        ));
-    }
-    Ok(out)
+) -> Result<Vec<f32>, ServeError> {
+    Ok(encode_captions(
+        model, tokenizer, texts, device, BATCH, true,
+    )?)
 }
 
 /// Unit embedding `[1, D]` of an image file under a pixel model with image tower `encoder`,
@@ -334,12 +329,14 @@ pub fn encode_image_file(
     path: &Path,
     size: u32,
     device: &Device,
-) -> Result<Vec<f32>, DataError> {
+) -> Result<Vec<f32>, ServeError> {
     let transform = ImageTransform::for_encoder(encoder, size).ok_or_else(|| {
-        DataError::invalid(path, "the model reads region features, not image files")
+        ServeError::refused(path, "the model reads region features, not image files")
     })?;
     let batch = PixelBatch::load(&[path.to_path_buf()], &transform, None)?;
-    Ok(host(
-        model.encode_images(ImageBatch::Pixels(batch).to_input(device)),
-    ))
+    Ok(model
+        .encode_images(ImageBatch::Pixels(batch).to_input(device))
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 embeddings"))
 }

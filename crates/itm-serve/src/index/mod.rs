@@ -10,18 +10,24 @@
 //! With [`ApproximateOptions`], the build also writes an [`HnswGraph`] over each matrix and
 //! records its recall@10 against exact search ([`recall_at_k`]); [`Index::load_graph`] reads
 //! one back.
+//!
+//! Modules depend one way: `record` (a file's length and checksum) and `search` (exact top-k)
+//! stand alone; `approximate` (the graphs) reads both; `format` (the manifest, opening) reads
+//! those and `source`; `build` writes all of them.
 
 mod approximate;
 mod build;
 mod format;
+mod record;
 mod search;
 mod source;
 
 pub use approximate::{HNSW_LIBRARY, HNSW_M, HnswGraph, HnswParameters, RECALL_K, recall_at_k};
 pub use build::{ApproximateOptions, build_index, encode_image_file, encode_texts};
 pub use format::{
-    ApproximateRecord, CAPTION_GRAPH, CAPTIONS, Collection, FORMAT, FORMAT_VERSION, FileRecord,
-    GraphRecord, IMAGE_GRAPH, IMAGES, ITEMS, Index, MANIFEST, MODEL, Manifest, file_digest,
+    ApproximateRecord, CAPTION_GRAPH, CAPTIONS, Collection, FORMAT, FORMAT_VERSION, GraphRecord,
+    IMAGE_GRAPH, IMAGES, ITEMS, Index, MANIFEST, MODEL, Manifest,
 };
+pub use record::{FileRecord, file_digest};
 pub use search::{BLOCK_BYTES, EmbeddingMatrix, Hit};
 pub use source::{CaptionItem, ImageItem, IndexItems, IndexSource, Pictures};

@@ -31,13 +31,14 @@ use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use instant_distance::{Builder, HnswMap, Point, Search};
-use itm_data::{DataError, atomic};
+use itm_data::atomic;
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::format::FileRecord;
+use super::record::FileRecord;
 use super::search::{Hit, dot};
+use crate::ServeError;
 
 /// The crate (and version, pinned in Cargo.toml) that builds and reads the graphs; its serde
 /// layout is part of the file format, so a graph records it and is read only by the same.
@@ -125,19 +126,23 @@ impl HnswGraph {
     /// Builds the graph over `rows` (`[n, dim]`, row-major, unit rows), in parallel. The crate
     /// copies the points once more while ordering them, so about twice the rows' size is held
     /// while building.
-    pub fn build(rows: &[f32], dim: usize, parameters: &HnswParameters) -> Result<Self, DataError> {
+    pub fn build(
+        rows: &[f32],
+        dim: usize,
+        parameters: &HnswParameters,
+    ) -> Result<Self, ServeError> {
         assert!(
             dim > 0 && rows.len().is_multiple_of(dim),
             "rows of width {dim}"
         );
         let n = rows.len() / dim;
         if n >= NO_LINK as usize {
-            return Err(DataError::Inconsistent(format!(
+            return Err(ServeError::Graph(format!(
                 "{n} rows: an HNSW graph holds fewer than {NO_LINK}"
             )));
         }
         if parameters.ef_search == 0 || parameters.ef_construction == 0 {
-            return Err(DataError::Inconsistent(format!(
+            return Err(ServeError::Graph(format!(
                 "ef_construction {} and ef_search {} must be at least 1",
                 parameters.ef_construction, parameters.ef_search
             )));
@@ -205,7 +210,7 @@ impl HnswGraph {
 
     /// Writes the graph to `path` atomically, its header naming the matrix file it was built
     /// from (`indexed`: that file's manifest record).
-    pub fn save(&self, path: &Path, indexed: &FileRecord) -> Result<(), DataError> {
+    pub fn save(&self, path: &Path, indexed: &FileRecord) -> Result<(), ServeError> {
         let header = GraphHeader {
             version: GRAPH_VERSION,
             library: HNSW_LIBRARY.to_string(),
@@ -215,14 +220,14 @@ impl HnswGraph {
             indexed: indexed.clone(),
         };
         let header = postcard::to_stdvec(&header)
-            .map_err(|e| DataError::invalid(path, format!("cannot encode the header: {e}")))?;
+            .map_err(|e| ServeError::encode(path, format!("cannot encode the header: {e}")))?;
         let mut bytes = Vec::with_capacity(self.rows * (4 * self.dim + 300) + header.len() + 16);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&header);
         let bytes = postcard::to_extend(&self.map, bytes)
-            .map_err(|e| DataError::invalid(path, format!("cannot encode the graph: {e}")))?;
-        atomic::write(path, &bytes)
+            .map_err(|e| ServeError::encode(path, format!("cannot encode the graph: {e}")))?;
+        Ok(atomic::write(path, &bytes)?)
     }
 
     /// Reads the graph at `path`, refusing it — with an error naming the file — unless it is an
@@ -236,16 +241,16 @@ impl HnswGraph {
         indexed: &FileRecord,
         shape: [usize; 2],
         parameters: &HnswParameters,
-    ) -> Result<Self, DataError> {
-        let invalid = |message: String| DataError::invalid(path, message);
+    ) -> Result<Self, ServeError> {
+        let invalid = |message: String| ServeError::corrupt(path, message);
         let read_error = |e: std::io::Error| {
             if e.kind() == ErrorKind::UnexpectedEof {
                 invalid("truncated: the file ends inside its header".to_string())
             } else {
-                DataError::io(path, e)
+                ServeError::io(path, e)
             }
         };
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let file = File::open(path).map_err(|e| ServeError::io(path, e))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut start = [0u8; 12];
         reader.read_exact(&mut start).map_err(read_error)?;
@@ -279,7 +284,7 @@ impl HnswGraph {
         let mut extra = [0u8; 1];
         if reader
             .read(&mut extra)
-            .map_err(|e| DataError::io(path, e))?
+            .map_err(|e| ServeError::io(path, e))?
             != 0
         {
             return Err(invalid(
@@ -292,7 +297,7 @@ impl HnswGraph {
         drop(layout);
         reader
             .seek(SeekFrom::Start(graph_start))
-            .map_err(|e| DataError::io(path, e))?;
+            .map_err(|e| ServeError::io(path, e))?;
         let map = decode(&mut reader).map_err(invalid)?;
         Ok(Self {
             map,
@@ -584,7 +589,7 @@ pub fn recall_at_k(approximate: &[Vec<Hit>], exact: &[Vec<Hit>]) -> f64 {
 mod tests {
     use super::*;
     use crate::index::EmbeddingMatrix;
-    use crate::index::format::file_digest;
+    use crate::index::record::file_digest;
     use itm_data::npy::write_f32;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 use image::{ImageFormat, Rgb, RgbImage};
-use itm_data::{DataError, atomic};
+use itm_data::atomic;
 use serde::Serialize;
 
+use crate::ServeError;
 use crate::index::{Hit, Index};
 
 /// Side of a picture on the sheet, in pixels.
@@ -80,10 +81,10 @@ pub fn write_contact_sheet(
     captions: &[usize],
     k: usize,
     output: &Path,
-) -> Result<Vec<SheetRow>, DataError> {
+) -> Result<Vec<SheetRow>, ServeError> {
     let items = index.items();
     if let Some(&bad) = captions.iter().find(|&&j| j >= items.captions.len()) {
-        return Err(DataError::invalid(
+        return Err(ServeError::refused(
             index.folder(),
             format!(
                 "caption {bad} is past the last of the index's {}",
@@ -95,7 +96,7 @@ pub fn write_contact_sheet(
         .manifest()
         .source
         .pictures(items)
-        .map_err(|e| DataError::invalid(index.folder(), e))?;
+        .map_err(|e| ServeError::refused(index.folder(), e))?;
     let mut queries = Vec::with_capacity(captions.len() * index.manifest().dim);
     for &j in captions {
         queries.extend(index.captions().row(j)?);
@@ -144,7 +145,7 @@ pub fn write_contact_sheet(
     let mut png = std::io::Cursor::new(Vec::new());
     sheet
         .write_to(&mut png, ImageFormat::Png)
-        .map_err(|e| DataError::invalid(output, format!("cannot encode the PNG: {e}")))?;
+        .map_err(|e| ServeError::encode(output, format!("cannot encode the PNG: {e}")))?;
     atomic::write(output, png.get_ref())?;
     let text = serde_json::to_vec_pretty(&rows).expect("sheet rows serialise");
     atomic::write(&sidecar(output), &text)?;

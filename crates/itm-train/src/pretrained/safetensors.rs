@@ -8,13 +8,9 @@
 //!   parameter of the module must be found with its shape, and every tensor of the file used,
 //!   else the error lists what is missing, unexpected or misshapen.
 //! - [`save_safetensors`]: the inverse, for exporting a module (or building test files).
-//! - [`load_bert`]: a Hugging Face BERT folder (`config.json` + `model.safetensors`), keys with
-//!   or without the `bert.` prefix, layer norms as `weight`/`bias` or legacy `gamma`/`beta`.
-//!
-//! The models themselves (`itm_core::encoders`) know nothing of file formats.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::store::burn_pack::Tensor as PackTensor;
@@ -22,72 +18,11 @@ use burn::store::{
     ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleContext,
     ModuleSnapshot, ModuleStore, PathFilter, PyTorchToBurnAdapter, SafetensorsStore, bridge,
 };
-use burn::tensor::{DType, Device, Shape, TensorData};
-use itm_core::encoders::{BertConfig, BertModel};
+use burn::tensor::{DType, Shape, TensorData};
 
-/// Loading pretrained weights failed; every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum PretrainedError {
-    /// The file cannot be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The system error.
-        source: std::io::Error,
-    },
-    /// The file is not what it should be (not SafeTensors, a bad `config.json`, …).
-    #[error("{}: {message}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The tensors of the file do not fit the module.
-    #[error("{}", mismatch_message(path, missing, unexpected, mismatched))]
-    Mismatch {
-        /// The weights file.
-        path: PathBuf,
-        /// Parameters of the module (named as in the module) that no tensor of the file fills.
-        missing: Vec<String>,
-        /// Tensors of the file (named as in the file) that fill no parameter.
-        unexpected: Vec<String>,
-        /// Tensors found with the wrong shape (or an unusable type), one line each: the file's
-        /// name, the model's, and both shapes in burn's layout (Linear weights `[in, out]`).
-        mismatched: Vec<String>,
-    },
-}
+use crate::error::PretrainedError;
 
-/// Lines shown per section of a mismatch message (the error itself keeps every name).
-const SHOWN: usize = 20;
-
-fn mismatch_message(
-    path: &Path,
-    missing: &[String],
-    unexpected: &[String],
-    mismatched: &[String],
-) -> String {
-    let mut message = format!("{}: the weights do not fit the model", path.display());
-    for (title, items) in [
-        ("missing from the file (model parameters)", missing),
-        ("unexpected in the file", unexpected),
-        ("shape mismatches", mismatched),
-    ] {
-        if !items.is_empty() {
-            message.push_str(&format!("\n  {title} ({}):", items.len()));
-            for item in items.iter().take(SHOWN) {
-                message.push_str(&format!("\n    {item}"));
-            }
-            if items.len() > SHOWN {
-                message.push_str(&format!("\n    … and {} more", items.len() - SHOWN));
-            }
-        }
-    }
-    message
-}
-
-fn invalid(path: &Path, message: impl Into<String>) -> PretrainedError {
+pub(super) fn invalid(path: &Path, message: impl Into<String>) -> PretrainedError {
     PretrainedError::Invalid {
         path: path.to_path_buf(),
         message: message.into(),
@@ -302,110 +237,13 @@ pub fn save_safetensors<M: Module>(
         .map_err(|e| invalid(path, format!("cannot write the weights: {e}")))
 }
 
-/// Renames Hugging Face BERT keys (with or without the `bert.` prefix) to [`BertModel`]'s
-/// parameter paths.
-pub const BERT_KEY_REMAP: &[(&str, &str)] = &[
-    (r"^bert\.", ""),
-    (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
-    (
-        r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.",
-        "encoder.layers.${1}.mha.${2}.",
-    ),
-    (
-        r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.",
-        "encoder.layers.${1}.mha.output.",
-    ),
-    (
-        r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.",
-        "encoder.layers.${1}.norm_1.",
-    ),
-    (
-        r"^encoder\.layer\.(\d+)\.intermediate\.dense\.",
-        "encoder.layers.${1}.pwff.linear_inner.",
-    ),
-    (
-        r"^encoder\.layer\.(\d+)\.output\.dense\.",
-        "encoder.layers.${1}.pwff.linear_outer.",
-    ),
-    (
-        r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.",
-        "encoder.layers.${1}.norm_2.",
-    ),
-    (r"^pooler\.dense\.", "pooler."),
-];
-
-/// Tensors of a BERT checkpoint that [`load_bert`] leaves unused: the `position_ids` buffer
-/// and the heads of pre-training / fine-tuning tasks (`cls.`).
-pub const BERT_IGNORED: &[&str] = &[r"^embeddings\.position_ids$", r"^cls\."];
-
-/// Loads a Hugging Face BERT folder: `config.json` (see [`BertConfig::from_hf_json`]) and
-/// `model.safetensors`. The model has a pooler when the file has one.
-pub fn load_bert(
-    folder: &Path,
-    device: &Device,
-) -> Result<(BertModel, BertConfig), PretrainedError> {
-    let config_path = folder.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| PretrainedError::Io {
-        path: config_path.clone(),
-        source,
-    })?;
-    let config =
-        BertConfig::from_hf_json(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
-    let weights = folder.join("model.safetensors");
-    let has_pooler = safetensors_names(&weights)?
-        .iter()
-        .any(|name| name == "pooler.dense.weight" || name == "bert.pooler.dense.weight");
-    let config = config.with_add_pooling_layer(has_pooler);
-    // Embedding tables and feed-forward layers alone.
-    let (h, i, layers) = (
-        config.hidden_size,
-        config.intermediate_size,
-        config.num_hidden_layers,
-    );
-    let values = sum_of_products(&[
-        &[config.vocab_size, h],
-        &[config.max_position_embeddings, h],
-        &[config.type_vocab_size, h],
-        &[layers, 2, h, i],
-    ]);
-    check_weights_fit(&config_path, &weights, values)?;
-    let model =
-        load_safetensors_ignoring(config.init(device), &weights, BERT_KEY_REMAP, BERT_IGNORED)?;
-    Ok((model, config))
-}
-
-/// The token limit of a sentence-embedding folder: `max_seq_length` of
-/// `sentence_bert_config.json` when the folder has one (capped at the position embeddings),
-/// else `config.max_position_embeddings`.
-pub fn sentence_max_length(folder: &Path, config: &BertConfig) -> Result<usize, PretrainedError> {
-    let path = folder.join("sentence_bert_config.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(config.max_position_embeddings);
-        }
-        Err(source) => return Err(PretrainedError::Io { path, source }),
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| invalid(&path, format!("not JSON: {e}")))?;
-    match value.get("max_seq_length").map(|v| v.as_u64()) {
-        None => Ok(config.max_position_embeddings),
-        Some(Some(length)) if length >= 3 => {
-            Ok((length as usize).min(config.max_position_embeddings))
-        }
-        Some(_) => Err(invalid(
-            &path,
-            format!(
-                "max_seq_length must be an integer of at least 3, found {}",
-                value["max_seq_length"]
-            ),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::error::mismatch_message;
+    use burn::tensor::Device;
     use burn::tensor::{Distribution, Tensor};
     use itm_core::encoders::{ResNetEncoderConfig, VitEncoderConfig};
 
