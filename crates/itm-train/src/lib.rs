@@ -17,7 +17,6 @@
 //!
 //! burn-train's `Learner` is not used; docs/architecture.md says why.
 
-mod chart;
 mod checkpoint;
 mod clip_weights;
 mod config;
@@ -28,11 +27,9 @@ mod pretrained;
 mod progress;
 mod run;
 mod run_config;
-mod schedule;
 mod trainer;
 pub mod zoo;
 
-pub use chart::{register_bundled_font, write_chart};
 pub use checkpoint::{Checkpoint, TrainError};
 pub use clip_weights::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use config::TrainingConfig;
@@ -54,5 +51,7 @@ pub use run_config::{
     DataSection, ImageTower, ModelSection, PretrainedTowers, RUN_FILE, RunConfig, RunError,
     RunOverrides,
 };
-pub use schedule::StepDecay;
-pub use trainer::{EpochRecord, RESUME_FILE, Trainer, TrainingOutcome};
+pub use trainer::{
+    EpochRecord, RESUME_FILE, StepDecay, Trainer, TrainingOutcome, register_bundled_font,
+    write_chart,
+};
