@@ -15,7 +15,8 @@
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
 //!   CLIP folders.
 //!
-//! burn-train's `Learner` is not used; docs/architecture.md says why.
+//! burn-train's `Learner` is not used (docs/architecture.md says why); the trainer's live view
+//! follows burn-train's progress protocol (`TrainingProgressLogger`).
 
 mod checkpoint;
 mod clip_weights;

@@ -9,7 +9,7 @@
 
 use burn::train::logger::TrainingProgressLogger;
 
-use crate::progress::Progress;
+use crate::Progress;
 
 /// The view of `itm train`'s epochs (see the module docs).
 pub(super) struct EpochView {

@@ -32,7 +32,7 @@ pub use history::{EpochRecord, register_bundled_font, write_chart};
 pub use resume::RESUME_FILE;
 pub use schedule::StepDecay;
 
-use crate::config::TrainingConfig;
+use crate::TrainingConfig;
 use crate::{Checkpoint, TrainError};
 use resume::{Start, read_optimizer_state, read_resume_state};
 

@@ -23,7 +23,8 @@ use itm_data::DataError;
 
 use super::resume::{LossState, Temperature};
 use crate::TrainError;
-use crate::config::{LossKind, TrainingConfig};
+use crate::TrainingConfig;
+use crate::config::LossKind;
 
 /// A training batch on the training device: pair `b` is image `b` with caption `b`.
 pub(super) struct Batch {

@@ -189,7 +189,7 @@ mod tests {
         assert!(error.contains("not a resume state"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let device = Device::flex();
+        let device = Device::flex().autodiff();
         let param = Param::from_tensor(Tensor::<1>::from_floats([2.5f32], &device));
         let saved = Temperature::of(&param);
         let again = saved.param(&device);

@@ -8,7 +8,7 @@ use itm_core::eval::{Metrics, Protocol};
 use itm_data::{CaptionTokenizer, RetrievalSplit};
 
 use crate::TrainError;
-use crate::evaluate::evaluate_split;
+use crate::evaluate_split;
 
 /// The images described by the first `captions` captions, with their captions.
 pub(super) fn validation_subset(dev: &RetrievalSplit, captions: usize) -> RetrievalSplit {
