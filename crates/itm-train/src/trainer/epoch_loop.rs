@@ -48,7 +48,7 @@ impl Trainer {
         };
         let objective = Objective::new(
             config,
-            model_config,
+            &model,
             &start.loss,
             self.temperature,
             &self.training_device(),

@@ -11,14 +11,14 @@
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Gradients, Int, Tensor};
+use itm_core::VseModel;
 use itm_core::encoders::ImageInput;
 use itm_core::loss::{
     AdaptiveMarginConfig, AdaptiveMarginLoss, AmbiguityAwareConfig, AmbiguityAwareLoss,
     DistinguishabilityConfig, DistinguishabilityLoss, HingeLoss, HingeLossConfig, InfoNce,
     InfoNceConfig, NegativeMining,
 };
-use itm_core::models::SimilarityConfig;
-use itm_core::{VseModel, VseModelConfig};
+use itm_core::models::SimilarityHead;
 use itm_data::DataError;
 
 use super::resume::{LossState, Temperature};
@@ -80,27 +80,27 @@ pub(super) struct Objective {
 
 /// Whether `model` scores a pair by the cosine of its pooled embeddings: the one place the
 /// trainer asks.
-fn is_cosine(model: &VseModelConfig) -> bool {
-    matches!(model.similarity, SimilarityConfig::Cosine)
+fn is_cosine(model: &VseModel) -> bool {
+    matches!(model.similarity, SimilarityHead::Cosine(_))
 }
 
 impl Objective {
-    /// The objective of `config` for a model of `model_config`, continuing `state` (on
-    /// `device`, the training device); InfoNCE starts from the inverse temperature
-    /// `temperature` (default 1/0.07) unless `state` has one.
+    /// The objective of `config` for `model`, continuing `state` (on `device`, the training
+    /// device); InfoNCE starts from the inverse temperature `temperature` (default 1/0.07)
+    /// unless `state` has one.
     ///
     /// Fails when a term reads pooled embeddings that the model's head does not make.
     pub fn new(
         config: &TrainingConfig,
-        model_config: &VseModelConfig,
+        model: &VseModel,
         state: &LossState,
         temperature: Option<f64>,
         device: &Device,
     ) -> Result<Self, TrainError> {
         let needs_embeddings = config.loss.needs_embeddings()
             || config.distinguishability > 0.0
-            || model_config.instance_relation.is_some();
-        if needs_embeddings && !is_cosine(model_config) {
+            || model.instance_relation.is_some();
+        if needs_embeddings && !is_cosine(model) {
             return Err(DataError::invalid(
                 "training.loss",
                 "the ambiguity-aware loss, the distinguishability term and the instance \
@@ -328,6 +328,8 @@ fn relation_loss(
 mod tests {
     use super::*;
     use burn::tensor::{Distribution, TensorData};
+    use itm_core::VseModelConfig;
+    use itm_core::models::SimilarityConfig;
     use itm_core::similarity::ScanConfig;
 
     /// A term that reads pooled embeddings is refused with a fine-grained head, and named.
@@ -335,7 +337,8 @@ mod tests {
     fn embedding_terms_need_the_cosine_head() {
         let device = Device::flex();
         let model = VseModelConfig::vse_infinity_bigru_sized(6, 12, 8, 4)
-            .with_similarity(SimilarityConfig::Scan(ScanConfig::new()));
+            .with_similarity(SimilarityConfig::Scan(ScanConfig::new()))
+            .init(&device);
         let plain = TrainingConfig::default();
         let state = LossState::default();
         assert!(Objective::new(&plain, &model, &state, None, &device).is_ok());
@@ -377,8 +380,7 @@ mod tests {
         };
         let value = |config: &TrainingConfig| {
             let mut objective =
-                Objective::new(config, &model_config, &LossState::default(), None, &device)
-                    .unwrap();
+                Objective::new(config, &model, &LossState::default(), None, &device).unwrap();
             let out = objective.batch_loss(&model, batch(), step);
             (out.loss.into_scalar::<f32>(), out.margin)
         };
