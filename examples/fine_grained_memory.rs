@@ -14,28 +14,30 @@
 
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use itm::burn::tensor::Device;
-use itm::core::similarity::{
-    ChanConfig, EslConfig, FeatureSets, FineGrainedSimilarity, ScanConfig, ScanDirection,
-    ShardedScorer, XDimConfig,
-};
+use itm::core::similarity::{FeatureSets, Head, HeadTable, ShardedScorer};
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Method {
-    Chan,
-    ScanT2i,
-    ScanI2t,
-    Esl,
-    Xdim,
+/// `--method`: a fine-grained head of the heads table (`-` and `_` are the same).
+fn method(value: &str) -> Result<&'static dyn Head, String> {
+    let table = HeadTable::builtin();
+    let name = value.replace('-', "_");
+    table
+        .fine_grained()
+        .find(|head| head.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = table.fine_grained().map(|head| head.name()).collect();
+            format!("unknown method {value:?}; known: {}", known.join(", "))
+        })
 }
 
 /// Peak memory and time of sharded fine-grained scoring.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(about)]
 struct Args {
-    #[arg(long, value_enum)]
-    method: Method,
+    /// A fine-grained head of the heads table, with its published settings at `--dim`.
+    #[arg(long, value_parser = method)]
+    method: &'static dyn Head,
     #[arg(long, default_value_t = 5000)]
     images: usize,
     #[arg(long, default_value_t = 36)]
@@ -78,21 +80,9 @@ fn features(len: usize, seed: u64) -> Vec<f32> {
 fn main() {
     let args = Args::parse();
     let device = Device::flex();
-    let method: Box<dyn FineGrainedSimilarity> = match args.method {
-        Method::Chan => Box::new(ChanConfig::new().init()),
-        Method::ScanT2i => Box::new(ScanConfig::new().init()),
-        Method::ScanI2t => Box::new(
-            ScanConfig::new()
-                .with_direction(ScanDirection::ImageToText)
-                .init(),
-        ),
-        // Published: 9 levels (widths D … D/256); fewer when D has fewer factors of two.
-        Method::Esl => Box::new(
-            EslConfig::new(args.dim)
-                .with_levels(9.min(args.dim.trailing_zeros() as usize + 1))
-                .init(&device),
-        ),
-        Method::Xdim => Box::new(XDimConfig::new(args.dim).init(&device)),
+    let Some(method) = args.method.scorer(args.dim, &device) else {
+        eprintln!("--method {}: not a fine-grained head", args.method.name());
+        std::process::exit(2);
     };
     let start = Instant::now();
     let regions = features(args.images * args.regions * args.dim, 1);
@@ -101,8 +91,8 @@ fn main() {
     let lengths = vec![args.words; args.captions];
     let inputs_mib = status_mib("VmRSS:").unwrap_or(f64::NAN);
     println!(
-        "{:?}: images {}×{}, captions {}×{}, D {}; features generated in {:.1}s, resident {:.0} MiB",
-        args.method,
+        "{}: images {}×{}, captions {}×{}, D {}; features generated in {:.1}s, resident {:.0} MiB",
+        args.method.name(),
         args.images,
         args.regions,
         args.captions,

@@ -8,9 +8,13 @@
 //!
 //! `--device` takes `flex`, `wgpu[:index]` or `cuda[:index]` (docs/backends.md).
 //!
-//! `--model NAME` trains a system of the zoo instead (`itm train --help` lists them), resolved
-//! by the library exactly as `itm train --model NAME --data shapes` resolves it, at this
-//! example's size:
+//! The example is a thin layer over the library's run: its options become a
+//! [`RunConfig`](itm::train::RunConfig) (`--similarity` and `--images` choose from the zoo and
+//! the towers table), which the library resolves, builds and trains as `itm train` does.
+//!
+//! `--model NAME` trains a system of the zoo with its own defaults (`itm train --help` lists
+//! them), resolved by the library exactly as `itm train --model NAME --data shapes` resolves
+//! it, at this example's size:
 //!
 //! ```text
 //! cargo run --example vse_shapes -- --model hrem
@@ -19,74 +23,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use itm::burn::tensor::Device;
-use itm::core::VseModelConfig;
-use itm::core::encoders::TextEncoder;
 use itm::core::eval::{Metrics, Protocol, evaluate};
-use itm::core::fusion::MultiScaleFusionConfig;
-use itm::core::models::SimilarityConfig;
-use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XDimConfig};
-use itm::data::images::ImageTransform;
-use itm::data::karpathy::{self, KarpathySplit};
-use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Vocabulary};
+use itm::core::similarity::HEADS;
+use itm::data::RetrievalSplit;
+use itm::data::shapes::{ShapesConfig, ShapesDataset};
+use itm::train::zoo::{self, ZooEntry};
 use itm::train::{
-    DataSection, RunConfig, RunOverrides, Trainer, TrainingConfig, evaluate_split, load_bert,
-    sentence_max_length,
+    DataSection, ImageTower, ResolvedRun, RunConfig, RunOverrides, TextTower, TrainingConfig,
 };
-
-/// What the image tower reads.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum Images {
-    /// Precomputed region features (the VSE∞ "basic" encoder).
-    Regions,
-    /// Pixels through a small ResNet.
-    Resnet,
-    /// Pixels through a small ViT.
-    Vit,
-}
-
-/// How a pair is scored.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum Similarity {
-    /// Cosine of the GPO-pooled vectors (VSE∞).
-    Cosine,
-    /// SCAN text-to-image attention, LogSumExp (λ1 = 9, λ2 = 6).
-    ScanT2i,
-    /// SCAN image-to-text attention, LogSumExp (λ1 = 4, λ2 = 5).
-    ScanI2t,
-    /// CHAN hard alignment, mean over words.
-    Chan,
-    /// CHAN over multi-scale fused regions (CHAN-ASDG; scales 1, 2, 4 and the image mean).
-    ChanAsdg,
-    /// ESL, adaptive aggregators, levels down to width 2.
-    Esl,
-    /// X-Dim dimension dependency.
-    Xdim,
-}
-
-impl Similarity {
-    fn config(self, d_embed: usize) -> SimilarityConfig {
-        match self {
-            Similarity::Cosine => SimilarityConfig::Cosine,
-            Similarity::ScanT2i => SimilarityConfig::Scan(ScanConfig::new()),
-            Similarity::ScanI2t => {
-                SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
-            }
-            Similarity::Chan | Similarity::ChanAsdg => SimilarityConfig::Chan(ChanConfig::new()),
-            Similarity::Esl => {
-                let levels = (usize::BITS - d_embed.leading_zeros()) as usize - 1;
-                SimilarityConfig::Esl(EslConfig::new(d_embed).with_levels(levels))
-            }
-            Similarity::Xdim => SimilarityConfig::XDim(XDimConfig::new(d_embed)),
-        }
-    }
-
-    fn region_fusion(self, d_embed: usize) -> Option<MultiScaleFusionConfig> {
-        (self == Similarity::ChanAsdg).then(|| MultiScaleFusionConfig::new(d_embed))
-    }
-}
 
 /// Train and evaluate VSE∞ on `shapes`.
 #[derive(Parser, Debug)]
@@ -102,20 +48,23 @@ struct Args {
         conflicts_with_all = ["images", "pixel_size", "similarity", "mask_same_image"]
     )]
     model: Option<String>,
-    /// Image input and encoder: region features, or the rendered pixels through a ResNet or a
-    /// ViT (the images are written as PNG files in Karpathy layout under the output folder).
-    #[arg(long, value_enum, default_value_t = Images::Regions)]
-    images: Images,
+    /// Image input and encoder (the towers table): region features, or the rendered pixels
+    /// through a ResNet or a ViT.
+    #[arg(long, default_value = "regions", value_parser = image_tower)]
+    images: ImageTower,
     /// A pretrained BERT-family folder (config.json, model.safetensors, tokenizer.json, e.g.
-    /// all-MiniLM-L6-v2) to fine-tune as the text encoder (region images only).
+    /// all-MiniLM-L6-v2) to fine-tune as the text encoder (region images only), with the
+    /// chosen similarity.
     #[arg(long, value_name = "DIR")]
     bert: Option<PathBuf>,
     /// Side the pixels are resized to for the pixel encoders (rendered at 64).
     #[arg(long, default_value_t = 32)]
-    pixel_size: u32,
-    /// How a pair is scored: pooled vectors, or a fine-grained similarity of regions and words.
-    #[arg(long, value_enum, default_value_t = Similarity::Cosine)]
-    similarity: Similarity,
+    pixel_size: usize,
+    /// How a pair is scored, with the example's VSE∞ towers and schedule (not the system's
+    /// training defaults: --model takes those). The choices are read from the zoo and the
+    /// heads table (see `similarity_choices`); `-` and `_` are the same.
+    #[arg(long, default_value = "cosine", value_parser = similarity_system, help = similarity_help())]
+    similarity: &'static ZooEntry,
     /// Backend: flex (CPU), wgpu[:index] or cuda[:index].
     #[arg(long, default_value = "flex")]
     device: String,
@@ -152,6 +101,78 @@ struct Args {
     quiet: bool,
 }
 
+/// Word embedding width of the example's BiGRU.
+const WORD_DIM: usize = 128;
+
+/// `--images`: a tower of the towers table that trains from scratch beside a BiGRU.
+fn image_tower(name: &str) -> Result<ImageTower, String> {
+    ImageTower::from_name(name)
+        .filter(|tower| *tower != TextTower::Clip.default_image_tower())
+        .ok_or_else(|| {
+            let known: Vec<&str> = ImageTower::ALL
+                .into_iter()
+                .filter(|tower| *tower != TextTower::Clip.default_image_tower())
+                .map(ImageTower::name)
+                .collect();
+            format!("unknown image tower {name:?}; known: {}", known.join(", "))
+        })
+}
+
+/// The systems `--similarity` chooses from: the zoo's entries that are VSE∞'s BiGRU towers
+/// with a scoring head (plain hinge loss, no extra layer), each with its names — the entry's,
+/// and the heads table's name of its head when the entry is the first with that head.
+fn similarity_choices() -> Vec<(Vec<&'static str>, &'static ZooEntry)> {
+    let mut choices: Vec<(Vec<&'static str>, &'static ZooEntry)> = Vec::new();
+    for entry in zoo::ZOO {
+        let training = entry.training();
+        if entry.text != TextTower::BiGru
+            || entry.instance_relation
+            || training.loss != TrainingConfig::default().loss
+            || training.distinguishability > 0.0
+        {
+            continue;
+        }
+        let mut names = vec![entry.name];
+        let head = entry.similarity(2).to_string();
+        if let Some(row) = HEADS.iter().find(|row| row.config(2).to_string() == head)
+            && !choices.iter().any(|(known, _)| known.contains(&row.name))
+            && row.name != entry.name
+        {
+            names.push(row.name);
+        }
+        choices.push((names, entry));
+    }
+    choices
+}
+
+/// `--similarity`: a name of [`similarity_choices`].
+fn similarity_system(value: &str) -> Result<&'static ZooEntry, String> {
+    let name = value.replace('-', "_");
+    similarity_choices()
+        .into_iter()
+        .find(|(names, _)| names.contains(&name.as_str()))
+        .map(|(_, entry)| entry)
+        .ok_or_else(|| format!("unknown similarity {value:?}; {}", similarity_list()))
+}
+
+/// The choices of `--similarity`, for the help and errors.
+fn similarity_list() -> String {
+    let names: Vec<String> = similarity_choices()
+        .iter()
+        .map(|(names, _)| names.join(" = "))
+        .collect();
+    format!("known: {}", names.join(", "))
+}
+
+/// The help of `--similarity`.
+fn similarity_help() -> String {
+    format!(
+        "How a pair is scored, with the example's VSE∞ towers and schedule (--model takes a \
+         system's own training defaults); {} [default: cosine]",
+        similarity_list()
+    )
+}
+
 fn row(name: &str, m: &Metrics) -> String {
     format!(
         "| {name:<12} | {:>5.1} | {:>5.1} | {:>5.1} | {:>5.1} | {:>5.1} | {:>5.1} | {:>6.1} |",
@@ -176,149 +197,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    if args.bert.is_some() && args.images != Images::Regions {
-        return Err(
-            "--bert fine-tunes BERT beside the region encoder: use it with --images regions".into(),
-        );
-    }
-    let started = Instant::now();
-    if let Some(name) = &args.model {
-        return train_zoo(name, &args, device, started);
-    }
+    train(&args, device, Instant::now())
+}
 
-    let data = ShapesDataset::generate(&ShapesConfig {
-        seed: args.seed,
-        train_images: args.train_images,
-        regions: RegionFeatureConfig {
-            d_feature: args.feature_width,
-            ..RegionFeatureConfig::default()
-        },
-        ..ShapesConfig::default()
-    });
-    let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
-    eprintln!(
-        "shapes: {} train / {} dev / {} test images, vocabulary of {} words ({:.1}s)",
-        data.train.scenes.len(),
-        data.dev.scenes.len(),
-        data.test.scenes.len(),
-        vocab.len(),
-        started.elapsed().as_secs_f64()
-    );
-
-    let (model, splits) = match args.images {
-        Images::Regions => (
-            VseModelConfig::vse_infinity_bigru_sized(
-                args.feature_width,
-                vocab.len(),
-                args.embed,
-                128,
-            ),
-            [
-                data.train.retrieval.clone(),
-                data.dev.retrieval.clone(),
-                data.test.retrieval.clone(),
-            ],
-        ),
-        pixels => {
-            let json = data.write_karpathy(&args.output.join("shapes_images"))?;
-            let root = json.parent().unwrap_or(Path::new(".")).join("images");
-            let load = |split| {
-                karpathy::load(&json, &root, split)?
-                    .into_retrieval(ImageTransform::new(args.pixel_size))
-            };
-            let splits = [
-                load(KarpathySplit::Train)?,
-                load(KarpathySplit::Dev)?,
-                load(KarpathySplit::Test)?,
-            ];
-            let side = args.pixel_size as usize;
-            let model = match pixels {
-                Images::Resnet => {
-                    VseModelConfig::resnet_bigru(vec![16, 32, 64], vocab.len(), args.embed, 128)
-                }
-                _ => VseModelConfig::vit_bigru(side, side / 8, 64, 2, vocab.len(), args.embed, 128),
-            };
-            (model, splits)
-        }
-    };
-    let [train, dev, test] = &splits;
-    let model = model
-        .with_similarity(args.similarity.config(args.embed))
-        .with_region_fusion(args.similarity.region_fusion(args.embed));
-    let training = TrainingConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        mask_same_image: args.mask_same_image,
-        lr_decay_epoch: args.epochs.saturating_sub(1).max(1),
-        ..TrainingConfig::default()
-    };
-    let trainer = Trainer::new(training, device.clone())
-        .with_output(&args.output)
-        .with_quiet(args.quiet);
-    let (outcome, tokenizer) = match &args.bert {
-        None => {
-            let tokenizer = CaptionTokenizer::from(vocab);
-            (trainer.fit(&model, train, dev, &tokenizer)?, tokenizer)
-        }
-        Some(folder) => {
-            // VSE∞ with BERT: the pretrained transformer, a projection to D, GPO.
-            let (bert, bert_config) = load_bert(folder, &trainer.training_device())?;
-            let max_len = sentence_max_length(folder, &bert_config)?;
-            let tokenizer = CaptionTokenizer::from(SubwordTokenizer::from_file(
-                &folder.join("tokenizer.json"),
-                max_len,
-            )?);
-            let model =
-                VseModelConfig::vse_infinity_bert(args.feature_width, bert_config, args.embed);
-            let mut initial = model.init(&trainer.training_device());
-            if let TextEncoder::Bert(text) = &mut initial.text {
-                text.bert = bert;
-            }
-            (
-                trainer.fit_from(initial, &model, train, dev, &tokenizer)?,
-                tokenizer,
-            )
-        }
-    };
-
-    let report = evaluate_split(
-        &outcome.best_model,
-        test,
-        &tokenizer,
-        &device,
-        Protocol::Flickr30k,
-        args.quiet,
-    )?;
-    let name = format!(
-        "vse∞ {:?}{}",
-        args.images,
-        if args.bert.is_some() { "+bert" } else { "" }
-    )
-    .to_lowercase();
+/// Trains the run the options describe ([`run_config`]) and prints its test table.
+fn train(args: &Args, device: Device, started: Instant) -> Result<(), Box<dyn std::error::Error>> {
+    let run = run_config(args)?;
+    let data = run
+        .data
+        .shapes_dataset()
+        .ok_or("the example trains on shapes")?;
+    // Region features, or the rendered pixels for a pixel tower.
+    let splits = run.shapes_splits(&data);
+    let finished = run.train(&splits, device, false, args.quiet)?;
     print_results(
-        &name,
-        &report.metrics,
-        outcome.best_epoch,
+        &label(args, &run),
+        &finished.test.metrics,
+        finished.outcome.best_epoch,
         &data,
-        test,
+        &splits[2],
         started,
         &args.output,
     );
     Ok(())
 }
 
-/// `--model NAME`: the run `itm train --model NAME --data shapes` would make, with this
-/// example's data size, width, epochs, batch, rate, BERT folder, device and output folder.
-fn train_zoo(
-    name: &str,
-    args: &Args,
-    device: Device,
-    started: Instant,
-) -> Result<(), Box<dyn std::error::Error>> {
+/// The run the options describe. `--model NAME`: the run `itm train --model NAME --data
+/// shapes` would make, with this example's data size, width, epochs, batch, rate, BERT folder,
+/// device and output folder. Otherwise the `--similarity` system on the example's towers
+/// (`--images`, a BiGRU of [`WORD_DIM`] words, or `--bert`) with its VSE∞ schedule: the
+/// rate decays for the last epoch.
+fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
+    if args.bert.is_some() && args.images != ImageTower::Regions {
+        return Err(
+            "--bert fine-tunes BERT beside the region encoder: use it with --images regions".into(),
+        );
+    }
     let sizes = ShapesConfig::default();
-    let config = RunConfig::from_overrides(RunOverrides {
-        model: Some(name.to_string()),
+    let run = RunConfig::from_overrides(RunOverrides {
+        model: Some(match &args.model {
+            Some(name) => name.clone(),
+            None => args.similarity.name.to_string(),
+        }),
         data: Some(DataSection::Shapes {
             seed: args.seed,
             train_images: args.train_images,
@@ -336,20 +256,42 @@ fn train_zoo(
         device: Some(args.device.clone()),
         output: Some(args.output.clone()),
     })?;
-    let data = config.data.shapes_dataset().expect("shapes data");
-    // Region features, or the rendered pixels for a pixel tower (the `clip` entry).
-    let splits = config.shapes_splits(&data);
-    let run = config.train(&splits, device, false, args.quiet)?;
-    print_results(
-        name,
-        &run.test.metrics,
-        run.outcome.best_epoch,
-        &data,
-        &splits[2],
-        started,
-        &args.output,
-    );
-    Ok(())
+    if args.model.is_some() {
+        return Ok(run);
+    }
+    let mut config = run.into_config();
+    config.model.word_dim = WORD_DIM;
+    config.model.images = args.images;
+    config.model.image_size = args.pixel_size;
+    config.training = TrainingConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        mask_same_image: args.mask_same_image,
+        lr_decay_epoch: args.epochs.saturating_sub(1).max(1),
+        ..TrainingConfig::default()
+    };
+    Ok(config.resolve()?)
+}
+
+/// The model's name in the table: `--model`'s system, or the family of a cosine system
+/// (`vse∞`) or the name of a fine-grained one, with its image tower and `+bert`.
+fn label(args: &Args, run: &ResolvedRun) -> String {
+    let entry = run.entry();
+    if args.model.is_some() {
+        return entry.name.to_string();
+    }
+    let system = if entry.is_cosine(run.model.embed) {
+        entry.family.to_lowercase()
+    } else {
+        entry.name.to_string()
+    };
+    let bert = if run.model.bert.is_some() {
+        "+bert"
+    } else {
+        ""
+    };
+    format!("{system} {}{bert}", run.model.images.name())
 }
 
 /// Prints the test table of the model (`name`, `metrics`) beside the attribute oracle's.
@@ -392,6 +334,8 @@ fn print_results(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use itm::core::encoders::{ImageEncoder, TextEncoder};
+    use itm::core::models::SimilarityConfig;
     use itm::train::Checkpoint;
 
     /// `--model` parses, refuses the options whose choices the zoo entry makes, and trains the
@@ -400,25 +344,28 @@ mod tests {
     fn model_option_trains_a_zoo_system() {
         let output = std::env::temp_dir().join(format!("itm-example-zoo-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&output);
-        let args = Args::try_parse_from([
-            "vse_shapes",
-            "--model",
-            "hrem",
-            "--train-images",
-            "60",
-            "--epochs",
-            "1",
-            "--embed",
-            "16",
-            "--feature-width",
-            "16",
-            "--batch-size",
-            "32",
-            "--quiet",
-            "--output",
-            output.to_str().unwrap(),
-        ])
-        .unwrap();
+        let argv = |model: &str| {
+            Args::try_parse_from([
+                "vse_shapes",
+                "--model",
+                model,
+                "--train-images",
+                "60",
+                "--epochs",
+                "1",
+                "--embed",
+                "16",
+                "--feature-width",
+                "16",
+                "--batch-size",
+                "32",
+                "--quiet",
+                "--output",
+                output.to_str().unwrap(),
+            ])
+            .unwrap()
+        };
+        let args = argv("hrem");
         assert_eq!(args.model.as_deref(), Some("hrem"));
         for replaced in [["--similarity", "chan"], ["--images", "resnet"]] {
             let mut argv = vec!["vse_shapes", "--model", "hrem"];
@@ -426,10 +373,10 @@ mod tests {
             assert!(Args::try_parse_from(argv).is_err(), "{replaced:?}");
         }
         let device = itm::device::parse("flex").unwrap();
-        let unknown = train_zoo("hrem9", &args, device.clone(), Instant::now()).unwrap_err();
+        let unknown = train(&argv("hrem9"), device.clone(), Instant::now()).unwrap_err();
         assert!(unknown.to_string().contains("hrem9"), "{unknown}");
 
-        train_zoo("hrem", &args, device.clone(), Instant::now()).unwrap();
+        train(&args, device.clone(), Instant::now()).unwrap();
         // The run is the one `itm train` resolves: the entry's defaults under the example's sizes.
         let run = RunConfig::from_run_folder(&output).unwrap();
         assert_eq!((run.model.name.as_str(), run.model.embed), ("hrem", 16));
@@ -466,14 +413,104 @@ mod tests {
         ])
         .unwrap();
         let device = itm::device::parse("flex").unwrap();
-        train_zoo("clip", &args, device.clone(), Instant::now()).unwrap();
+        train(&args, device.clone(), Instant::now()).unwrap();
         let run = RunConfig::from_run_folder(&output).unwrap();
         assert_eq!((run.model.embed, run.model.image_size), (16, 224));
         let (model, _, _) = Checkpoint::new(&output).load(&device).unwrap();
-        assert!(matches!(
-            model.image,
-            itm::core::encoders::ImageEncoder::Clip(_)
-        ));
+        assert!(matches!(model.image, ImageEncoder::Clip(_)));
         let _ = std::fs::remove_dir_all(&output);
+    }
+
+    /// The defaults are the README's main run: VSE∞ (cosine) on regions with the example's
+    /// BiGRU and schedule, labelled `vse∞ regions`; every documented `--similarity` spelling
+    /// names a system of the zoo.
+    #[test]
+    fn options_map_onto_the_library_run() {
+        let args = Args::try_parse_from(["vse_shapes"]).unwrap();
+        let run = run_config(&args).unwrap();
+        assert_eq!(run.entry().name, "vse_infinity_bigru");
+        assert_eq!((run.model.embed, run.model.word_dim), (128, WORD_DIM));
+        assert_eq!(run.model.images, ImageTower::Regions);
+        assert_eq!((run.training.epochs, run.training.lr_decay_epoch), (3, 2));
+        assert_eq!(run.training.margin, TrainingConfig::default().margin);
+        assert_eq!(label(&args, &run), "vse∞ regions");
+        for (spelling, system) in [
+            ("cosine", "vse_infinity_bigru"),
+            ("scan-t2i", "scan_t2i"),
+            ("scan-i2t", "scan_i2t"),
+            ("chan", "chan"),
+            ("chan-asdg", "chan_asdg"),
+            ("esl", "esl_a"),
+            ("esl-h", "esl_h"),
+            ("xdim", "xdim"),
+        ] {
+            let args = Args::try_parse_from(["vse_shapes", "--similarity", spelling]).unwrap();
+            assert_eq!(args.similarity.name, system, "{spelling}");
+        }
+        let error = Args::try_parse_from(["vse_shapes", "--similarity", "hrem"]).unwrap_err();
+        assert!(error.to_string().contains("xdim"), "{error}");
+        let error = Args::try_parse_from(["vse_shapes", "--images", "clip"]).unwrap_err();
+        assert!(error.to_string().contains("resnet"), "{error}");
+    }
+
+    /// A tiny `shapes` training split as the run's image tower reads it.
+    fn tiny_train(run: &ResolvedRun) -> RetrievalSplit {
+        let data = run.data.shapes_dataset().unwrap();
+        let [train, _, _] = run.shapes_splits(&data);
+        train
+    }
+
+    /// `--bert` keeps `--similarity` and the fusion (it used to rebuild plain VSE∞-BERT) and
+    /// the table says so.
+    #[test]
+    fn bert_keeps_the_similarity_and_the_fusion() {
+        let folder =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/itm-train/tests/fixtures/tiny_bert");
+        let args = Args::try_parse_from([
+            "vse_shapes",
+            "--similarity",
+            "chan-asdg",
+            "--bert",
+            folder.to_str().unwrap(),
+            "--embed",
+            "16",
+            "--feature-width",
+            "8",
+            "--train-images",
+            "4",
+        ])
+        .unwrap();
+        let run = run_config(&args).unwrap();
+        assert_eq!(label(&args, &run), "chan_asdg regions+bert");
+        let built = run.build(&tiny_train(&run), &Device::flex()).unwrap();
+        assert!(matches!(built.config.similarity, SimilarityConfig::Chan(_)));
+        assert!(built.config.region_fusion.is_some());
+        assert!(matches!(built.model.text, TextEncoder::Bert(_)));
+        assert!(built.model.fine_grained().is_some() && !built.model.is_cosine());
+    }
+
+    /// `--similarity esl --embed 100` builds ESL with the heads table's 3 levels (widths 100,
+    /// 50, 25) instead of panicking on 6.
+    #[test]
+    fn esl_at_a_width_with_few_halvings_builds() {
+        let args = Args::try_parse_from([
+            "vse_shapes",
+            "--similarity",
+            "esl",
+            "--embed",
+            "100",
+            "--feature-width",
+            "8",
+            "--train-images",
+            "4",
+        ])
+        .unwrap();
+        let run = run_config(&args).unwrap();
+        let built = run.build(&tiny_train(&run), &Device::flex()).unwrap();
+        let SimilarityConfig::Esl(esl) = &built.config.similarity else {
+            panic!("ESL")
+        };
+        assert_eq!(esl.levels, 3);
+        assert_eq!(label(&args, &run), "esl_a regions");
     }
 }

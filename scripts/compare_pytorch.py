@@ -116,7 +116,7 @@ def recall_scores(n_img, n_cap):
 
     At 5,000 x 25,000 a few dozen float32 ties with a true pair occur by chance; argsort puts
     tied entries in an arbitrary order (its two formulations below disagree there) while itm
-    counts ties in the ground truth's favour, so the ranks would differ for reasons that are
+    counts ties against the ground truth, so the ranks would differ for reasons that are
     conventions, not bugs. Each tied true score is moved up to the next float32 until none is.
     """
     import numpy as np

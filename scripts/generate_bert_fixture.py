@@ -3,13 +3,13 @@
 
 Builds a tiny randomly initialised `transformers.BertModel` (fixed seed) and writes
 
-- tests/fixtures/tiny_bert/: config.json, model.safetensors (keys as `BertModel.save_pretrained`
+- crates/itm-train/tests/fixtures/tiny_bert/: config.json, model.safetensors (keys as `BertModel.save_pretrained`
   writes them, plus the `embeddings.position_ids` buffer that older checkpoints carry) and a
   WordPiece tokenizer.json whose vocabulary is the model's;
-- tests/fixtures/tiny_bert_legacy/: the same weights in the other common layout: keys prefixed
+- crates/itm-train/tests/fixtures/tiny_bert_legacy/: the same weights in the other common layout: keys prefixed
   with `bert.` (as in `BertForPreTraining` checkpoints), layer norms named `gamma`/`beta`, a
   `cls.` pre-training head, and no pooler;
-- tests/fixtures/bert.json: padded input ids with their lengths, the token features, the pooler
+- crates/itm-train/tests/fixtures/bert.json: padded input ids with their lengths, the token features, the pooler
   output, the mean-pooled l2-normalised sentence embeddings, and captions tokenized by the
   tokenizer with their sentence embeddings.
 
@@ -31,7 +31,7 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from transformers import BertConfig, BertModel
 
-ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent / "crates" / "itm-train" / "tests" / "fixtures"
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = (

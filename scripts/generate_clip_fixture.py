@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference values for itm's CLIP dual encoder, computed with Hugging Face transformers.
 
-Writes tests/fixtures/tiny_clip/, a folder laid out like a Hugging Face CLIP checkpoint:
+Writes crates/itm-train/tests/fixtures/tiny_clip/, a folder laid out like a Hugging Face CLIP checkpoint:
 
 - config.json and model.safetensors of a tiny randomly initialised `transformers.CLIPModel`
   (fixed seed; text width 32, vision width 48, projection 24, 2 layers, 2 heads, 32×32 images in
@@ -40,7 +40,9 @@ from tokenizers.models import BPE
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-FOLDER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_clip"
+FOLDER = (
+    Path(__file__).resolve().parent.parent / "crates" / "itm-train" / "tests" / "fixtures" / "tiny_clip"
+)
 
 START, END = "<|startoftext|>", "<|endoftext|>"
 MERGES = 160

@@ -7,7 +7,7 @@ where METHODS is silent): for every image i and caption j it slices the valid re
 R = regions[i, :count] and words X = words[j, :length] (so padding cannot matter) and applies the
 formulas literally, with torch's own conv1d, layer_norm, std and softmax. The learned parameters
 are drawn at random (not at their initial constants), so that every gradient is informative.
-Writes tests/fixtures/esl_xdim.json, checked by tests/esl_xdim_reference.rs. Run it from the
+Writes crates/itm-core/tests/fixtures/esl_xdim.json, checked by crates/itm-core/tests/esl_xdim_reference.rs. Run it from the
 repository root:
 
     python3 -m venv .venv && .venv/bin/pip install torch
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+OUT = Path(__file__).resolve().parent.parent / "crates" / "itm-core" / "tests" / "fixtures"
 torch.set_default_dtype(torch.float64)
 EPS = 1e-8
 

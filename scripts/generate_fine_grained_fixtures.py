@@ -5,7 +5,7 @@ A direct, pair-by-pair PyTorch implementation in double precision, written from 
 without looking at the Rust code: for every image i and caption j it slices the valid regions
 R = regions[i, :count] and words W = words[j, :length] (so padding cannot matter) and applies
 the formulas literally, with the attended vectors computed explicitly. Writes
-tests/fixtures/fine_grained.json, checked by tests/fine_grained_reference.rs. Run it from the
+crates/itm-core/tests/fixtures/fine_grained.json, checked by crates/itm-core/tests/fine_grained_reference.rs. Run it from the
 repository root:
 
     python3 -m venv .venv && .venv/bin/pip install torch
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+OUT = Path(__file__).resolve().parent.parent / "crates" / "itm-core" / "tests" / "fixtures"
 torch.set_default_dtype(torch.float64)
 EPS = 1e-8
 

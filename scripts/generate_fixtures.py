@@ -3,7 +3,7 @@
 
 Each function below re-implements one piece of METHODS.md directly in PyTorch (packed
 sequences for the recurrent parts, as the published code does) and writes its inputs,
-parameters, outputs and gradients to tests/fixtures/*.json. Run it from the repository root:
+parameters, outputs and gradients to crates/itm-core/tests/fixtures/*.json. Run it from the repository root:
 
     python3 -m venv .venv && .venv/bin/pip install torch numpy
     .venv/bin/python scripts/generate_fixtures.py
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+OUT = Path(__file__).resolve().parent.parent / "crates" / "itm-core" / "tests" / "fixtures"
 torch.set_default_dtype(torch.float64)  # references in double precision
 
 

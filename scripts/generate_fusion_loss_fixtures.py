@@ -17,7 +17,7 @@ design" there), in double precision with torch's own modules where they exist:
 
 Every parameter is drawn at random (LayerNorm gains and biases too) and every number is first
 rounded to float32, so that the Rust side reads exactly the same inputs. Writes
-tests/fixtures/fusion_loss.json, checked by tests/fusion_loss_reference.rs. Run it from the
+crates/itm-core/tests/fixtures/fusion_loss.json, checked by crates/itm-core/tests/fusion_loss_reference.rs. Run it from the
 repository root:
 
     python3 -m venv .venv && .venv/bin/pip install torch
@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+OUT = Path(__file__).resolve().parent.parent / "crates" / "itm-core" / "tests" / "fixtures"
 torch.set_default_dtype(torch.float64)
 EPS = 1e-8
 

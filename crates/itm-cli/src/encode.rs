@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use itm_core::encoders::ImageEncoderConfig;
+use itm_core::similarity::HeadTable;
 use itm_data::images::ImageTransform;
 use itm_data::npy::write_f32;
 use itm_data::{ImageSource, RegionFeatures};
@@ -32,10 +33,8 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "captions.txt")]
     captions: Option<PathBuf>,
     /// The embeddings (.npy, float32, [rows, D], unit length, input order), replaced
-    /// atomically. Only models scored by the cosine of pooled vectors are encoded: the
-    /// fine-grained heads (SCAN, CHAN, ESL, X-Dim) rank pairs from region and word features,
-    /// and their pooled vectors would not reproduce those rankings.
-    #[arg(long, value_name = "X.npy")]
+    /// atomically (the help text names the fine-grained heads: [`output_help`]).
+    #[arg(long, value_name = "X.npy", help = output_help())]
     output: PathBuf,
     /// Images or captions per forward pass.
     #[arg(long, value_name = "N", default_value_t = 128)]
@@ -48,6 +47,21 @@ pub struct EncodeArgs {
     quiet: bool,
 }
 
+/// The help of `--output`, naming the fine-grained heads of the heads table.
+fn output_help() -> String {
+    let fine_grained = HeadTable::builtin()
+        .fine_grained()
+        .map(|head| head.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "The embeddings (.npy, float32, [rows, D], unit length, input order), replaced \
+         atomically. Only models scored by the cosine of pooled vectors are encoded: the \
+         fine-grained heads ({fine_grained}) rank pairs from region and word features, and \
+         their pooled vectors would not reproduce those rankings."
+    )
+}
+
 /// Runs `itm encode`.
 pub fn run(args: EncodeArgs) -> Result<(), String> {
     if args.batch_size == 0 {
@@ -56,7 +70,7 @@ pub fn run(args: EncodeArgs) -> Result<(), String> {
     let device = itm::device::parse(&args.device).map_err(|e| format!("--device: {e}"))?;
     let folder = &args.checkpoint;
     let (model, config, tokenizer) = load_checkpoint(folder, &device)?;
-    if model.fine_grained().is_some() {
+    if !model.is_cosine() {
         return Err(format!(
             "{}: this model scores pairs with a fine-grained similarity of region and word \
              features, not with the cosine of its pooled vectors, so `itm encode` writes \

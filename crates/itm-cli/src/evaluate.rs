@@ -140,7 +140,7 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
         None => {
             let run = RunConfig::from_run_folder(first)
                 .map_err(|e| format!("{e} (give --data when the checkpoint has no run.toml)"))?;
-            (run.data, run.model.image_size)
+            (run.data.clone(), run.model.image_size)
         }
     };
     // The first checkpoint's image tower decides how pixels are read (CLIP's own size and
@@ -223,10 +223,13 @@ fn to_json(m: &Metrics) -> serde_json::Value {
         "t2i_r1": m.t2i_recall[0], "t2i_r5": m.t2i_recall[1], "t2i_r10": m.t2i_recall[2],
         "t2i_medr": m.t2i_medr, "t2i_meanr": m.t2i_meanr,
         "rsum": m.rsum(),
+        "i2t_ties": m.i2t_ties, "t2i_ties": m.t2i_ties, "degenerate": m.degenerate,
     })
 }
 
-/// Prints the recall table of `m`.
+/// Prints the recall table of `m`: per direction the recalls, the ranks and the number of
+/// queries whose ground truth tied with a competitor (ranked behind it), then the rsum, and a
+/// warning when the scores are degenerate.
 pub fn print_table(m: &Metrics, protocol: Protocol, n_img: usize, n_cap: usize) {
     let name = match protocol {
         Protocol::Flickr30k => "Flickr30K 1K (whole matrix)",
@@ -234,15 +237,33 @@ pub fn print_table(m: &Metrics, protocol: Protocol, n_img: usize, n_cap: usize) 
         Protocol::Coco5k => "COCO 5K (whole matrix)",
     };
     println!("{name}: {n_img} images, {n_cap} captions");
-    println!("           R@1    R@5   R@10   medr   meanr");
-    for (direction, recall, medr, meanr) in [
-        ("image→text", m.i2t_recall, m.i2t_medr, m.i2t_meanr),
-        ("text→image", m.t2i_recall, m.t2i_medr, m.t2i_meanr),
+    println!("           R@1    R@5   R@10   medr   meanr   ties");
+    for (direction, recall, medr, meanr, ties) in [
+        (
+            "image→text",
+            m.i2t_recall,
+            m.i2t_medr,
+            m.i2t_meanr,
+            m.i2t_ties,
+        ),
+        (
+            "text→image",
+            m.t2i_recall,
+            m.t2i_medr,
+            m.t2i_meanr,
+            m.t2i_ties,
+        ),
     ] {
         println!(
-            "{direction} {:>5.1}  {:>5.1}  {:>5.1}  {:>5.1}  {:>6.1}",
+            "{direction} {:>5.1}  {:>5.1}  {:>5.1}  {:>5.1}  {:>6.1}  {ties:>5}",
             recall[0], recall[1], recall[2], medr, meanr
         );
     }
     println!("rsum {:.1}", m.rsum());
+    if m.degenerate {
+        println!(
+            "warning: degenerate scores: more than half of a direction's queries tie with a \
+             competitor at their ground truth (ties rank the ground truth behind them)"
+        );
+    }
 }

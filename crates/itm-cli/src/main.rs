@@ -23,17 +23,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a system of the zoo (VSE∞, SCAN, CHAN, ESL, X-Dim) and evaluate its best epoch.
-    ///
-    /// From a run.toml, from flags, or both (flags win); `--resume DIR` continues a stopped
-    /// run exactly where it stopped. The best checkpoint, metrics (JSON lines and CSV), a PNG
-    /// chart, the effective run.toml and the resume state go to the output folder.
+    /// Train a system of the zoo and evaluate its best epoch (the about text lists the zoo's
+    /// families: [`train::about`]).
+    #[command(about = train::about(), long_about = train::long_about())]
     Train(train::TrainArgs),
     /// Evaluate with the standard protocol: a saved similarity matrix, or checkpoints.
     ///
     /// `--sims S.npy` reads a float32 [N, 5N] matrix. `--checkpoint DIR` (repeatable: an
     /// ensemble averaging the matrices) scores a split with the model's own similarity. Ranks
-    /// count competitors with a strictly greater score.
+    /// are pessimistic: a competitor scored equal to the ground truth is ahead of it, and the
+    /// table counts the queries with such a tie.
     Evaluate(evaluate::EvaluateArgs),
     /// Write the embeddings of images or captions under a trained checkpoint.
     ///
@@ -126,6 +125,41 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use itm_core::similarity::HEADS;
+    use itm_train::{ImageTower, zoo};
+
+    /// `itm --help` names every family of the zoo (it used to omit HREM, CLIP, DAIM and AAHR),
+    /// and `itm train --help` every system, head and image tower: the lists come from the
+    /// zoo and the tables.
+    #[test]
+    fn help_lists_what_the_zoo_and_the_tables_hold() {
+        let top = Cli::command().render_help().to_string();
+        for family in ["HREM", "CLIP", "DAIM", "AAHR", "VSE∞", "X-Dim"] {
+            assert!(top.contains(family), "{family}: {top}");
+        }
+        let mut cli = Cli::command();
+        let train = cli
+            .find_subcommand_mut("train")
+            .expect("the train subcommand")
+            .render_long_help()
+            .to_string();
+        for entry in zoo::ZOO {
+            assert!(train.contains(entry.name), "{}", entry.name);
+            assert!(top.contains(entry.family), "{}", entry.family);
+        }
+        for head in HEADS {
+            assert!(train.contains(head.summary), "{}", head.name);
+        }
+        for tower in ImageTower::ALL {
+            assert!(train.contains(tower.summary()), "{}", tower.name());
         }
     }
 }

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use clap::Args;
 use itm_core::eval::Protocol;
-use itm_train::{DataSection, RUN_FILE, RunConfig, RunError, RunOverrides, zoo};
+use itm_core::similarity::HEADS;
+use itm_train::{
+    DataSection, ImageTower, RUN_FILE, ResolvedRun, RunConfig, RunError, RunOverrides, TextTower,
+    zoo,
+};
 
 use crate::evaluate::print_table;
 
@@ -66,6 +70,24 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+/// One line for `itm --help`: the families of the zoo, read from it.
+pub fn about() -> String {
+    format!(
+        "Train a system of the zoo ({}) and evaluate its best epoch.",
+        zoo::families()
+    )
+}
+
+/// [`about`] and what a run reads and writes, for `itm train --help`.
+pub fn long_about() -> String {
+    format!(
+        "{}\n\nFrom a run.toml, from flags, or both (flags win); `--resume DIR` continues a \
+         stopped run exactly where it stopped. The best checkpoint, metrics (JSON lines and \
+         CSV), a PNG chart, the effective run.toml and the resume state go to the output folder.",
+        about()
+    )
+}
+
 /// The zoo, for the end of `itm train --help`.
 fn zoo_help() -> String {
     let mut text = String::from("Systems (--model, model.name):\n");
@@ -74,6 +96,18 @@ fn zoo_help() -> String {
             "  {:<20} {} (D = {})\n  {:<20}   {}\n",
             entry.name, entry.summary, entry.d_embed, "", entry.citation
         ));
+    }
+    text.push_str("\nScoring heads (the heads table):\n");
+    for head in HEADS {
+        text.push_str(&format!("  {:<20} {}\n", head.name, head.summary));
+    }
+    text.push_str("\nImage towers ([model] images):\n");
+    for tower in ImageTower::ALL {
+        text.push_str(&format!("  {:<20} {}\n", tower.name(), tower.summary()));
+    }
+    text.push_str("\nText towers:\n");
+    for tower in TextTower::ALL {
+        text.push_str(&format!("  {:<20} {}\n", tower.name(), tower.summary()));
     }
     text.push_str(
         "\nLosses ([training] loss): \"hinge\" (VSE++, fixed margin), \"adaptive_margin\" \
@@ -134,7 +168,7 @@ fn check_folder(folder: &Path) -> Result<(), String> {
     }
 }
 
-fn train(config: &RunConfig, device: Device, resume: bool, quiet: bool) -> Result<(), RunError> {
+fn train(config: &ResolvedRun, device: Device, resume: bool, quiet: bool) -> Result<(), RunError> {
     let splits = config.load_data()?;
     let run = config.train(&splits, device, resume, quiet)?;
     let test = &splits[2];

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
@@ -19,34 +18,17 @@ use itm_data::npy::write_f32;
 use itm_data::precomp;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
+use itm_test_support::{Binary, TempDir, copy_tree, itm_binary, train_fixtures};
 use itm_train::{Checkpoint, load_bert, load_clip};
 
 /// Region feature width of the checkpoint and datasets made here.
 const D_FEATURE: usize = 16;
 
-fn work_folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-bad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const ITM: Binary = itm_binary!();
 
+/// A fixture of `itm-train` (the tiny BERT and CLIP folders).
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
+    train_fixtures().path(name)
 }
 
 /// Every file under `root` with its bytes.
@@ -122,10 +104,7 @@ impl Suite {
     /// fail, name `file` and say `word` on stderr, not panic, and change no file.
     fn cli(&mut self, case: &str, root: &Path, args: &[&str], file: &str, word: &str) {
         let before = snapshot(root);
-        let output = Command::new(env!("CARGO_BIN_EXE_itm"))
-            .args(args)
-            .output()
-            .expect("the binary runs");
+        let output = ITM.run(args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let mut ok = self.check_message(case, &stderr, file, word);
         if output.status.success() {
@@ -167,7 +146,7 @@ fn path(p: &Path) -> &str {
 
 /// `itm evaluate --sims`: the `.npy` reader and the matrix checks.
 fn similarity_files(suite: &mut Suite) {
-    let dir = work_folder("sims");
+    let dir = TempDir::new("bad-sims");
     let sims = dir.join("sims.npy");
     let good: Vec<f32> = (0..2 * 10).map(|k| k as f32 / 20.0).collect();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -285,7 +264,6 @@ fn similarity_files(suite: &mut Suite) {
         "absent.npy",
         "no such file",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A valid precomp folder (split `test`: 4 images × 3 regions, 20 captions, 4 ids).
@@ -304,7 +282,7 @@ fn write_precomp(dir: &Path) -> Vec<f32> {
 
 /// `itm data check DIR`: features, captions and ids of a precomp folder.
 fn precomp_files(suite: &mut Suite) {
-    let dir = work_folder("precomp");
+    let dir = TempDir::new("bad-precomp");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let features = write_precomp(&data);
@@ -385,7 +363,6 @@ fn precomp_files(suite: &mut Suite) {
         "empty",
         "_ims.npy",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn karpathy_image(name: &str, split: &str, captions: usize) -> serde_json::Value {
@@ -397,7 +374,7 @@ fn karpathy_image(name: &str, split: &str, captions: usize) -> serde_json::Value
 
 /// `itm data check JSON [--decode]`: Karpathy JSON, its images and `id_mapping.json`.
 fn karpathy_files(suite: &mut Suite) {
-    let dir = work_folder("karpathy");
+    let dir = TempDir::new("bad-karpathy");
     let json = dir.join("dataset.json");
     let splits = ["train", "val", "test"];
     for (k, split) in splits.iter().enumerate() {
@@ -494,7 +471,6 @@ fn karpathy_files(suite: &mut Suite) {
         "val.png",
         "cannot decode",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A checkpoint of an untrained BiGRU + GPO region model (weights need not be trained to be
@@ -522,7 +498,7 @@ fn write_checkpoint(folder: &Path) {
 /// `itm index build`: checkpoint files (weights, configuration, vocabulary) and precomp ids;
 /// an existing index at `--output` must survive every failure.
 fn checkpoint_files(suite: &mut Suite) {
-    let dir = work_folder("checkpoint");
+    let dir = TempDir::new("bad-checkpoint");
     let good = dir.join("good");
     write_checkpoint(&good);
     let data = dir.join("data");
@@ -553,7 +529,7 @@ fn checkpoint_files(suite: &mut Suite) {
     };
     let fresh = || {
         let _ = std::fs::remove_dir_all(&checkpoint);
-        copy_folder(&good, &checkpoint);
+        copy_tree(&good, &checkpoint);
     };
     fresh();
     std::fs::remove_file(checkpoint.join("model.bpk")).unwrap();
@@ -661,37 +637,28 @@ fn checkpoint_files(suite: &mut Suite) {
         "model.json",
         "missing field",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `itm search --index` and `itm sheet --index`: altered index folders.
 fn index_files(suite: &mut Suite) {
-    let dir = work_folder("index");
+    let dir = TempDir::new("bad-index");
     let checkpoint = dir.join("checkpoint");
     write_checkpoint(&checkpoint);
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     write_precomp(&data);
     let good = dir.join("good-index");
-    let output = Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args([
-            "index",
-            "build",
-            "--checkpoint",
-            path(&checkpoint),
-            "--data",
-            path(&data),
-            "--output",
-            path(&good),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ITM.ok(&[
+        "index",
+        "build",
+        "--checkpoint",
+        path(&checkpoint),
+        "--data",
+        path(&data),
+        "--output",
+        path(&good),
+        "--quiet",
+    ]);
     let index = dir.join("index");
     let sheet = dir.join("sheet.png");
     std::fs::write(&sheet, b"an older sheet").unwrap();
@@ -706,7 +673,7 @@ fn index_files(suite: &mut Suite) {
     };
     let fresh = || {
         let _ = std::fs::remove_dir_all(&index);
-        copy_folder(&good, &index);
+        copy_tree(&good, &index);
     };
     fresh();
     let images = std::fs::read(good.join("images.npy")).unwrap();
@@ -764,31 +731,22 @@ fn index_files(suite: &mut Suite) {
         "no such file",
     );
     graph_files(suite, &dir, &checkpoint, &data);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `itm index build --approximate` of the precomp folder `data` into `output`.
 fn build_approximate(checkpoint: &Path, data: &Path, output: &Path) {
-    let output = Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args([
-            "index",
-            "build",
-            "--checkpoint",
-            path(checkpoint),
-            "--data",
-            path(data),
-            "--output",
-            path(output),
-            "--quiet",
-            "--approximate",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ITM.ok(&[
+        "index",
+        "build",
+        "--checkpoint",
+        path(checkpoint),
+        "--data",
+        path(data),
+        "--output",
+        path(output),
+        "--quiet",
+        "--approximate",
+    ]);
 }
 
 /// Gives `name` in the manifest of `index` the length and SHA-256 of its current content, so
@@ -830,7 +788,7 @@ fn graph_files(suite: &mut Suite, dir: &Path, checkpoint: &Path, data: &Path) {
     let index = dir.join("approximate");
     let fresh = || {
         let _ = std::fs::remove_dir_all(&index);
-        copy_folder(&good, &index);
+        copy_tree(&good, &index);
     };
     let text_search = ["search", "--index", path(&index), "a red circle"];
     let image_search = ["search", "--index", path(&index), "--image", "10"];
@@ -918,7 +876,7 @@ fn graph_files(suite: &mut Suite, dir: &Path, checkpoint: &Path, data: &Path) {
 /// `itm encode-text --model`: Hugging Face folders (config.json, tokenizer.json,
 /// model.safetensors) and the captions file; the existing output must survive.
 fn bert_files(suite: &mut Suite) {
-    let dir = work_folder("bert");
+    let dir = TempDir::new("bad-bert");
     let model = dir.join("model");
     let input = dir.join("captions.txt");
     std::fs::write(&input, "a dog runs\na red ball\n").unwrap();
@@ -926,7 +884,7 @@ fn bert_files(suite: &mut Suite) {
     std::fs::write(&output, b"older embeddings").unwrap();
     let fresh = || {
         let _ = std::fs::remove_dir_all(&model);
-        copy_folder(&fixture("tiny_bert"), &model);
+        copy_tree(&fixture("tiny_bert"), &model);
     };
     let encode = |suite: &mut Suite, case: &str, file: &str, word: &str| {
         suite.cli(
@@ -1050,16 +1008,15 @@ fn bert_files(suite: &mut Suite) {
     encode(suite, "captions: empty line", "captions.txt", "empty");
     std::fs::write(&input, b"a dog \xc3\x28 runs\n").unwrap();
     encode(suite, "captions: not UTF-8", "captions.txt", "UTF-8");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// CLIP folders, read only by the library.
 fn clip_files(suite: &mut Suite) {
-    let dir = work_folder("clip");
+    let dir = TempDir::new("bad-clip");
     let model = dir.join("model");
     let fresh = || {
         let _ = std::fs::remove_dir_all(&model);
-        copy_folder(&fixture("tiny_clip"), &model);
+        copy_tree(&fixture("tiny_clip"), &model);
     };
     let device = Device::flex();
     fresh();
@@ -1120,7 +1077,6 @@ fn clip_files(suite: &mut Suite) {
         "config.json",
         "no such file",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

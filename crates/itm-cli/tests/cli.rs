@@ -1,25 +1,13 @@
 //! The `itm` binary: results equal the library's, bad input fails with a clear message.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use itm_core::eval::{Protocol, evaluate};
 use itm_data::npy::write_f32;
+use itm_test_support::{Binary, TempDir, itm_binary, shapes, stderr};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-fn itm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const ITM: Binary = itm_binary!();
 
 fn random_sims(n_img: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -35,13 +23,9 @@ fn random_sims(n_img: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn evaluate_json_equals_the_library() {
-    let dir = folder("eval");
+    let dir = TempDir::new("cli-eval");
     let sims = random_sims(20, 1);
     let path = dir.join("sims.npy");
     write_f32(&path, &[20, 100], &sims).unwrap();
@@ -51,7 +35,7 @@ fn evaluate_json_equals_the_library() {
         ("coco1k", Protocol::Coco1k),
         ("coco5k", Protocol::Coco5k),
     ] {
-        let output = itm(&[
+        let output = ITM.run(&[
             "evaluate",
             "--sims",
             path.to_str().unwrap(),
@@ -66,64 +50,82 @@ fn evaluate_json_equals_the_library() {
         assert_eq!(json["t2i_r10"].as_f64().unwrap(), expected.t2i_recall[2]);
         assert_eq!(json["t2i_meanr"].as_f64().unwrap(), expected.t2i_meanr);
         assert_eq!(json["rsum"].as_f64().unwrap(), expected.rsum());
+        assert_eq!(json["i2t_ties"].as_u64().unwrap(), expected.i2t_ties as u64);
+        assert_eq!(json["degenerate"].as_bool(), Some(false));
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 11);
+        assert_eq!(keys.len(), 14);
     }
-    let table = itm(&["evaluate", "--sims", path.to_str().unwrap()]);
+    let table = ITM.run(&["evaluate", "--sims", path.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("rsum"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn assert_fails(args: &[&str], needles: &[&str]) {
-    let output = itm(args);
-    assert!(!output.status.success(), "{args:?} should fail");
-    let message = stderr(&output);
-    for needle in needles {
-        assert!(
-            message.contains(needle),
-            "{args:?}: {message:?} lacks {needle:?}"
-        );
+/// A collapsed model's all-zero [100, 500] matrix: every query ties at its ground truth, so it
+/// ranks last (recall 0, not 100) in every protocol, and the report says so.
+#[test]
+fn evaluate_never_rewards_ties() {
+    let dir = TempDir::new("cli-ties");
+    let path = dir.join("zeros.npy");
+    write_f32(&path, &[100, 500], &vec![0.0; 100 * 500]).unwrap();
+    for (name, images) in [("f30k", 100.0), ("coco1k", 20.0), ("coco5k", 100.0)] {
+        let output = ITM.run(&[
+            "evaluate",
+            "--sims",
+            path.to_str().unwrap(),
+            "--protocol",
+            name,
+            "--json",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json["rsum"].as_f64(), Some(0.0), "{name}: {json}");
+        assert_eq!(json["t2i_medr"].as_f64(), Some(images), "{name}: {json}");
+        assert_eq!(json["i2t_ties"].as_u64(), Some(100), "{name}: {json}");
+        assert_eq!(json["t2i_ties"].as_u64(), Some(500), "{name}: {json}");
+        assert_eq!(json["degenerate"].as_bool(), Some(true), "{name}: {json}");
     }
-    assert!(!message.contains("panicked"), "{message}");
+    let table = ITM.run(&["evaluate", "--sims", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("rsum 0.0"), "{text}");
+    assert!(text.contains("ties") && text.contains("  500"), "{text}");
+    assert!(text.contains("warning: degenerate scores"), "{text}");
 }
 
 #[test]
 fn evaluate_refuses_bad_matrices() {
-    let dir = folder("bad-sims");
+    let dir = TempDir::new("cli-bad-sims");
     let path = dir.join("sims.npy");
     let p = path.to_str().unwrap();
     write_f32(&path, &[4, 10], &[0.0; 40]).unwrap();
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--sims", p],
         &["sims.npy", "[N, 5N]", "[4, 10]"],
     );
     let mut sims = random_sims(2, 2);
     sims[13] = f32::NAN;
     write_f32(&path, &[2, 10], &sims).unwrap();
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--sims", p],
         &["sims.npy", "image 1 and caption 3", "NaN"],
     );
     write_f32(&path, &[3, 5, 1], &[0.0; 15]).unwrap();
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--sims", p],
         &["sims.npy", "[images, captions]"],
     );
     write_f32(&path, &[3, 15], &random_sims(3, 3)).unwrap();
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--sims", p, "--protocol", "coco1k"],
         &["multiple of 5"],
     );
     std::fs::write(&path, b"not numpy").unwrap();
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--sims", p],
         &["sims.npy", "not a valid .npy"],
     );
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--sims", dir.join("none.npy").to_str().unwrap()],
         &["none.npy"],
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn write_precomp(dir: &Path) {
@@ -140,9 +142,9 @@ fn write_precomp(dir: &Path) {
 
 #[test]
 fn data_check_summarises_and_finds_problems() {
-    let dir = folder("check");
+    let dir = TempDir::new("cli-check");
     write_precomp(&dir);
-    let output = itm(&["data", "check", dir.to_str().unwrap()]);
+    let output = ITM.run(&["data", "check", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -150,35 +152,22 @@ fn data_check_summarises_and_finds_problems() {
         "{summary}"
     );
     std::fs::write(dir.join("test_caps.txt"), "one\ntwo\n\nfour\n").unwrap();
-    assert_fails(&["data", "check", dir.to_str().unwrap()], &["1 problem(s)"]);
-    let empty = folder("check-empty");
-    assert_fails(
+    ITM.fails(&["data", "check", dir.to_str().unwrap()], &["1 problem(s)"]);
+    let empty = TempDir::new("cli-check-empty");
+    ITM.fails(
         &["data", "check", empty.to_str().unwrap()],
         &["1 problem(s)"],
     );
-    assert_fails(
+    ITM.fails(
         &["data", "check", dir.join("nothing").to_str().unwrap()],
         &["no such file or folder"],
     );
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&empty).unwrap();
 }
 
 #[test]
 fn data_check_reads_karpathy_and_decodes_images() {
-    use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-    let dir = folder("karpathy");
-    let data = ShapesDataset::generate(&ShapesConfig {
-        seed: 1,
-        train_images: 5,
-        dev_images: 2,
-        test_images: 3,
-        regions: RegionFeatureConfig {
-            d_feature: 8,
-            n_regions: 4,
-            noise: 1.0,
-        },
-    });
+    let dir = TempDir::new("cli-karpathy");
+    let data = shapes(1, [5, 2, 3], 8, 4);
     let json = data.write_karpathy(&dir).unwrap();
     let images = dir.join("images");
     let args = [
@@ -189,7 +178,7 @@ fn data_check_reads_karpathy_and_decodes_images() {
         images.to_str().unwrap(),
         "--decode",
     ];
-    let output = itm(&args);
+    let output = ITM.run(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -197,8 +186,7 @@ fn data_check_reads_karpathy_and_decodes_images() {
         "{summary}"
     );
     std::fs::write(images.join("test/1.png"), b"broken").unwrap();
-    assert_fails(&args, &["1 problem(s)"]);
-    let output = itm(&args);
+    ITM.fails(&args, &["1 problem(s)"]);
+    let output = ITM.run(&args);
     assert!(stderr(&output).contains("test/1.png"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

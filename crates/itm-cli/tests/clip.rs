@@ -5,91 +5,43 @@
 //! are refused naming the file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use itm_data::npy::MappedF32;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_test_support::{
+    Binary, ShapesToml, TempDir, copy_tree, itm_binary, read_json, read_jsonl, train_fixtures,
+    validation_rsum,
+};
 
-fn itm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-/// Runs `args` (quietly); it must succeed. Returns stdout.
-fn ok(args: &[&str]) -> String {
-    let output = itm(&[args, &["--quiet"]].concat());
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs `args`; it must fail, without a panic, with every needle in its message.
-fn fails(args: &[&str], needles: &[&str]) {
-    let output = itm(args);
-    let message = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{args:?} should fail");
-    assert!(!message.contains("panicked"), "{message}");
-    for needle in needles {
-        assert!(
-            message.contains(needle),
-            "{args:?}: {message:?} lacks {needle:?}"
-        );
-    }
-}
-
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-cli-clip-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const ITM: Binary = itm_binary!();
+/// Runs that must succeed run quietly.
+const QUIET: Binary = itm_binary!().with_args(&["--quiet"]);
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The tiny transformers CLIP folder (`scripts/generate_clip_fixture.py`).
 fn tiny_clip() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny_clip")
+    train_fixtures().path("tiny_clip")
 }
 
 /// A `clip` run on `shapes` in `dir/name` with `model` keys: `train` training images (50 dev,
 /// 50 test), batch 32, the entry's rate (5e-4) held constant, `epochs` epochs.
 fn write_run(dir: &Path, name: &str, model: &str, train: usize, epochs: usize) -> PathBuf {
     let config = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "output = {:?}\n[model]\nname = \"clip\"\n{model}\
-         [data]\nkind = \"shapes\"\nseed = 7\ntrain_images = {train}\ndev_images = 50\n\
-         test_images = 50\n\
-         [training]\nepochs = {epochs}\nbatch_size = 32\nlr_decay_factor = 1.0\nseed = 3\n",
-        dir.join(name)
+    let text = ShapesToml {
+        seed: 7,
+        images: [train, 50, 50],
+        feature_width: None,
+    }
+    .run_file(
+        &dir.join(name),
+        &format!("name = \"clip\"\n{model}"),
+        &format!("epochs = {epochs}\nbatch_size = 32\nlr_decay_factor = 1.0\nseed = 3\n"),
     );
     std::fs::write(&config, text).unwrap();
     config
-}
-
-fn json_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn rsum(validation: &serde_json::Value) -> f64 {
-    ["i2t_recall", "t2i_recall"]
-        .iter()
-        .flat_map(|key| validation[key].as_array().unwrap().iter())
-        .map(|x| x.as_f64().unwrap())
-        .sum()
 }
 
 /// From scratch: 400 images, `D` = 32, 32×32 pixels, 3 epochs. The loss falls, the dev rsum
@@ -97,26 +49,26 @@ fn rsum(validation: &serde_json::Value) -> f64 {
 /// the printed test rsum, and a run stopped after one epoch and resumed equals it.
 #[test]
 fn clip_trains_on_shapes_pixels() {
-    let dir = folder("scratch");
+    let dir = TempDir::new("cli-clip-scratch");
     let model = "embed = 32\nimage_size = 32\n";
     let config = write_run(&dir, "full", model, 400, 3);
-    let table = ok(&["train", "--model", "clip", "--config", s(&config)]);
+    let table = QUIET.ok(&["train", "--model", "clip", "--config", s(&config)]);
     let run = dir.join("full");
-    let history = json_lines(&run.join("metrics.jsonl"));
+    let history = read_jsonl(&run.join("metrics.jsonl"));
     let losses: Vec<f64> = history
         .iter()
         .map(|r| r["mean_loss"].as_f64().unwrap())
         .collect();
     let best = history
         .iter()
-        .map(|r| rsum(&r["validation"]))
+        .map(|r| validation_rsum(&r["validation"]))
         .fold(f64::MIN, f64::max);
     eprintln!("clip: losses {losses:?}, best dev rsum {best:.1}");
     assert!(losses[2] < losses[0], "{losses:?}");
     // Chance on 50 dev images with 5 captions each: an rsum of about 62 (see tests/zoo.rs).
     assert!(best > 1.3 * 62.0, "rsum {best}");
     assert!(history.iter().all(|r| r["margin"].is_null()));
-    let resume = json(&run.join("resume.json"));
+    let resume = read_json(&run.join("resume.json"));
     let log_scale = resume["loss"]["temperature"]["log_scale"].as_f64().unwrap();
     assert!(
         (log_scale - (1.0f64 / 0.07).ln()).abs() > 1e-3,
@@ -134,7 +86,7 @@ fn clip_trains_on_shapes_pixels() {
         .parse()
         .unwrap();
     let sims = dir.join("sims.npy");
-    let evaluated: serde_json::Value = serde_json::from_str(&ok(&[
+    let evaluated: serde_json::Value = serde_json::from_str(&QUIET.ok(&[
         "evaluate",
         "--checkpoint",
         s(&run),
@@ -163,7 +115,7 @@ fn clip_trains_on_shapes_pixels() {
     let index = data.write_karpathy(&dir.join("files")).unwrap();
     let images = dir.join("images.npy");
     let test_images = index.parent().unwrap().join("images").join("test");
-    ok(&[
+    QUIET.ok(&[
         "encode",
         "--checkpoint",
         s(&run),
@@ -175,7 +127,7 @@ fn clip_trains_on_shapes_pixels() {
     let captions_txt = dir.join("captions.txt");
     std::fs::write(&captions_txt, data.test.retrieval.captions.join("\n")).unwrap();
     let captions = dir.join("captions.npy");
-    ok(&[
+    QUIET.ok(&[
         "encode",
         "--checkpoint",
         s(&run),
@@ -205,31 +157,30 @@ fn clip_trains_on_shapes_pixels() {
 
     // Stopped after one epoch, resumed to three: the same epochs and temperature.
     let part = write_run(&dir, "part", model, 400, 1);
-    ok(&["train", "--config", s(&part)]);
-    ok(&["train", "--resume", s(&dir.join("part")), "--epochs", "3"]);
+    QUIET.ok(&["train", "--config", s(&part)]);
+    QUIET.ok(&["train", "--resume", s(&dir.join("part")), "--epochs", "3"]);
     let timeless = |run: &Path| {
-        let mut history = json_lines(&run.join("metrics.jsonl"));
+        let mut history = read_jsonl(&run.join("metrics.jsonl"));
         for record in &mut history {
             record.as_object_mut().unwrap().remove("seconds");
         }
         history
     };
     assert_eq!(timeless(&run), timeless(&dir.join("part")));
-    let resumed = json(&dir.join("part").join("resume.json"));
+    let resumed = read_json(&dir.join("part").join("resume.json"));
     assert_eq!(
         resumed["loss"]["temperature"]["log_scale"],
         resume["loss"]["temperature"]["log_scale"]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `--clip DIR`: the run takes the folder's width (24) and image side (32), its tokenizer and
 /// its temperature (e^3.3, against CLIP's initial 1/0.07), trains an epoch and evaluates.
 #[test]
 fn clip_starts_from_a_pretrained_folder() {
-    let dir = folder("pretrained");
+    let dir = TempDir::new("cli-clip-pretrained");
     let config = write_run(&dir, "run", "", 40, 1);
-    ok(&[
+    QUIET.ok(&[
         "train",
         "--model",
         "clip",
@@ -247,26 +198,25 @@ fn clip_starts_from_a_pretrained_folder() {
         std::fs::read(run.join("tokenizer.json")).unwrap(),
         std::fs::read(tiny_clip().join("tokenizer.json")).unwrap()
     );
-    let history = json_lines(&run.join("metrics.jsonl"));
+    let history = read_jsonl(&run.join("metrics.jsonl"));
     assert_eq!(history[0]["skipped_steps"], 0);
     assert!(history[0]["mean_loss"].as_f64().unwrap().is_finite());
-    let log_scale = json(&run.join("resume.json"))["loss"]["temperature"]["log_scale"]
+    let log_scale = read_json(&run.join("resume.json"))["loss"]["temperature"]["log_scale"]
         .as_f64()
         .unwrap();
     assert!((log_scale - 3.3).abs() < 0.05, "{log_scale}");
     let evaluated: serde_json::Value =
-        serde_json::from_str(&ok(&["evaluate", "--checkpoint", s(&run), "--json"])).unwrap();
+        serde_json::from_str(&QUIET.ok(&["evaluate", "--checkpoint", s(&run), "--json"])).unwrap();
     assert!(evaluated["rsum"].as_f64().unwrap() > 0.0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A missing or broken CLIP folder, or sizes it does not have, stop the run naming the file.
 #[test]
 fn bad_clip_folders_are_named() {
-    let dir = folder("bad");
+    let dir = TempDir::new("cli-clip-bad");
     let config = write_run(&dir, "run", "", 10, 1);
     let check = |clip: &Path, needles: &[&str]| {
-        fails(
+        ITM.fails(
             &["train", "--config", s(&config), "--clip", s(clip)],
             needles,
         );
@@ -274,11 +224,7 @@ fn bad_clip_folders_are_named() {
     let missing = dir.join("nowhere");
     check(&missing, &["nowhere", "config.json"]);
     let broken = dir.join("broken");
-    std::fs::create_dir_all(&broken).unwrap();
-    for entry in std::fs::read_dir(tiny_clip()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), broken.join(entry.file_name())).unwrap();
-    }
+    copy_tree(&tiny_clip(), &broken);
     std::fs::remove_file(broken.join("tokenizer.json")).unwrap();
     check(&broken, &["broken", "tokenizer.json"]);
     std::fs::write(broken.join("model.safetensors"), b"not safetensors").unwrap();
@@ -287,12 +233,12 @@ fn bad_clip_folders_are_named() {
     check(&broken, &["config.json", "bert"]);
     // A width the checkpoint does not have.
     let wide = write_run(&dir, "wide", "embed = 16\n", 10, 1);
-    fails(
+    ITM.fails(
         &["train", "--config", s(&wide), "--clip", s(&tiny_clip())],
         &["config.json", "model.embed", "24"],
     );
     // Only the clip entry reads a CLIP folder.
-    fails(
+    ITM.fails(
         &[
             "train",
             "--model",
@@ -305,5 +251,4 @@ fn bad_clip_folders_are_named() {
         &["model.clip"],
     );
     assert!(!dir.join("run").join("model.bpk").exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

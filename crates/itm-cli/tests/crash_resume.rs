@@ -11,11 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use itm::burn::tensor::Device;
+use itm_test_support::{Binary, ShapesToml, TempDir, itm_binary, read_jsonl};
 use itm_train::{Checkpoint, RESUME_FILE};
 
-fn itm() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-}
+const ITM: Binary = itm_binary!();
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -25,24 +24,24 @@ fn s(path: &Path) -> &str {
 fn write_config(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let output = dir.join(name);
     let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "output = {output:?}\n\
-             [model]\nname = \"vse_infinity_bigru\"\nembed = 32\nword_dim = 32\n\
-             [data]\nkind = \"shapes\"\nseed = 5\ntrain_images = 200\ndev_images = 40\n\
-             test_images = 40\nfeature_width = 32\n\
-             [training]\nepochs = 3\nbatch_size = 40\nlr_decay_epoch = 2\nseed = 4\n"
-        ),
-    )
-    .unwrap();
+    let text = ShapesToml {
+        seed: 5,
+        images: [200, 40, 40],
+        feature_width: Some(32),
+    }
+    .run_file(
+        &output,
+        "name = \"vse_infinity_bigru\"\nembed = 32\nword_dim = 32\n",
+        "epochs = 3\nbatch_size = 40\nlr_decay_epoch = 2\nseed = 4\n",
+    );
+    std::fs::write(&config, text).unwrap();
     (config, output)
 }
 
 /// The command that continues the run in `output`: a resume when a resume state exists, else
 /// a fresh start from the configuration.
 fn continue_run(config: &Path, output: &Path) -> Command {
-    let mut command = itm();
+    let mut command = ITM.command();
     if output.join(RESUME_FILE).exists() {
         command.args(["train", "--resume", s(output), "--quiet"]);
     } else {
@@ -63,11 +62,9 @@ fn epochs_done(run: &Path) -> u64 {
 
 /// metrics.jsonl without the timings.
 fn records(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+    read_jsonl(&run.join("metrics.jsonl"))
+        .into_iter()
+        .map(|mut record| {
             record.as_object_mut().unwrap().remove("seconds");
             record
         })
@@ -80,7 +77,8 @@ fn test_scores(run: &Path, dir: &Path) -> Vec<u8> {
         "{}.npy",
         run.file_name().unwrap().to_str().unwrap()
     ));
-    let status = itm()
+    let status = ITM
+        .command()
         .args([
             "evaluate",
             "--checkpoint",
@@ -109,9 +107,7 @@ fn fractions(seed: u64) -> impl Iterator<Item = f64> {
 
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_result() {
-    let dir = std::env::temp_dir().join(format!("itm-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("crash");
     let device = Device::flex();
 
     let (config, full) = write_config(&dir, "full");
@@ -162,5 +158,4 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         test_scores(&part, &dir),
         "resumed model scores differently"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

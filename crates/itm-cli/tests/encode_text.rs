@@ -1,39 +1,19 @@
 //! `itm encode-text` on the tiny BERT fixture (`scripts/generate_bert_fixture.py`): the rows are
 //! the transformers reference embeddings, in input order, with unit norms.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use itm_data::SubwordTokenizer;
 use itm_data::npy::MappedF32;
+use itm_test_support::{Binary, TempDir, itm_binary, stderr, train_fixtures};
 use itm_train::load_bert;
 
-fn itm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-encode-text-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+const ITM: Binary = itm_binary!();
 
 fn reference() -> (Vec<String>, Vec<f32>) {
-    let text = std::fs::read_to_string(fixtures().join("bert.json")).unwrap();
-    let f: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let f = train_fixtures().json("bert");
     let captions = f["captions"]
         .as_array()
         .unwrap()
@@ -50,7 +30,7 @@ fn reference() -> (Vec<String>, Vec<f32>) {
 }
 
 fn run(model: &Path, input: &Path, output: &Path, batch_size: &str) -> Output {
-    itm(&[
+    ITM.run(&[
         "encode-text",
         "--model",
         model.to_str().unwrap(),
@@ -65,7 +45,7 @@ fn run(model: &Path, input: &Path, output: &Path, batch_size: &str) -> Output {
 
 #[test]
 fn embeddings_follow_the_input_order_and_match_transformers() {
-    let dir = folder("order");
+    let dir = TempDir::new("encode-text-order");
     let (captions, expected) = reference();
     let hidden = 32;
     // Reversed, with CRLF line ends and a final newline.
@@ -77,7 +57,7 @@ fn embeddings_follow_the_input_order_and_match_transformers() {
     let input = dir.join("captions.txt");
     std::fs::write(&input, text).unwrap();
     let output = dir.join("emb.npy");
-    let result = run(&fixtures().join("tiny_bert"), &input, &output, "2");
+    let result = run(&train_fixtures().path("tiny_bert"), &input, &output, "2");
     assert!(result.status.success(), "{}", stderr(&result));
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(
@@ -100,18 +80,21 @@ fn embeddings_follow_the_input_order_and_match_transformers() {
     }
     eprintln!("encode-text vs transformers: max abs difference {worst:.3e}");
     assert!(worst <= 1e-5, "max abs difference {worst}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `sentence_bert_config.json` sets the truncation; the count is reported and the truncated
 /// caption is encoded from its first `max_seq_length` tokens.
 #[test]
 fn long_captions_are_truncated_and_counted() {
-    let dir = folder("truncate");
+    let dir = TempDir::new("encode-text-truncate");
     let model = dir.join("model");
     std::fs::create_dir_all(&model).unwrap();
     for name in ["config.json", "model.safetensors", "tokenizer.json"] {
-        std::fs::copy(fixtures().join("tiny_bert").join(name), model.join(name)).unwrap();
+        std::fs::copy(
+            train_fixtures().path("tiny_bert").join(name),
+            model.join(name),
+        )
+        .unwrap();
     }
     std::fs::write(
         model.join("sentence_bert_config.json"),
@@ -156,13 +139,12 @@ fn long_captions_are_truncated_and_counted() {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-5, "{caption}: {worst}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_input_fails_with_the_file_and_line() {
-    let dir = folder("errors");
-    let model = fixtures().join("tiny_bert");
+    let dir = TempDir::new("encode-text-errors");
+    let model = train_fixtures().path("tiny_bert");
     let output = dir.join("emb.npy");
     let input = dir.join("captions.txt");
 
@@ -202,5 +184,4 @@ fn bad_input_fails_with_the_file_and_line() {
     );
 
     assert!(!output.exists(), "nothing is written on failure");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,8 +5,8 @@
 //! with `--approximate`, the index carries HNSW graphs whose recall the build reports and
 //! records, and `itm search` uses them (or not, with `--exact`) and says so.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
@@ -15,6 +15,7 @@ use itm_core::models::SimilarityConfig;
 use itm_core::similarity::ScanConfig;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
+use itm_test_support::{Binary, TempDir, copy_tree, failed, itm_binary, succeeded};
 use itm_train::index::{CAPTION_GRAPH, Collection, Hit, IMAGE_GRAPH, Index};
 use itm_train::{
     Checkpoint, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, Trainer, TrainingConfig, cosine_scores,
@@ -24,33 +25,7 @@ use itm_train::{
 const SEED: u64 = 11;
 const TEST_IMAGES: usize = 100;
 
-fn itm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "itm failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn failure(output: Output) -> String {
-    assert!(!output.status.success(), "itm should have failed");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-index-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const ITM: Binary = itm_binary!();
 
 fn shapes() -> ShapesConfig {
     ShapesConfig {
@@ -111,7 +86,7 @@ fn build(checkpoint: &Path, output: &Path, extra: &[&str]) -> Output {
         "--quiet",
     ];
     args.extend(extra);
-    itm(&args)
+    ITM.run(&args)
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -120,12 +95,12 @@ fn json(text: &str) -> serde_json::Value {
 
 #[test]
 fn index_search_and_sheet() {
-    let work = folder("main");
+    let work = TempDir::new("index-main");
     let checkpoint = work.join("checkpoint");
     let data = ShapesDataset::generate(&shapes());
     train(&checkpoint, &data);
     let index_dir = work.join("index");
-    let stdout = ok(build(&checkpoint, &index_dir, &[]));
+    let stdout = succeeded(build(&checkpoint, &index_dir, &[]));
     assert!(
         stdout.contains("indexed 100 images and 500 captions"),
         "{stdout}"
@@ -194,7 +169,7 @@ fn index_search_and_sheet() {
     let mut in_top5 = 0;
     let asked = 40;
     for j in (0..n_cap).step_by(n_cap / asked) {
-        let out = json(&ok(itm(&[
+        let out = json(&succeeded(ITM.run(&[
             "search",
             "--index",
             index_dir.to_str().unwrap(),
@@ -225,7 +200,7 @@ fn index_search_and_sheet() {
     );
 
     // Image → text by id; the table form too.
-    let out = json(&ok(itm(&[
+    let out = json(&succeeded(ITM.run(&[
         "search",
         "--index",
         index_dir.to_str().unwrap(),
@@ -242,7 +217,7 @@ fn index_search_and_sheet() {
         .filter(|r| r["image"].as_u64() == Some(3))
         .count();
     assert!(own >= 1, "no caption of image 3 in its top 5: {out}");
-    let table = ok(itm(&[
+    let table = succeeded(ITM.run(&[
         "search",
         "--index",
         index_dir.to_str().unwrap(),
@@ -253,7 +228,7 @@ fn index_search_and_sheet() {
         table.starts_with("exact search over 100 images\n"),
         "{table}"
     );
-    let err = failure(itm(&[
+    let err = failed(ITM.run(&[
         "search",
         "--index",
         index_dir.to_str().unwrap(),
@@ -275,7 +250,7 @@ fn index_search_and_sheet() {
     for row in &rows {
         args.extend(["--caption", row]);
     }
-    ok(itm(&args));
+    succeeded(ITM.run(&args));
     let sheet = image::open(&png).unwrap().to_rgb8();
     assert_eq!(sheet.dimensions(), sheet_size(rows.len(), 5));
     let described = json(&std::fs::read_to_string(work.join("sheet.json")).unwrap());
@@ -313,7 +288,6 @@ fn index_search_and_sheet() {
     refuses_altered_indexes(&index_dir, &work);
     replaces_only_indexes(&checkpoint, &index_dir, &work);
     refuses_fine_grained_models(&data, &work);
-    std::fs::remove_dir_all(&work).unwrap();
 }
 
 /// `itm index build --approximate`: the recall it prints is the one the manifest records, the
@@ -322,7 +296,7 @@ fn index_search_and_sheet() {
 /// exceeds ef_search, and saying which it used.
 fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], work: &Path) {
     let index_dir = work.join("approximate");
-    let stdout = ok(build(
+    let stdout = succeeded(build(
         checkpoint,
         &index_dir,
         &[
@@ -398,7 +372,7 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     let search = |index: &Path, query: &[&str]| {
         let mut args = vec!["search", "--index", index.to_str().unwrap(), "--json"];
         args.extend(query);
-        json(&ok(itm(&args)))
+        json(&succeeded(ITM.run(&args)))
     };
     let rows = |out: &serde_json::Value, key: &str| -> Vec<u64> {
         out["results"]
@@ -445,7 +419,7 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
             .unwrap()
             .contains("exceeds the ef_search 40")
     );
-    let table = ok(itm(&[
+    let table = succeeded(ITM.run(&[
         "search",
         "--index",
         index_dir.to_str().unwrap(),
@@ -458,7 +432,7 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     assert_eq!(table.lines().count(), 7, "{table}");
 
     // Parameters are checked before anything is encoded; they need --approximate.
-    let err = failure(build(
+    let err = failed(build(
         checkpoint,
         &work.join("bad-ef"),
         &["--approximate", "--ef-search", "5"],
@@ -467,7 +441,7 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
         err.contains("ef_search 5") && err.contains("at least 10"),
         "{err}"
     );
-    let err = failure(build(
+    let err = failed(build(
         checkpoint,
         &work.join("bad-ef"),
         &["--ef-search", "50"],
@@ -476,32 +450,14 @@ fn approximate_search(checkpoint: &Path, exact_dir: &Path, captions: &[String], 
     assert!(!work.join("bad-ef").exists());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 fn search_error(index: &Path) -> String {
-    failure(itm(&[
-        "search",
-        "--index",
-        index.to_str().unwrap(),
-        "a red circle",
-    ]))
+    failed(ITM.run(&["search", "--index", index.to_str().unwrap(), "a red circle"]))
 }
 
 fn refuses_altered_indexes(index: &Path, work: &Path) {
     let altered = |name: &str, change: &dyn Fn(&Path)| {
         let copy = work.join(format!("altered-{name}"));
-        copy_dir(index, &copy);
+        copy_tree(index, &copy);
         change(&copy);
         search_error(&copy)
     };
@@ -550,7 +506,7 @@ fn refuses_altered_indexes(index: &Path, work: &Path) {
 
 fn replaces_only_indexes(checkpoint: &Path, index: &Path, work: &Path) {
     // Rebuilding over an index replaces it; nothing is left beside it.
-    ok(build(checkpoint, index, &[]));
+    succeeded(build(checkpoint, index, &[]));
     Index::open(index).expect("the rebuilt index opens");
     let leftovers: Vec<String> = std::fs::read_dir(work)
         .unwrap()
@@ -562,7 +518,7 @@ fn replaces_only_indexes(checkpoint: &Path, index: &Path, work: &Path) {
     let other = work.join("not-an-index");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("keep.txt"), "mine").unwrap();
-    let err = failure(build(checkpoint, &other, &[]));
+    let err = failed(build(checkpoint, &other, &[]));
     assert!(
         err.contains("not-an-index") && err.contains("not an index"),
         "{err}"
@@ -586,7 +542,7 @@ fn refuses_fine_grained_models(data: &ShapesDataset, work: &Path) {
             &CaptionTokenizer::from(vocab),
         )
         .unwrap();
-    let err = failure(build(&folder, &work.join("scan-index"), &[]));
+    let err = failed(build(&folder, &work.join("scan-index"), &[]));
     assert!(
         err.contains("fine-grained") && err.contains("model.json"),
         "{err}"

@@ -3,53 +3,22 @@
 //! (ids from its ids file; no pictures for a sheet). The models are untrained: these tests are
 //! about plumbing, not quality.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use burn::tensor::Device;
 use image::imageops::FilterType;
 use itm_core::VseModelConfig;
 use itm_data::images::decode;
-use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, Vocabulary, precomp};
+use itm_test_support::{Binary, TempDir, itm_binary, shapes, succeeded};
 use itm_train::index::Index;
 use itm_train::{BORDER, CELL, Checkpoint, frame_origin, sheet_size};
 
-fn itm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "itm failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-index-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const ITM: Binary = itm_binary!();
 
 fn data() -> ShapesDataset {
-    ShapesDataset::generate(&ShapesConfig {
-        seed: 4,
-        train_images: 0,
-        dev_images: 0,
-        test_images: 12,
-        regions: RegionFeatureConfig {
-            d_feature: 24,
-            n_regions: 6,
-            noise: 1.0,
-        },
-    })
+    shapes(4, [0, 0, 12], 24, 6)
 }
 
 fn save(config: &VseModelConfig, vocab: Vocabulary, folder: &Path) {
@@ -74,7 +43,7 @@ fn results(text: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn karpathy_images_under_a_pixel_model() {
-    let work = folder("karpathy");
+    let work = TempDir::new("index-karpathy");
     let data = data();
     let json = data.write_karpathy(&work.join("shapes")).unwrap();
     let root = work.join("shapes").join("images");
@@ -86,7 +55,7 @@ fn karpathy_images_under_a_pixel_model() {
         &checkpoint,
     );
     let index_dir = work.join("index");
-    ok(itm(&[
+    succeeded(ITM.run(&[
         "index",
         "build",
         "--checkpoint",
@@ -110,7 +79,7 @@ fn karpathy_images_under_a_pixel_model() {
     let id = items.images[3].id.clone();
     let file = root.join("test").join("3.png");
     let search = |image: &str| {
-        results(&ok(itm(&[
+        results(&succeeded(ITM.run(&[
             "search",
             "--index",
             index_dir.to_str().unwrap(),
@@ -133,7 +102,7 @@ fn karpathy_images_under_a_pixel_model() {
 
     // `--data shapes` renders the same split for a pixel model: the same embeddings.
     let rendered = work.join("rendered");
-    ok(itm(&[
+    succeeded(ITM.run(&[
         "index",
         "build",
         "--checkpoint",
@@ -164,7 +133,7 @@ fn karpathy_images_under_a_pixel_model() {
 
     // The sheet shows the decoded files.
     let png = work.join("sheet.png");
-    ok(itm(&[
+    succeeded(ITM.run(&[
         "sheet",
         "--index",
         index_dir.to_str().unwrap(),
@@ -191,12 +160,11 @@ fn karpathy_images_under_a_pixel_model() {
             "caption 15 describes image 3"
         );
     }
-    std::fs::remove_dir_all(&work).unwrap();
 }
 
 #[test]
 fn precomp_folder_under_a_region_model() {
-    let work = folder("precomp");
+    let work = TempDir::new("index-precomp");
     let data = data();
     let ids: Vec<u64> = (0..12).map(|i| 1000 + i).collect();
     precomp::write_split(&work.join("precomp"), "test", &data.test.retrieval, &ids).unwrap();
@@ -209,7 +177,7 @@ fn precomp_folder_under_a_region_model() {
     );
     let index_dir = work.join("index");
     let build = |model: &Path| {
-        itm(&[
+        ITM.run(&[
             "index",
             "build",
             "--checkpoint",
@@ -221,11 +189,11 @@ fn precomp_folder_under_a_region_model() {
             "--quiet",
         ])
     };
-    ok(build(&checkpoint));
+    succeeded(build(&checkpoint));
     let index = Index::open(&index_dir).unwrap();
     assert_eq!(index.items().images[5].id, "1005");
     assert_eq!(index.items().captions.len(), 60);
-    let out = ok(itm(&[
+    let out = succeeded(ITM.run(&[
         "search",
         "--index",
         index_dir.to_str().unwrap(),
@@ -234,7 +202,7 @@ fn precomp_folder_under_a_region_model() {
     ]));
     assert_eq!(out.lines().count(), 7, "{out}");
     assert!(out.starts_with("exact search over 60 captions\n"), "{out}");
-    let sheet = itm(&[
+    let sheet = ITM.run(&[
         "sheet",
         "--index",
         index_dir.to_str().unwrap(),
@@ -260,5 +228,4 @@ fn precomp_folder_under_a_region_model() {
         !refused.status.success() && err.contains("reads pixels"),
         "{err}"
     );
-    std::fs::remove_dir_all(&work).unwrap();
 }

@@ -3,49 +3,14 @@
 //! each other and with the library, bad configurations fail naming the key or file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use itm_core::eval::{Protocol, evaluate};
 use itm_data::npy::MappedF32;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_test_support::{Binary, ShapesToml, TempDir, itm_binary, read_jsonl};
 use itm_train::RunConfig;
 
-fn itm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = itm(args);
-    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn assert_fails(args: &[&str], needles: &[&str]) {
-    let output = itm(args);
-    assert!(!output.status.success(), "{args:?} should fail");
-    let message = stderr(&output);
-    for needle in needles {
-        assert!(
-            message.contains(needle),
-            "{args:?}: {message:?} lacks {needle:?}"
-        );
-    }
-    assert!(!message.contains("panicked"), "{message}");
-}
-
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-cli-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const ITM: Binary = itm_binary!();
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -67,12 +32,15 @@ const SHAPES: ShapesConfig = ShapesConfig {
 /// A tiny VSE∞ run: 200 training images, D = 32, `epochs` epochs with the rate decayed from
 /// epoch 1.
 fn run_toml(output: &Path, epochs: usize) -> String {
-    format!(
-        "output = {output:?}\n\
-         [model]\nname = \"vse_infinity_bigru\"\nembed = 32\nword_dim = 32\n\
-         [data]\nkind = \"shapes\"\nseed = 7\ntrain_images = 200\ndev_images = 40\n\
-         test_images = 40\nfeature_width = 32\n\
-         [training]\nepochs = {epochs}\nbatch_size = 40\nlr_decay_epoch = 1\nseed = 3\n"
+    ShapesToml {
+        seed: 7,
+        images: [200, 40, 40],
+        feature_width: Some(32),
+    }
+    .run_file(
+        output,
+        "name = \"vse_infinity_bigru\"\nembed = 32\nword_dim = 32\n",
+        &format!("epochs = {epochs}\nbatch_size = 40\nlr_decay_epoch = 1\nseed = 3\n"),
     )
 }
 
@@ -80,18 +48,16 @@ fn train(dir: &Path, name: &str, epochs: usize) -> PathBuf {
     let output = dir.join(name);
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, run_toml(&output, epochs)).unwrap();
-    let table = ok(&["train", "--config", s(&config), "--quiet"]);
+    let table = ITM.ok(&["train", "--config", s(&config), "--quiet"]);
     assert!(table.contains("rsum"), "{table}");
     output
 }
 
 /// metrics.jsonl without the timings.
 fn records(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+    read_jsonl(&run.join("metrics.jsonl"))
+        .into_iter()
+        .map(|mut record| {
             record.as_object_mut().unwrap().remove("seconds");
             record
         })
@@ -105,7 +71,7 @@ fn matrix(path: &Path) -> (Vec<usize>, Vec<f32>) {
 
 #[test]
 fn train_resume_evaluate_encode() {
-    let dir = folder("flow");
+    let dir = TempDir::new("cli-train-flow");
     // Uninterrupted: two epochs.
     let full = train(&dir, "full", 2);
     for file in [
@@ -131,7 +97,7 @@ fn train_resume_evaluate_encode() {
     // Interrupted after one epoch, then resumed for the second.
     let part = train(&dir, "part", 1);
     assert!(part.join("resume-1").is_dir());
-    ok(&["train", "--resume", s(&part), "--epochs", "2", "--quiet"]);
+    ITM.ok(&["train", "--resume", s(&part), "--epochs", "2", "--quiet"]);
     assert!(!part.join("resume-1").exists() && part.join("resume-2").is_dir());
     let (a, b) = (records(&full), records(&part));
     assert_eq!(a.len(), 2);
@@ -145,7 +111,7 @@ fn train_resume_evaluate_encode() {
             args.extend(["--checkpoint", s(checkpoint)]);
         }
         args.extend(extra);
-        let json: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&ITM.ok(&args)).unwrap();
         (matrix(&path), json)
     };
     let ((shape, full_sims), full_json) = sims("full.npy", &[&full], &[]);
@@ -164,7 +130,7 @@ fn train_resume_evaluate_encode() {
     // An ensemble averages the matrices: with another seed (flags override the file).
     let other = dir.join("other");
     let config = dir.join("full.toml");
-    ok(&[
+    ITM.ok(&[
         "train",
         "--config",
         s(&config),
@@ -201,12 +167,12 @@ fn train_resume_evaluate_encode() {
     let ims = precomp.join("test_ims.npy");
     let caps = precomp.join("test_caps.txt");
     let checkpoint = ["encode", "--checkpoint", s(&full), "--quiet"];
-    ok(&[
+    ITM.ok(&[
         &checkpoint[..],
         &["--images", s(&ims), "--output", s(&images)],
     ]
     .concat());
-    ok(&[
+    ITM.ok(&[
         &checkpoint[..],
         &["--captions", s(&caps), "--output", s(&captions)],
     ]
@@ -222,14 +188,13 @@ fn train_resume_evaluate_encode() {
             assert!((dot - full_sims[i * 200 + j]).abs() < 1e-4, "{i},{j}");
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A fine-grained system from flags alone on a precomp folder; evaluation reads its run.toml,
 /// encoding refuses it clearly.
 #[test]
 fn flags_only_fine_grained_run() {
-    let dir = folder("flags");
+    let dir = TempDir::new("cli-train-flags");
     let precomp = dir.join("precomp");
     let data = ShapesDataset::generate(&ShapesConfig {
         train_images: 100,
@@ -246,7 +211,7 @@ fn flags_only_fine_grained_run() {
         itm_data::precomp::write_split(&precomp, name, &split.retrieval, &ids).unwrap();
     }
     let run = dir.join("scan");
-    let table = ok(&[
+    let table = ITM.ok(&[
         "train",
         "--model",
         "scan_t2i",
@@ -268,10 +233,10 @@ fn flags_only_fine_grained_run() {
         written.training.learning_rate, 2e-4,
         "SCAN's published rate"
     );
-    let json = ok(&["evaluate", "--checkpoint", s(&run), "--json", "--quiet"]);
+    let json = ITM.ok(&["evaluate", "--checkpoint", s(&run), "--json", "--quiet"]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(json["rsum"].as_f64().unwrap() > 0.0);
-    assert_fails(
+    ITM.fails(
         &[
             "encode",
             "--checkpoint",
@@ -284,12 +249,11 @@ fn flags_only_fine_grained_run() {
         &["scan", "fine-grained", "itm evaluate"],
     );
     assert!(!dir.join("x.npy").exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_configurations_and_folders_are_named() {
-    let dir = folder("errors");
+    let dir = TempDir::new("cli-train-errors");
     let config = dir.join("run.toml");
     for (text, needles) in [
         (
@@ -313,26 +277,26 @@ fn bad_configurations_and_folders_are_named() {
         ),
     ] {
         std::fs::write(&config, text).unwrap();
-        assert_fails(&["train", "--config", s(&config)], needles);
+        ITM.fails(&["train", "--config", s(&config)], needles);
     }
-    assert_fails(&["train", "--batch-size", "1"], &["training.batch_size"]);
-    assert_fails(
+    ITM.fails(&["train", "--batch-size", "1"], &["training.batch_size"]);
+    ITM.fails(
         &["train", "--config", s(&dir.join("none.toml"))],
         &["none.toml"],
     );
     let missing = dir.join("missing");
-    assert_fails(
+    ITM.fails(
         &["train", "--resume", s(&missing)],
         &["missing", "no such run folder"],
     );
     std::fs::create_dir_all(&missing).unwrap();
-    assert_fails(&["train", "--resume", s(&missing)], &["run.toml"]);
+    ITM.fails(&["train", "--resume", s(&missing)], &["run.toml"]);
     std::fs::remove_dir_all(&missing).unwrap();
-    assert_fails(
+    ITM.fails(
         &["evaluate", "--checkpoint", s(&missing)],
         &["missing", "no such checkpoint folder"],
     );
-    assert_fails(
+    ITM.fails(
         &[
             "encode",
             "--checkpoint",
@@ -344,11 +308,10 @@ fn bad_configurations_and_folders_are_named() {
         ],
         &["missing", "no such checkpoint folder"],
     );
-    assert_fails(
+    ITM.fails(
         &["train", "--resume", s(&dir), "--model", "chan"],
         &["--model"],
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -360,10 +323,10 @@ fn every_subcommand_has_help() {
         &["encode-text"],
         &["data", "check"],
     ] {
-        let help = ok(&[command, &["--help"]].concat());
+        let help = ITM.ok(&[command, &["--help"]].concat());
         assert!(help.len() > 300, "{command:?}: {help}");
     }
-    let help = ok(&["train", "--help"]);
+    let help = ITM.ok(&["train", "--help"]);
     for name in [
         "vse_infinity_bigru",
         "scan_i2t",
@@ -381,7 +344,7 @@ fn every_subcommand_has_help() {
 /// folder of images, whose products with the caption embeddings are the evaluated scores.
 #[test]
 fn karpathy_pixels_run() {
-    let dir = folder("pixels");
+    let dir = TempDir::new("cli-train-pixels");
     let data = ShapesDataset::generate(&ShapesConfig {
         train_images: 60,
         dev_images: 10,
@@ -400,9 +363,9 @@ fn karpathy_pixels_run() {
         ),
     )
     .unwrap();
-    ok(&["train", "--config", s(&config), "--quiet"]);
+    ITM.ok(&["train", "--config", s(&config), "--quiet"]);
     let path = dir.join("sims.npy");
-    ok(&[
+    ITM.ok(&[
         "evaluate",
         "--checkpoint",
         s(&run),
@@ -414,7 +377,7 @@ fn karpathy_pixels_run() {
     assert_eq!(shape, [10, 50]);
     let images = dir.join("images.npy");
     let test_images = json.parent().unwrap().join("images").join("test");
-    ok(&[
+    ITM.ok(&[
         "encode",
         "--checkpoint",
         s(&run),
@@ -426,7 +389,7 @@ fn karpathy_pixels_run() {
     let captions_txt = dir.join("captions.txt");
     std::fs::write(&captions_txt, data.test.retrieval.captions.join("\n")).unwrap();
     let captions = dir.join("captions.npy");
-    ok(&[
+    ITM.ok(&[
         "encode",
         "--checkpoint",
         s(&run),
@@ -449,7 +412,7 @@ fn karpathy_pixels_run() {
             assert!((dot - sims[i * 50 + j]).abs() < 1e-4, "{i},{j}");
         }
     }
-    assert_fails(
+    ITM.fails(
         &[
             "encode",
             "--checkpoint",
@@ -461,5 +424,4 @@ fn karpathy_pixels_run() {
         ],
         &["sims.npy"],
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

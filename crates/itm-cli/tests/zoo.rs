@@ -5,7 +5,13 @@
 //! runs would interleave.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use itm_test_support::{
+    Binary, ShapesToml, TempDir, itm_binary, read_json, read_jsonl, validation_rsum,
+};
+
+/// The binary, quietly; every run of this file must succeed.
+const QUIET: Binary = itm_binary!().with_args(&["--quiet"]);
 
 /// A small run of `model` (400 training images, D = 32, 3 epochs at a constant rate 2e-3, no
 /// VSE0 warm-up so that the epochs' losses are comparable) with `extra` `[training]` keys; returns the output folder.
@@ -17,16 +23,21 @@ fn train(dir: &Path, model: &str, extra: &str) -> PathBuf {
 fn train_run(dir: &Path, name: &str, model: &str, epochs: usize, extra: &str) -> PathBuf {
     let output = dir.join(name);
     let config = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "output = {output:?}\n\
-         [model]\nembed = 32\nword_dim = 32\n\
-         [data]\nkind = \"shapes\"\nseed = 7\ntrain_images = 400\ndev_images = 50\n\
-         test_images = 50\nfeature_width = 32\n\
-         [training]\nepochs = {epochs}\nbatch_size = 32\nlearning_rate = 2e-3\nlr_decay_epoch = 2\n\
-         lr_decay_factor = 1.0\nwarmup_epochs = 0\nseed = 3\n{extra}"
+    let text = ShapesToml {
+        seed: 7,
+        images: [400, 50, 50],
+        feature_width: Some(32),
+    }
+    .run_file(
+        &output,
+        "embed = 32\nword_dim = 32\n",
+        &format!(
+            "epochs = {epochs}\nbatch_size = 32\nlearning_rate = 2e-3\nlr_decay_epoch = 2\n\
+             lr_decay_factor = 1.0\nwarmup_epochs = 0\nseed = 3\n{extra}"
+        ),
     );
     std::fs::write(&config, text).unwrap();
-    itm(&[
+    QUIET.ok(&[
         "train",
         "--model",
         model,
@@ -36,26 +47,12 @@ fn train_run(dir: &Path, name: &str, model: &str, epochs: usize, extra: &str) ->
     output
 }
 
-/// Runs the binary with `args` (and `--quiet`); it must succeed.
-fn itm(args: &[&str]) {
-    let run = Command::new(env!("CARGO_BIN_EXE_itm"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .expect("the binary runs");
-    assert!(
-        run.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-}
-
 /// A run of `model` stopped after one epoch and resumed for a second equals an uninterrupted
 /// two-epoch run: the records (without timings) and the loss state in resume.json.
 fn assert_resumes_exactly(dir: &Path, model: &str, extra: &str) {
     let full = train_run(dir, &format!("{model}-full"), model, 2, extra);
     let part = train_run(dir, &format!("{model}-part"), model, 1, extra);
-    itm(&["train", "--resume", part.to_str().unwrap(), "--epochs", "2"]);
+    QUIET.ok(&["train", "--resume", part.to_str().unwrap(), "--epochs", "2"]);
     let timeless = |run: &Path| {
         let mut history = records(run);
         for record in &mut history {
@@ -65,8 +62,7 @@ fn assert_resumes_exactly(dir: &Path, model: &str, extra: &str) {
     };
     assert_eq!(timeless(&full), timeless(&part), "{model}");
     let loss_state = |run: &Path| {
-        let text = std::fs::read_to_string(run.join("resume.json")).unwrap();
-        let mut state = serde_json::from_str::<serde_json::Value>(&text).unwrap()["loss"].clone();
+        let mut state = read_json(&run.join("resume.json"))["loss"].clone();
         // A parameter id is drawn per run: only the temperature's value must agree.
         if let Some(temperature) = state.get_mut("temperature") {
             temperature.as_object_mut().unwrap().remove("param_id");
@@ -80,28 +76,17 @@ fn assert_resumes_exactly(dir: &Path, model: &str, extra: &str) {
 
 /// Every epoch's record of a run's metrics.jsonl.
 fn records(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    read_jsonl(&run.join("metrics.jsonl"))
 }
 
 /// The dev rsum of an epoch's record.
 fn rsum(record: &serde_json::Value) -> f64 {
-    let v = &record["validation"];
-    ["i2t_recall", "t2i_recall"]
-        .iter()
-        .flat_map(|key| v[key].as_array().unwrap().iter())
-        .map(|x| x.as_f64().unwrap())
-        .sum()
+    validation_rsum(&record["validation"])
 }
 
 #[test]
 fn new_zoo_entries_and_losses_train_on_shapes() {
-    let dir = std::env::temp_dir().join(format!("itm-cli-zoo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli-zoo");
     // Chance on 50 dev images with 5 captions each: R@1/5/10 of 2/10/20 for t2i, about
     // 2/9.6/18.6 for i2t (any of 5 of 250 captions in the top K): rsum ≈ 62.
     let chance = 62.0;
@@ -128,9 +113,7 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
         // 400 images, and the ambiguity-aware loss learns slowest (dev rsum 159 and 87 at two
         // initialisations that differ only in the order the lazy parameters were drawn).
         assert!(best > 1.3 * chance, "{model}: rsum {best}");
-        let resume: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("resume.json")).unwrap())
-                .unwrap();
+        let resume = read_json(&run.join("resume.json"));
         let margins: Vec<Option<f64>> = history.iter().map(|r| r["margin"].as_f64()).collect();
         match model {
             "daim" => {
@@ -176,5 +159,4 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
     // continue across a resume.
     assert_resumes_exactly(&dir, "daim", "");
     assert_resumes_exactly(&dir, "vse_infinity_bigru", "loss = \"info_nce\"\n");
-    let _ = std::fs::remove_dir_all(&dir);
 }

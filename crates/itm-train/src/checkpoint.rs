@@ -52,6 +52,18 @@ pub enum TrainError {
         /// What was not finite.
         reason: String,
     },
+    /// Every epoch's dev scores were degenerate (more than half of a direction's queries tied
+    /// at their ground truth: a collapsed model), so no epoch was kept as the best and no
+    /// checkpoint was written; the metrics of the epochs were.
+    #[error(
+        "every one of the {epochs} epochs scored the dev split degenerately (most queries tie \
+         at their ground truth: the model collapsed), so no checkpoint was kept; see \
+         metrics.jsonl, then lower the learning rate or check the data"
+    )]
+    Degenerate {
+        /// Epochs trained.
+        epochs: usize,
+    },
 }
 
 impl Checkpoint {

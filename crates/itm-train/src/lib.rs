@@ -8,8 +8,10 @@
 //! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index.
 //! - [`Checkpoint`]: atomic model checkpoints with their configuration; [`Trainer::resume`]
 //!   continues a stopped run from the state saved after every epoch.
-//! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output);
-//!   [`RunConfig::train`] carries it out (`itm train` and the main example's `--model`).
+//! - [`RunConfig`]: a run in TOML (a [`zoo`] system, data, hyper-parameters, device, output),
+//!   checked once into a [`ResolvedRun`], which [builds](ResolvedRun::build) its model and
+//!   [trains](ResolvedRun::train) it (`itm train` and the main example).
+//! - [`zoo`]: the published systems; [`towers`]: the image and text towers, named once.
 //! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
@@ -27,7 +29,7 @@ pub mod index;
 mod pretrained;
 mod progress;
 mod run;
-mod run_config;
+pub mod towers;
 mod trainer;
 pub mod zoo;
 
@@ -47,11 +49,11 @@ pub use pretrained::{
     load_safetensors_into, safetensors_names, save_safetensors, sentence_max_length,
 };
 pub use progress::Progress;
-pub use run::FinishedRun;
-pub use run_config::{
-    DataSection, ImageTower, ModelSection, PretrainedTowers, RUN_FILE, RunConfig, RunError,
+pub use run::{
+    BuiltModel, DataSection, FinishedRun, ModelSection, RUN_FILE, ResolvedRun, RunConfig, RunError,
     RunOverrides,
 };
+pub use towers::{ImageTower, TextTower};
 pub use trainer::{
     EpochRecord, RESUME_FILE, StepDecay, Trainer, TrainingOutcome, register_bundled_font,
     write_chart,

@@ -1,17 +1,46 @@
-//! Carrying out a [`RunConfig`]: build the system's model (or continue a stopped run), train it
-//! and score the best model on the test split. `itm train` and the main example's `--model`
-//! share this, so a zoo name means the same run in both.
+//! A training run, described in TOML (`run.toml`) and carried out one way:
+//!
+//! ```text
+//! file + flags ──merge over the system's defaults──▶ RunConfig ──resolve──▶ ResolvedRun
+//!   ──build──▶ BuiltModel (model + weights, tokenizer, temperature) ──Trainer──▶ FinishedRun
+//! ```
+//!
+//! - [`schema`](RunConfig): the run's keys — the system (a [`zoo`](crate::zoo) name with
+//!   overrides), the data, the training hyper-parameters, the device and the output folder.
+//!   A file gives any subset of them; the rest come from the system's published defaults.
+//!   Unknown keys and invalid values are refused with the key's name.
+//! - merge: file and flags as TOML tables over the serialised defaults.
+//! - [`resolve`](ResolvedRun): every value checked against the zoo entry, looked up once.
+//! - data: the splits the run names.
+//! - [`build`](ResolvedRun::build): the model with its pretrained weights, tokenizer and
+//!   learned temperature.
+//!
+//! The effective configuration (every key) is written beside the checkpoints as `run.toml`,
+//! and a resumed run reads it back. `itm train` and the main example share this, so a zoo
+//! name means the same run in both.
+
+mod build;
+mod data;
+mod error;
+mod merge;
+mod resolve;
+mod schema;
+#[cfg(test)]
+mod tests;
 
 use burn::tensor::Device;
 use itm_core::eval::{Protocol, RetrievalReport};
 use itm_data::{CaptionTokenizer, RetrievalSplit};
 
-use crate::evaluate::evaluate_split;
-use crate::run_config::{RunConfig, RunError};
-use crate::trainer::{Trainer, TrainingOutcome};
-use crate::zoo;
+pub use build::BuiltModel;
+pub use error::RunError;
+pub use resolve::ResolvedRun;
+pub use schema::{DataSection, ModelSection, RUN_FILE, RunConfig, RunOverrides};
 
-/// What [`RunConfig::train`] returns.
+use crate::evaluate::evaluate_split;
+use crate::trainer::{Trainer, TrainingOutcome};
+
+/// What [`ResolvedRun::train`] returns.
 pub struct FinishedRun {
     /// The best model, its epoch and every epoch's record.
     pub outcome: TrainingOutcome,
@@ -21,15 +50,14 @@ pub struct FinishedRun {
     pub test: RetrievalReport,
 }
 
-impl RunConfig {
-    /// Trains the run on `splits` (train, dev, test: [`RunConfig::load_data`]) on `device`, then
-    /// evaluates the best model on the test split.
+impl ResolvedRun {
+    /// Trains the run on `splits` (train, dev, test: [`ResolvedRun::load_data`]) on `device`,
+    /// then evaluates the best model on the test split.
     ///
-    /// Writes `run.toml` in the output folder, builds the system's model (with the pretrained
-    /// BERT of `model.bert` loaded into the text tower, or the CLIP of `model.clip` into both
-    /// towers, its temperature starting InfoNCE's) and fits it; with `resume`, continues
-    /// the run whose resume state is in the output folder instead. Prints the system and the
-    /// split sizes to stderr; `quiet` hides the progress bars.
+    /// Writes `run.toml` in the output folder, builds the model ([`ResolvedRun::build`], on
+    /// `device` with autodiff, where training runs) and fits it; with `resume`, continues the
+    /// run whose resume state is in the output folder instead. Prints the system and the split
+    /// sizes to stderr; `quiet` hides the progress bars.
     pub fn train(
         &self,
         splits: &[RetrievalSplit; 3],
@@ -37,7 +65,7 @@ impl RunConfig {
         resume: bool,
         quiet: bool,
     ) -> Result<FinishedRun, RunError> {
-        let entry = zoo::lookup(&self.model.name).expect("a resolved configuration");
+        let entry = self.entry();
         let [train, dev, test] = splits;
         eprintln!(
             "{}: {} ({}), D = {}, {} epochs on {}",
@@ -62,20 +90,15 @@ impl RunConfig {
             let (outcome, _, tokenizer) = trainer.resume(train, dev)?;
             (outcome, tokenizer)
         } else {
-            let training_device = trainer.training_device();
-            let (model_config, tokenizer, pretrained) =
-                self.build_model(train, &training_device)?;
-            let outcome = match pretrained {
-                None => trainer.fit(&model_config, train, dev, &tokenizer)?,
-                Some(pretrained) => {
-                    training_device.seed(self.training.seed);
-                    let mut model = model_config.init(&training_device);
-                    let trainer = trainer.with_temperature(pretrained.temperature());
-                    pretrained.install(&mut model);
-                    trainer.fit_from(model, &model_config, train, dev, &tokenizer)?
-                }
-            };
-            (outcome, tokenizer)
+            let built = self.build(train, &device.clone().autodiff())?;
+            let outcome = trainer.with_temperature(built.temperature).fit_from(
+                built.model,
+                &built.config,
+                train,
+                dev,
+                &built.tokenizer,
+            )?;
+            (outcome, built.tokenizer)
         };
         let test = evaluate_split(
             &outcome.best_model,

@@ -11,25 +11,16 @@ use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
 use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
-use itm_core::models::SimilarityConfig;
 use itm_core::pooling::{GpoConfig, PoolingConfig};
 use itm_core::similarity::{
-    ChanConfig, EslAggregator, EslConfig, ScanConfig, ScanDirection, XDimConfig,
+    CHAN, COSINE, ESL, EslAggregator, SCAN_I2T, SCAN_T2I, SimilarityConfig, XDIM, esl,
 };
 
 use crate::config::{LossKind, TrainingConfig};
+pub use crate::towers::TextTower;
 
-/// The text tower a system was published with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZooText {
-    /// A BiGRU over a word vocabulary built from the training captions.
-    BiGru,
-    /// A pretrained BERT-family model (a folder must be given).
-    Bert,
-    /// CLIP's text transformer, with CLIP's vision transformer as the image tower (both from
-    /// a Hugging Face CLIP folder when one is given, else a small CLIP from scratch).
-    Clip,
-}
+/// The text tower a system was published with (a row of the towers table).
+pub type ZooText = TextTower;
 
 /// A published system.
 #[derive(Debug, Clone, Copy)]
@@ -40,11 +31,14 @@ pub struct ZooEntry {
     pub summary: &'static str,
     /// The paper.
     pub citation: &'static str,
+    /// The family the system belongs to, as lists name it (`VSE∞`, `SCAN`, …).
+    pub family: &'static str,
     /// Published joint width `D`.
     pub d_embed: usize,
     /// Published text tower (any BiGRU entry can take a BERT folder instead).
     pub text: ZooText,
-    /// The scoring head at width `D`.
+    /// The scoring head at width `D`: a row of the heads table
+    /// ([`itm_core::similarity::HEADS`]), with the system's own settings where it has them.
     similarity: fn(usize) -> SimilarityConfig,
     /// Whether the encoded regions go through CHAN-ASDG's multi-scale fusion.
     pub region_fusion: bool,
@@ -61,6 +55,12 @@ impl ZooEntry {
     /// The scoring head at joint width `d_embed`.
     pub fn similarity(&self, d_embed: usize) -> SimilarityConfig {
         (self.similarity)(d_embed)
+    }
+
+    /// Whether the system scores pairs by the cosine of pooled vectors at width `d_embed`
+    /// (the heads table's answer for its head).
+    pub fn is_cosine(&self, d_embed: usize) -> bool {
+        self.similarity(d_embed).is_cosine()
     }
 
     /// The published training defaults (METHODS §8).
@@ -105,17 +105,6 @@ pub fn hrem_relation(d_embed: usize) -> InstanceRelationConfig {
     InstanceRelationConfig::new(d_embed, 16, d_embed).with_dropout(0.1)
 }
 
-/// ESL levels: `D` halved while it is even and the half at least 2 (9 levels at the published
-/// `D = 512`: widths 512…2).
-fn esl_levels(d_embed: usize) -> usize {
-    let (mut width, mut levels) = (d_embed, 1);
-    while width.is_multiple_of(2) && width / 2 >= 2 {
-        width /= 2;
-        levels += 1;
-    }
-    levels
-}
-
 /// VSE∞'s schedule: AdamW 5e-4, weight decay 1e-4, 25 epochs decayed ×0.1 at 15, margin 0.2,
 /// grad clip 2, VSE0 in epoch 0 then hardest negatives, region drop 0.2.
 fn vse_infinity_training() -> TrainingConfig {
@@ -126,12 +115,13 @@ fn vse_infinity_training() -> TrainingConfig {
 pub const ZOO: &[ZooEntry] = &[
     ZooEntry {
         name: "vse_infinity_bigru",
+        family: "VSE∞",
         summary: "VSE∞: region features and a BiGRU, GPO pooling, cosine",
         citation: "Chen et al., Learning the Best Pooling Strategy for Visual Semantic \
                    Embedding, CVPR 2021",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Cosine,
+        similarity: |d| COSINE.config(d),
         training: vse_infinity_training,
         region_fusion: false,
         pooling: gpo,
@@ -139,12 +129,13 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "vse_infinity_bert",
+        family: "VSE∞",
         summary: "VSE∞: region features and BERT (lr ×0.1), GPO pooling, cosine",
         citation: "Chen et al., Learning the Best Pooling Strategy for Visual Semantic \
                    Embedding, CVPR 2021",
         d_embed: 1024,
         text: ZooText::Bert,
-        similarity: |_| SimilarityConfig::Cosine,
+        similarity: |d| COSINE.config(d),
         training: vse_infinity_training,
         region_fusion: false,
         pooling: gpo,
@@ -152,11 +143,12 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "scan_t2i",
+        family: "SCAN",
         summary: "SCAN text-to-image stacked cross attention, LogSumExp",
         citation: "Lee et al., Stacked Cross Attention for Image-Text Matching, ECCV 2018",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Scan(ScanConfig::new()),
+        similarity: |d| SCAN_T2I.config(d),
         training: scan_training,
         region_fusion: false,
         pooling: gpo,
@@ -164,13 +156,12 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "scan_i2t",
+        family: "SCAN",
         summary: "SCAN image-to-text stacked cross attention, LogSumExp",
         citation: "Lee et al., Stacked Cross Attention for Image-Text Matching, ECCV 2018",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| {
-            SimilarityConfig::Scan(ScanConfig::new().with_direction(ScanDirection::ImageToText))
-        },
+        similarity: |d| SCAN_I2T.config(d),
         training: scan_training,
         region_fusion: false,
         pooling: gpo,
@@ -178,12 +169,13 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "chan",
+        family: "CHAN",
         summary: "CHAN: every word aligned to its most similar region",
         citation: "Pan et al., Fine-Grained Image-Text Matching by Cross-Modal Hard Aligning \
                    Network, CVPR 2023",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
+        similarity: |d| CHAN.config(d),
         training: chan_training,
         region_fusion: false,
         pooling: gpo,
@@ -191,13 +183,14 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "chan_asdg",
+        family: "CHAN-ASDG",
         summary: "CHAN-ASDG: CHAN hard alignment over multi-scale fused regions (our fusion \
                   design: feature-space neighbourhoods of 1, 2, 4 regions and the image mean, \
                   learned weighted sum)",
         citation: "CHAN-ASDG: cross-modal hard aligning with multi-scale fusion (see METHODS §4)",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
+        similarity: |d| CHAN.config(d),
         training: chan_training,
         region_fusion: true,
         pooling: gpo,
@@ -205,6 +198,7 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "daim",
+        family: "DAIM",
         summary: "DAIM losses on VSE∞ towers: hinge with an adaptive margin + distinguishability \
                   (λ 0.1); our design of both, and single-level (not the paper's dual-stream \
                   METER model with three levels)",
@@ -212,7 +206,7 @@ pub const ZOO: &[ZooEntry] = &[
                    METHODS §5, §8)",
         d_embed: 768,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Cosine,
+        similarity: |d| COSINE.config(d),
         training: daim_training,
         region_fusion: false,
         pooling: gpo,
@@ -220,13 +214,14 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "aahr",
+        family: "AAHR",
         summary: "AAHR's ambiguity-aware hinge loss on VSE∞ towers (our weighting design; the \
                   paper's network is not reproduced)",
         citation: "AAHR: ambiguity-aware hard-negative weighting for image-text matching (see \
                    METHODS §5)",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Cosine,
+        similarity: |d| COSINE.config(d),
         training: || TrainingConfig {
             loss: LossKind::AmbiguityAware,
             ..TrainingConfig::default()
@@ -237,18 +232,13 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "esl_h",
+        family: "ESL",
         summary: "ESL with heuristic (convolutional) aggregation of the measure units",
         citation: "Zhang et al., Enhanced Semantic Similarity Learning Framework for \
                    Image-Text Matching, TCSVT 2023",
         d_embed: 512,
         text: ZooText::BiGru,
-        similarity: |d| {
-            SimilarityConfig::Esl(
-                EslConfig::new(d)
-                    .with_levels(esl_levels(d))
-                    .with_aggregator(EslAggregator::Heuristic),
-            )
-        },
+        similarity: |d| SimilarityConfig::Esl(esl(d).with_aggregator(EslAggregator::Heuristic)),
         training: esl_training,
         region_fusion: false,
         pooling: gpo,
@@ -256,18 +246,13 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "esl_a",
+        family: "ESL",
         summary: "ESL with adaptive (learned) aggregation of the measure units",
         citation: "Zhang et al., Enhanced Semantic Similarity Learning Framework for \
                    Image-Text Matching, TCSVT 2023",
         d_embed: 512,
         text: ZooText::BiGru,
-        similarity: |d| {
-            SimilarityConfig::Esl(
-                EslConfig::new(d)
-                    .with_levels(esl_levels(d))
-                    .with_aggregator(EslAggregator::Adaptive),
-            )
-        },
+        similarity: |d| ESL.config(d),
         training: esl_training,
         region_fusion: false,
         pooling: gpo,
@@ -275,12 +260,13 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "xdim",
+        family: "X-Dim",
         summary: "X-Dim: learned cross-dimensional dependency of word-region products",
         citation: "Zhang et al., Unlocking the Power of Cross-Dimensional Semantic Dependency \
                    for Image-Text Matching, ACM MM 2023",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
+        similarity: |d| XDIM.config(d),
         training: vse_infinity_training,
         region_fusion: false,
         pooling: gpo,
@@ -288,13 +274,14 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "hrem",
+        family: "HREM",
         summary: "HREM: losses on batch embeddings refined by an instance relation layer \
                   (training only), max-2 mean pooling, cosine retrieval",
         citation: "Fu et al., Learning Semantic Relationship among Instances for Image-Text \
                    Matching, CVPR 2023",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |_| SimilarityConfig::Cosine,
+        similarity: |d| COSINE.config(d),
         training: hrem_training,
         region_fusion: false,
         pooling: || PoolingConfig::MaxKMean(2),
@@ -302,6 +289,7 @@ pub const ZOO: &[ZooEntry] = &[
     },
     ZooEntry {
         name: "clip",
+        family: "CLIP",
         summary: "CLIP dual encoder: a ViT over pixels and a causal text transformer, each \
                   pooled to one token (class / end-of-text) and projected, cosine, InfoNCE with \
                   a learned temperature; from scratch (2+2 layers of width 64) or from a Hugging \
@@ -310,7 +298,7 @@ pub const ZOO: &[ZooEntry] = &[
                    Supervision, ICML 2021",
         d_embed: 512,
         text: ZooText::Clip,
-        similarity: |_| SimilarityConfig::Cosine,
+        similarity: |d| COSINE.config(d),
         training: clip_training,
         region_fusion: false,
         // CLIP's towers pool themselves (class and end-of-text tokens): mean pooling of that
@@ -393,6 +381,17 @@ pub fn lookup(name: &str) -> Option<&'static ZooEntry> {
     ZOO.iter().find(|entry| entry.name == name)
 }
 
+/// The families of the zoo in order, each once (`VSE∞, SCAN, CHAN, …`), for help texts.
+pub fn families() -> String {
+    let mut families: Vec<&str> = Vec::new();
+    for entry in ZOO {
+        if !families.contains(&entry.family) {
+            families.push(entry.family);
+        }
+    }
+    families.join(", ")
+}
+
 /// The names of every entry, comma-separated (for error messages and help).
 pub fn names() -> String {
     ZOO.iter()
@@ -418,12 +417,8 @@ mod tests {
             let image = ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, d));
             let text = TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, d).with_d_word(8));
             let model = entry.model(image, text).init(&device);
-            assert_eq!(
-                model.fine_grained().is_some(),
-                !matches!(entry.similarity(d), SimilarityConfig::Cosine),
-                "{}",
-                entry.name
-            );
+            assert_eq!(model.is_cosine(), entry.is_cosine(d), "{}", entry.name);
+            assert_eq!(model.fine_grained().is_none(), entry.is_cosine(d));
             let training = entry.training();
             assert!(training.lr_decay_epoch < training.epochs, "{}", entry.name);
         }
@@ -432,7 +427,17 @@ mod tests {
             panic!("ESL")
         };
         assert_eq!((esl.levels, esl.aggregator), (9, EslAggregator::Heuristic));
-        assert_eq!((esl_levels(96), esl_levels(100), esl_levels(7)), (6, 3, 1));
+        // ESL's level count is the heads table's one rule.
+        for d in [96, 100, 7, 1024] {
+            let SimilarityConfig::Esl(esl) = lookup("esl_a").unwrap().similarity(d) else {
+                panic!("ESL")
+            };
+            assert_eq!(esl.levels, itm_core::similarity::esl_levels(d), "D = {d}");
+        }
+        assert_eq!(
+            families(),
+            "VSE∞, SCAN, CHAN, CHAN-ASDG, DAIM, AAHR, ESL, X-Dim, HREM, CLIP"
+        );
         assert_eq!(lookup("chan").unwrap().training().margin, 0.05);
         let asdg = lookup("chan_asdg").unwrap();
         let model = asdg.model(

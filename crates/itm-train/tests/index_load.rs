@@ -48,9 +48,7 @@ fn record(folder: &std::path::Path, name: &str) -> FileRecord {
 
 #[test]
 fn large_index_answers_with_bounded_memory() {
-    let folder = std::env::temp_dir().join(format!("itm-index-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder).unwrap();
+    let folder = itm_test_support::TempDir::new("index-load");
     let mut rng = StdRng::seed_from_u64(7);
     let queries = unit_rows(&mut rng, 8);
     let expected: Vec<Vec<(usize, f32)>> = {
@@ -101,7 +99,7 @@ fn large_index_answers_with_bounded_memory() {
         similarity: "cosine".to_string(),
         checkpoint: folder.join("none"),
         source: IndexSource::Precomp {
-            folder: folder.clone(),
+            folder: folder.to_path_buf(),
             split: "test".to_string(),
         },
         files: [IMAGES, CAPTIONS, ITEMS]
@@ -144,5 +142,4 @@ fn large_index_answers_with_bounded_memory() {
         "searching raised the peak by {} kB, a quarter of the {matrix_kb} kB matrix or more",
         peak - before
     );
-    std::fs::remove_dir_all(&folder).unwrap();
 }

@@ -8,7 +8,7 @@
 //! - Its weights are in the checkpoints, and a run stopped after one epoch and resumed ends
 //!   bit-identical to an uninterrupted one, layer included.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
@@ -16,23 +16,14 @@ use itm_core::encoders::{
     GruTextEncoderConfig, ImageEncoderConfig, RegionEncoderConfig, TextEncoderConfig,
 };
 use itm_core::{VseModel, VseModelConfig};
-use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, Vocabulary};
+use itm_test_support::{TempDir, shapes};
 use itm_train::{Checkpoint, EpochRecord, Trainer, TrainingConfig, TrainingOutcome, zoo};
 
 /// 120 training images (600 captions: 15 batches of 40 an epoch), 20 dev images.
 fn dataset() -> ShapesDataset {
-    ShapesDataset::generate(&ShapesConfig {
-        seed: 31,
-        train_images: 120,
-        dev_images: 20,
-        test_images: 0,
-        regions: RegionFeatureConfig {
-            d_feature: 24,
-            n_regions: 4,
-            noise: 1.0,
-        },
-    })
+    shapes(31, [120, 20, 0], 24, 4)
 }
 
 const STEPS_PER_EPOCH: usize = 600 / 40;
@@ -118,12 +109,6 @@ fn relation_weights(model: &VseModel) -> Vec<f32> {
     collect.0
 }
 
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-relation-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 /// One test: flex's random generator is one per process, so runs must not interleave.
 #[test]
 fn relation_losses_train_after_the_warm_up_and_resume_exactly() {
@@ -138,7 +123,8 @@ fn relation_losses_train_after_the_warm_up_and_resume_exactly() {
     assert_eq!(timeless(&inert.history), timeless(&plain.history));
 
     // From the first step: the loss has the relation terms and the layer learns.
-    let full_dir = folder("full");
+    let work = TempDir::new("relation");
+    let full_dir = work.join("full");
     let related = fit(&data, &with_layer, &vocab, training(2, 0), Some(&full_dir));
     for record in related.history.iter().chain(&inert.history) {
         eprintln!(
@@ -183,7 +169,7 @@ fn relation_losses_train_after_the_warm_up_and_resume_exactly() {
     );
 
     // Stopped after one epoch, resumed for the second: the same run, layer included.
-    let part_dir = folder("part");
+    let part_dir = work.join("part");
     fit(&data, &with_layer, &vocab, training(1, 0), Some(&part_dir));
     let (resumed, _, _) = Trainer::new(training(2, 0), Device::flex())
         .with_output(&part_dir)
@@ -198,6 +184,4 @@ fn relation_losses_train_after_the_warm_up_and_resume_exactly() {
         relation_weights(&model)
     };
     assert_eq!(last(&part_dir), last(&full_dir));
-    let _ = std::fs::remove_dir_all(&full_dir);
-    let _ = std::fs::remove_dir_all(&part_dir);
 }

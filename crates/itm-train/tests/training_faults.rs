@@ -15,33 +15,22 @@
 //!   one-epoch run do (finite scores), its metrics are equal but for the wall-clock time.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
 use itm_core::loss::NegativeMining;
-use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
+use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, ImageSource, RegionFeatures, RetrievalSplit, Vocabulary};
+use itm_test_support::{TempDir, serial, shapes};
 use itm_train::{
     Checkpoint, EpochRecord, TrainError, Trainer, TrainingConfig, TrainingOutcome, score_split,
 };
 
-/// Training draws from the backend's random generator, which `flex` keeps per process (a
-/// static, whatever the device): the tests of this file train one at a time.
-static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+// Training draws from the backend's random generator, which `flex` keeps per process (a
+// static, whatever the device): the tests of this file train one at a time (`serial`).
 
 fn dataset() -> ShapesDataset {
-    ShapesDataset::generate(&ShapesConfig {
-        seed: 21,
-        train_images: 120,
-        dev_images: 20,
-        test_images: 0,
-        regions: RegionFeatureConfig {
-            d_feature: 24,
-            n_regions: 4,
-            noise: 1.0,
-        },
-    })
+    shapes(21, [120, 20, 0], 24, 4)
 }
 
 fn training(seed: u64) -> TrainingConfig {
@@ -88,7 +77,7 @@ fn timeless(history: &[EpochRecord]) -> Vec<EpochRecord> {
 
 #[test]
 fn same_seed_same_metrics_on_flex() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = serial();
     let data = dataset();
     let first = fit(&data, training(7), None).unwrap();
     let second = fit(&data, training(7), None).unwrap();
@@ -111,7 +100,7 @@ fn same_seed_same_metrics_on_flex() {
 
 #[test]
 fn steps_with_overflowing_features_are_skipped_and_counted() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = serial();
     let mut data = dataset();
     let train = &data.train.retrieval;
     let regions = train.regions().unwrap();
@@ -144,19 +133,14 @@ fn steps_with_overflowing_features_are_skipped_and_counted() {
     }
 }
 
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("itm-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = serial();
     let data = dataset();
-    let output = folder("diverge");
+    let work = TempDir::new("faults");
+    let output = work.join("diverge");
     // Epoch 0 alone, as a reference for what must survive.
-    let good = folder("good");
+    let good = work.join("good");
     fit(
         &data,
         TrainingConfig {
@@ -214,6 +198,71 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let kept = scores(&output);
     assert!(kept.iter().all(|v| v.is_finite()));
     assert_eq!(kept, scores(&good));
+}
+
+/// Every image's region features set to zero: the image tower maps every image to the same
+/// embedding, so each caption scores every dev image the same and every text → image query
+/// ties at its ground truth. Ranked pessimistically that is rsum near 0 (a tie-favouring rank
+/// would give text → image recall 100 and keep the epoch as the best); the epoch is flagged
+/// degenerate, never kept, and a run of only such epochs ends with an error and no checkpoint.
+#[test]
+fn a_collapsed_model_is_never_kept_as_the_best() {
+    let _alone = serial();
+    let mut data = dataset();
+    for split in [&mut data.train.retrieval, &mut data.dev.retrieval] {
+        let regions = split.regions().unwrap();
+        let zeros = vec![0.0; regions.data().len()];
+        *split = RetrievalSplit::new(
+            ImageSource::Regions(RegionFeatures::new(
+                zeros,
+                regions.n_regions(),
+                regions.d_feature(),
+            )),
+            split.captions.clone(),
+            split.caption_image.clone(),
+        )
+        .unwrap();
+    }
+    let work = TempDir::new("faults-collapsed");
+    let output = work.join("run");
+    let error = fit(&data, training(7), Some(&output)).expect_err("no epoch can be kept");
+    eprintln!("{error}");
+    assert!(
+        matches!(error, TrainError::Degenerate { epochs: 2 }),
+        "expected Degenerate after 2 epochs, got {error}"
+    );
+    assert!(error.to_string().contains("degenerate"));
+    assert!(
+        !output.join("model.bpk").exists() && !output.join("resume.json").exists(),
+        "a degenerate epoch was saved as a checkpoint"
+    );
+    let text = std::fs::read_to_string(output.join("metrics.jsonl")).unwrap();
+    let records: Vec<EpochRecord> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    let dev_captions = data.dev.retrieval.captions.len();
+    for record in &records {
+        let m = &record.validation;
+        assert!(m.degenerate, "epoch {}: {m:?}", record.epoch);
+        assert_eq!(m.t2i_ties, dev_captions, "every caption ties");
+        // Every caption ranks its image behind all 19 other dev images.
+        assert_eq!(m.t2i_recall, [0.0, 0.0, 0.0]);
+        assert_eq!(m.t2i_medr, 20.0);
+    }
+    let csv = std::fs::read_to_string(output.join("metrics.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",i2t_ties,t2i_ties,degenerate")
+    );
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(&format!(",{dev_captions},true"))
+    );
     std::fs::remove_dir_all(&output).unwrap();
-    std::fs::remove_dir_all(&good).unwrap();
 }

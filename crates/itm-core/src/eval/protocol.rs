@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::metrics::Metrics;
-use super::ranks::{image_to_text_ranks, text_to_image_ranks};
+use super::ranks::{image_to_text, text_to_image};
 
 /// Which published protocol to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,10 @@ pub struct RetrievalReport {
 
 /// Evaluates a row-major `[n_img, n_cap]` similarity matrix.
 ///
+/// Ranks are pessimistic: a competitor scored equal to the ground truth is ahead of it, so a
+/// constant matrix gets zero recall, and the metrics report how many queries tied
+/// ([`Metrics::i2t_ties`], [`Metrics::degenerate`]).
+///
 /// `caption_image[j]` is the image of caption `j`. The whole-matrix protocols take any size
 /// (smaller sets, such as a subset of `shapes`, are scored the same way); [`Protocol::Coco1k`]
 /// splits images and captions into 5 equal consecutive folds and needs the captions of each
@@ -51,9 +55,9 @@ pub fn evaluate(
 }
 
 fn metrics_of(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Metrics {
-    Metrics::from_ranks(
-        &image_to_text_ranks(scores, n_img, caption_image),
-        &text_to_image_ranks(scores, n_img, caption_image),
+    Metrics::from_directions(
+        &image_to_text(scores, n_img, caption_image),
+        &text_to_image(scores, n_img, caption_image),
     )
 }
 
@@ -92,4 +96,57 @@ fn five_folds(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<Metr
             metrics_of(&sub, fold_img, &local)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 images, 5 captions each (caption `j` describes image `j / 5`): enough for R@10 to
+    /// be more than the fold size in every protocol.
+    fn captions() -> Vec<usize> {
+        (0..500).map(|j| j / 5).collect()
+    }
+
+    #[test]
+    fn a_constant_matrix_gets_zero_recall_in_every_protocol() {
+        let scores = vec![0.0f32; 100 * 500];
+        for protocol in [Protocol::Flickr30k, Protocol::Coco1k, Protocol::Coco5k] {
+            let report = evaluate(&scores, 100, &captions(), protocol);
+            let m = report.metrics;
+            assert_eq!(m.rsum(), 0.0, "{protocol:?}: {m:?}");
+            assert!(m.degenerate, "{protocol:?}");
+            assert_eq!((m.i2t_ties, m.t2i_ties), (100, 500), "{protocol:?}");
+            // Every query ranks last: behind all other images' captions / all other images.
+            let fold_images = if protocol == Protocol::Coco1k {
+                20
+            } else {
+                100
+            };
+            assert_eq!(
+                m.i2t_medr,
+                (5 * (fold_images - 1) + 1) as f64,
+                "{protocol:?}"
+            );
+            assert_eq!(m.t2i_medr, fold_images as f64, "{protocol:?}");
+        }
+    }
+
+    #[test]
+    fn a_tie_free_matrix_reports_no_ties() {
+        // Distinct scores everywhere; the truth wins for even images and loses for odd ones.
+        let n_cap = 500;
+        let scores: Vec<f32> = (0..100 * n_cap)
+            .map(|k| {
+                let (i, j) = (k / n_cap, k % n_cap);
+                let truth = j / 5 == i;
+                (k as f32) * 1e-5 + if truth && i % 2 == 0 { 1.0 } else { 0.0 }
+            })
+            .collect();
+        for protocol in [Protocol::Flickr30k, Protocol::Coco1k] {
+            let m = evaluate(&scores, 100, &captions(), protocol).metrics;
+            assert_eq!((m.ties(), m.degenerate), (0, false), "{protocol:?}");
+            assert!(m.rsum() > 0.0 && m.rsum() < 600.0);
+        }
+    }
 }

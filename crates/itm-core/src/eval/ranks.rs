@@ -1,16 +1,33 @@
-//! Ranks of the ground truth in a similarity matrix, by counting competitors.
+//! Ranks of the ground truth in a similarity matrix, by counting competitors (METHODS §6).
 //!
-//! A competitor is ahead of the ground truth only if its score is **strictly greater**: ties
-//! count in the ground truth's favour. Each query costs O(n) (no sort), and queries run in
-//! parallel.
+//! A competitor is ahead of the ground truth when its score is **greater than or equal to** the
+//! ground truth's: ties count against the ground truth (pessimistic), so a collapsed model whose
+//! scores are all equal ranks every query last instead of first. On a tie-free matrix this is the
+//! rank of the published argsort code; with ties, the order argsort gives is arbitrary. A NaN
+//! ground truth ranks last and a NaN competitor counts as ahead (both pessimistic).
+//!
+//! Each query costs O(n) (no sort), and queries run in parallel. Besides the ranks, every
+//! direction reports how many of its queries had a competitor tied with the ground truth.
 
 use rayon::prelude::*;
 
+/// The 0-based ranks of one direction's queries and how many of them tie at the ground truth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranks {
+    /// Per query, the number of competitors scored at least as high as its ground truth.
+    pub ranks: Vec<usize>,
+    /// The number of queries with a competitor whose score equals the ground truth's.
+    pub ties: usize,
+}
+
 /// Image → text: for image `i`, the 0-based rank of its best-placed caption in row `i`.
+///
+/// The image's own captions are not competitors of each other: the best of them is the ground
+/// truth, and only the other images' captions can be ahead of it.
 ///
 /// - `scores`: row-major `[n_img, n_cap]`
 /// - `caption_image[j]`: the image caption `j` describes (every image needs one caption)
-pub fn image_to_text_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<usize> {
+pub fn image_to_text(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Ranks {
     let n_cap = caption_image.len();
     assert_eq!(scores.len(), n_img * n_cap, "scores must be [n_img, n_cap]");
     let mut captions_of = vec![Vec::new(); n_img];
@@ -21,7 +38,7 @@ pub fn image_to_text_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]
         );
         captions_of[image].push(caption);
     }
-    scores
+    let per_query: Vec<(usize, bool)> = scores
         .par_chunks(n_cap.max(1))
         .zip(captions_of.par_iter())
         .map(|(row, truth)| {
@@ -29,17 +46,30 @@ pub fn image_to_text_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]
             let best = truth
                 .iter()
                 .map(|&c| row[c])
-                .fold(f32::NEG_INFINITY, f32::max);
-            row.iter().filter(|&&s| s > best).count()
+                .reduce(|a, b| {
+                    if a.is_nan() || b.is_nan() {
+                        f32::NAN
+                    } else {
+                        a.max(b)
+                    }
+                })
+                .expect("checked non-empty");
+            // `!(s < best)` is `s >= best` for numbers and true when either is NaN.
+            let at_least = row.iter().filter(|&&s| !(s < best)).count();
+            let above = row.iter().filter(|&&s| !(s <= best)).count();
+            let own = truth.iter().filter(|&&c| !(row[c] < best)).count();
+            let rank = at_least - own;
+            (rank, rank > above)
         })
-        .collect()
+        .collect();
+    collect(per_query)
 }
 
 /// Text → image: for caption `j`, the 0-based rank of its image in column `j`.
 ///
 /// - `scores`: row-major `[n_img, n_cap]`
 /// - `caption_image[j]`: the image caption `j` describes
-pub fn text_to_image_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<usize> {
+pub fn text_to_image(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Ranks {
     let n_cap = caption_image.len();
     assert_eq!(scores.len(), n_img * n_cap, "scores must be [n_img, n_cap]");
     let truth: Vec<f32> = caption_image
@@ -53,23 +83,56 @@ pub fn text_to_image_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]
             scores[image * n_cap + caption]
         })
         .collect();
-    // Walk the matrix row by row (cache friendly), counting per column in parallel chunks.
+    // Walk the matrix row by row (cache friendly), counting per column in parallel chunks:
+    // `at_least` counts rows scored ≥ the truth (the truth's own row included), `equal` rows
+    // scored exactly the truth (its own row included).
     const CHUNK: usize = 1024;
-    let mut ranks = vec![0usize; n_cap];
-    ranks
+    let mut at_least = vec![0u32; n_cap];
+    let mut equal = vec![0u32; n_cap];
+    at_least
         .par_chunks_mut(CHUNK)
+        .zip(equal.par_chunks_mut(CHUNK))
         .enumerate()
-        .for_each(|(chunk, counts)| {
+        .for_each(|(chunk, (at_least, equal))| {
             let start = chunk * CHUNK;
-            let truth = &truth[start..start + counts.len()];
+            let truth = &truth[start..start + at_least.len()];
             for row in scores.chunks(n_cap) {
-                let row = &row[start..start + counts.len()];
-                for ((count, &s), &t) in counts.iter_mut().zip(row).zip(truth) {
-                    *count += usize::from(s > t);
+                let row = &row[start..start + at_least.len()];
+                for (((ge, eq), &s), &t) in at_least
+                    .iter_mut()
+                    .zip(equal.iter_mut())
+                    .zip(row)
+                    .zip(truth)
+                {
+                    *ge += u32::from(!(s < t));
+                    *eq += u32::from(s == t);
                 }
             }
         });
-    ranks
+    let per_query = at_least
+        .iter()
+        .zip(&equal)
+        .map(|(&ge, &eq)| ((ge as usize).saturating_sub(1), eq > 1))
+        .collect();
+    collect(per_query)
+}
+
+/// [`image_to_text`]'s ranks alone.
+pub fn image_to_text_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<usize> {
+    image_to_text(scores, n_img, caption_image).ranks
+}
+
+/// [`text_to_image`]'s ranks alone.
+pub fn text_to_image_ranks(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<usize> {
+    text_to_image(scores, n_img, caption_image).ranks
+}
+
+fn collect(per_query: Vec<(usize, bool)>) -> Ranks {
+    let ties = per_query.iter().filter(|(_, tied)| *tied).count();
+    Ranks {
+        ranks: per_query.into_iter().map(|(rank, _)| rank).collect(),
+        ties,
+    }
 }
 
 #[cfg(test)]
@@ -87,13 +150,66 @@ mod tests {
         assert_eq!(image_to_text_ranks(&scores, 2, &captions), vec![0, 1]);
         // Columns: c0 truth 0.1 vs 0.8 → 1; c1 0.9 → 0; c2 0.4 vs 0.5 → 1; c3 0.1 vs 0.2 → 1.
         assert_eq!(text_to_image_ranks(&scores, 2, &captions), vec![1, 0, 1, 1]);
+        assert_eq!(image_to_text(&scores, 2, &captions).ties, 0);
+        assert_eq!(text_to_image(&scores, 2, &captions).ties, 0);
     }
 
     #[test]
-    fn ties_favour_the_ground_truth() {
+    fn ties_count_against_the_ground_truth() {
         let scores = [0.5, 0.5, 0.5, 0.5];
         let captions = [0, 1];
-        assert_eq!(image_to_text_ranks(&scores, 2, &captions), vec![0, 0]);
-        assert_eq!(text_to_image_ranks(&scores, 2, &captions), vec![0, 0]);
+        assert_eq!(
+            image_to_text(&scores, 2, &captions),
+            Ranks {
+                ranks: vec![1, 1],
+                ties: 2
+            }
+        );
+        assert_eq!(
+            text_to_image(&scores, 2, &captions),
+            Ranks {
+                ranks: vec![1, 1],
+                ties: 2
+            }
+        );
+    }
+
+    #[test]
+    fn one_tie_at_the_truth_in_each_direction() {
+        // Three images, two captions each (0,1 → 0; 2,3 → 1; 4,5 → 2).
+        let scores = [
+            0.9, 0.2, 0.9, 0.1, 0.3, 0.0, // image 0: truth 0.9 tied by caption 2 → rank 1
+            0.1, 0.15, 0.7, 0.6, 0.5, 0.35, // image 1: truth 0.7, nothing ≥ → rank 0
+            0.2, 0.3, 0.1, 0.6, 0.8, 0.4, // image 2: truth 0.8, nothing ≥ → rank 0
+        ];
+        let captions = [0, 0, 1, 1, 2, 2];
+        let i2t = image_to_text(&scores, 3, &captions);
+        assert_eq!(i2t.ranks, vec![1, 0, 0]);
+        assert_eq!(i2t.ties, 1);
+        // Column 3: truth (image 1) 0.6 tied by image 2's 0.6 → rank 1; columns 1 and 2: one
+        // competitor strictly above → rank 1, no tie; columns 0, 4, 5: rank 0.
+        let t2i = text_to_image(&scores, 3, &captions);
+        assert_eq!(t2i.ranks, vec![0, 1, 1, 1, 0, 0]);
+        assert_eq!(t2i.ties, 1);
+    }
+
+    #[test]
+    fn own_captions_are_not_competitors() {
+        // Image 0's two captions tie with each other: that is no tie at the truth.
+        let scores = [0.9, 0.9, 0.1, 0.2, 0.2, 0.8];
+        let captions = [0, 0, 1];
+        let i2t = image_to_text(&scores, 2, &captions);
+        assert_eq!(i2t.ranks, vec![0, 0]);
+        assert_eq!(i2t.ties, 0);
+    }
+
+    #[test]
+    fn nan_ranks_last() {
+        let scores = [f32::NAN, 0.1, 0.2, 0.3, 0.9, 0.4];
+        let captions = [0, 1, 1];
+        // Image 0's truth is NaN: both other captions count as ahead.
+        assert_eq!(image_to_text_ranks(&scores, 2, &captions), vec![2, 0]);
+        // Caption 0's truth is NaN: image 1 counts as ahead.
+        assert_eq!(text_to_image_ranks(&scores, 2, &captions)[0], 1);
     }
 }

@@ -14,56 +14,9 @@ use crate::fusion::{
 };
 use crate::masking::l2_normalize;
 use crate::pooling::{GpoConfig, Pooling, PoolingConfig};
-use crate::similarity::{
-    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, Scan, ScanConfig, XDim, XDimConfig,
-};
-
-/// How an image and a caption are scored.
-#[derive(Config, Debug)]
-pub enum SimilarityConfig {
-    /// Cosine of the pooled vectors (VSE++, VSE∞).
-    Cosine,
-    /// SCAN cross attention over regions and words.
-    Scan(ScanConfig),
-    /// CHAN hard alignment of words to regions.
-    Chan(ChanConfig),
-    /// ESL enhanced correspondence over levels of aggregated dimensions (learned).
-    Esl(EslConfig),
-    /// X-Dim dimension dependency (learned).
-    XDim(XDimConfig),
-}
-
-/// The cosine head: no parameters; the poolings make the vectors.
-#[derive(Module, Debug, Default)]
-pub struct CosineHead;
-
-/// A scoring head built from a [`SimilarityConfig`].
-#[derive(Module, Debug)]
-pub enum SimilarityHead {
-    /// See [`SimilarityConfig::Cosine`].
-    Cosine(CosineHead),
-    /// See [`SimilarityConfig::Scan`].
-    Scan(Scan),
-    /// See [`SimilarityConfig::Chan`].
-    Chan(Chan),
-    /// See [`SimilarityConfig::Esl`].
-    Esl(Esl),
-    /// See [`SimilarityConfig::XDim`].
-    XDim(XDim),
-}
-
-impl SimilarityConfig {
-    /// Builds the head on `device` (ESL and X-Dim have learned parameters).
-    pub fn init(&self, device: &Device) -> SimilarityHead {
-        match self {
-            SimilarityConfig::Cosine => SimilarityHead::Cosine(CosineHead),
-            SimilarityConfig::Scan(config) => SimilarityHead::Scan(config.init()),
-            SimilarityConfig::Chan(config) => SimilarityHead::Chan(config.init()),
-            SimilarityConfig::Esl(config) => SimilarityHead::Esl(config.init(device)),
-            SimilarityConfig::XDim(config) => SimilarityHead::XDim(config.init(device)),
-        }
-    }
-}
+use crate::similarity::FineGrainedSimilarity;
+// The heads live in the heads table; they are re-exported here, where models name them.
+pub use crate::similarity::{CosineHead, SimilarityConfig, SimilarityHead};
 
 /// Configuration of a [`VseModel`].
 #[derive(Config, Debug)]
@@ -184,6 +137,12 @@ impl VseModelConfig {
         )
     }
 
+    /// Whether pairs are scored by the cosine of the pooled embeddings (the heads table's
+    /// answer for [`VseModelConfig::similarity`]).
+    pub fn is_cosine(&self) -> bool {
+        self.similarity.is_cosine()
+    }
+
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> VseModel {
         assert_eq!(
@@ -281,13 +240,13 @@ impl VseModel {
 
     /// The fine-grained similarity, when the model scores sets rather than vectors.
     pub fn fine_grained(&self) -> Option<&dyn FineGrainedSimilarity> {
-        match &self.similarity {
-            SimilarityHead::Cosine(_) => None,
-            SimilarityHead::Scan(scan) => Some(scan),
-            SimilarityHead::Chan(chan) => Some(chan),
-            SimilarityHead::Esl(esl) => Some(esl),
-            SimilarityHead::XDim(xdim) => Some(xdim),
-        }
+        self.similarity.fine_grained()
+    }
+
+    /// Whether pairs are scored by the cosine of the pooled embeddings (the heads table's
+    /// answer for this model's head; `false`: a fine-grained similarity of the sets).
+    pub fn is_cosine(&self) -> bool {
+        self.fine_grained().is_none()
     }
 
     /// Unit region (or grid cell) features `[batch, n, D]` and their counts, for fine-grained
@@ -359,6 +318,27 @@ mod tests {
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5), "{norms:?}");
         let max = scores.abs().max().into_scalar::<f32>();
         assert!(max <= 1.0 + 1e-5);
+    }
+
+    /// A model knows from the heads table whether it is a cosine model.
+    #[test]
+    fn the_model_says_whether_it_is_a_cosine_model() {
+        let device = Device::default();
+        let cosine = VseModelConfig::vse_infinity_bigru_sized(10, 30, 8, 6);
+        assert!(cosine.is_cosine() && cosine.init(&device).is_cosine());
+        for head in crate::similarity::HEADS {
+            let config = VseModelConfig::vse_infinity_bigru_sized(10, 30, 8, 6)
+                .with_similarity(head.config(8));
+            let model = config.init(&device);
+            assert_eq!(
+                config.is_cosine(),
+                head.config(8).is_cosine(),
+                "{}",
+                head.name
+            );
+            assert_eq!(model.is_cosine(), config.is_cosine(), "{}", head.name);
+            assert_eq!(model.fine_grained().is_none(), model.is_cosine());
+        }
     }
 
     /// CLIP's towers in a `VseModel` embed images and captions as `ClipModel` does, as sets

@@ -1,9 +1,11 @@
-//! Similarity functions producing `S ∈ R^{n_img × n_cap}` (METHODS §3).
+//! Similarity functions producing `S ∈ R^{n_img × n_cap}` (METHODS §3), and the heads table
+//! that names each of them once ([`HEADS`], [`HeadTable`]).
 
 mod chan;
 mod cosine;
 mod esl;
 mod fine_grained;
+mod heads;
 mod scan;
 mod sharded;
 mod xdim;
@@ -15,6 +17,11 @@ pub use esl::{
     EslConfig, esl_adaptive_matrix,
 };
 pub use fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
+pub use heads::{
+    BuiltinHead, CHAN, COSINE, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS, HEADS, Head,
+    HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM, builtin_head, esl,
+    esl_levels,
+};
 pub use scan::{SCAN_LEAKY_SLOPE, Scan, ScanAggregation, ScanConfig, ScanDirection};
 pub use sharded::{FeatureSets, ShardedScorer};
 pub use xdim::{XDIM_LEAKY_SLOPE, XDIM_MASK_ARGUMENT_MAX, XDIM_VARIANCE_FLOOR, XDim, XDimConfig};

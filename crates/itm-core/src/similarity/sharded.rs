@@ -162,7 +162,7 @@ impl ShardedScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::similarity::{ChanConfig, EslConfig, ScanConfig, ScanDirection, XDimConfig};
+    use crate::similarity::HeadTable;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
     fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
@@ -197,17 +197,12 @@ mod tests {
         let lengths = [6, 3, 1, 5, 2, 6, 4];
         let images = FeatureSets::new(&regions, &counts, k, d);
         let captions = FeatureSets::new(&words, &lengths, l, d);
-        let methods: Vec<Box<dyn FineGrainedSimilarity>> = vec![
-            Box::new(ChanConfig::new().init()),
-            Box::new(ScanConfig::new().init()),
-            Box::new(
-                ScanConfig::new()
-                    .with_direction(ScanDirection::ImageToText)
-                    .init(),
-            ),
-            Box::new(EslConfig::new(d).with_levels(3).init(&device)),
-            Box::new(XDimConfig::new(d).init(&device)),
-        ];
+        // Every fine-grained head of the heads table, with its published settings at `d`.
+        let methods: Vec<Box<dyn FineGrainedSimilarity>> = HeadTable::builtin()
+            .fine_grained()
+            .filter_map(|head| head.scorer(d, &device))
+            .collect();
+        assert_eq!(methods.len(), 5);
         for method in &methods {
             let one_shot = method.similarity(
                 Tensor::from_data(TensorData::new(regions.clone(), [n_img, k, d]), &device),

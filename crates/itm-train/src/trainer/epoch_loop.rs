@@ -7,6 +7,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::train::logger::TrainingProgressLogger;
+use itm_core::eval::Metrics;
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, RetrievalSplit};
 
@@ -117,14 +118,17 @@ impl Trainer {
     ) -> Result<(), TrainError> {
         let epoch = record.epoch;
         let rsum = record.validation.rsum();
-        let improved = standing
-            .best
-            .as_ref()
-            .is_none_or(|(best_rsum, _, _)| rsum > *best_rsum);
+        // A degenerate epoch (a collapsed model) is never the best, whatever its rsum.
+        let improved = !record.validation.degenerate
+            && standing
+                .best
+                .as_ref()
+                .is_none_or(|(best_rsum, _, _)| rsum > *best_rsum);
         eprintln!(
-            "epoch {epoch}: loss {:.4}, lr {:.1e}, dev rsum {rsum:.1}{}, {:.1}s",
+            "epoch {epoch}: loss {:.4}, lr {:.1e}, dev rsum {rsum:.1}{}{}, {:.1}s",
             record.mean_loss,
             record.learning_rate,
+            tie_note(&record.validation),
             if improved { " (best)" } else { "" },
             record.seconds
         );
@@ -139,7 +143,11 @@ impl Trainer {
             return Ok(());
         };
         write_history(folder, &standing.history)?;
-        let (best_rsum, best_epoch, _) = standing.best.as_ref().expect("set above");
+        // Until an epoch is kept there is no best checkpoint to resume beside: a run stopped
+        // then starts again from the beginning.
+        let Some((best_rsum, best_epoch, _)) = standing.best.as_ref() else {
+            return Ok(());
+        };
         save_resume_state(
             folder,
             model,
@@ -157,13 +165,19 @@ impl Trainer {
         )
     }
 
-    /// Draws the chart and returns the best model; fails when no epoch ran.
+    /// Draws the chart and returns the best model; fails when no epoch ran, or when every
+    /// epoch's dev scores were degenerate.
     fn finish(&self, standing: Standing) -> Result<TrainingOutcome, TrainError> {
         let Standing { best, history } = standing;
         if let Some(folder) = &self.output
             && !history.is_empty()
         {
             write_chart(&folder.join("chart.png"), &history)?;
+        }
+        if best.is_none() && !history.is_empty() {
+            return Err(TrainError::Degenerate {
+                epochs: history.len(),
+            });
         }
         let (_, best_epoch, best_model) = best.ok_or_else(|| {
             DataError::invalid(
@@ -179,5 +193,15 @@ impl Trainer {
             best_epoch,
             history,
         })
+    }
+}
+
+/// `", N ties"` after the dev rsum when queries tied at their ground truth, and a flag when
+/// the scores are degenerate; empty otherwise.
+fn tie_note(metrics: &Metrics) -> String {
+    match (metrics.ties(), metrics.degenerate) {
+        (0, _) => String::new(),
+        (ties, false) => format!(" ({ties} queries tied)"),
+        (ties, true) => format!(" ({ties} queries tied: degenerate, never kept)"),
     }
 }

@@ -18,7 +18,6 @@ use itm_core::loss::{
     DistinguishabilityConfig, DistinguishabilityLoss, HingeLoss, HingeLossConfig, InfoNce,
     InfoNceConfig, NegativeMining,
 };
-use itm_core::models::SimilarityHead;
 use itm_data::DataError;
 
 use super::resume::{LossState, Temperature};
@@ -81,7 +80,7 @@ pub(super) struct Objective {
 /// Whether `model` scores a pair by the cosine of its pooled embeddings: the one place the
 /// trainer asks.
 fn is_cosine(model: &VseModel) -> bool {
-    matches!(model.similarity, SimilarityHead::Cosine(_))
+    model.is_cosine()
 }
 
 impl Objective {

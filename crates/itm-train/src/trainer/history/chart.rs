@@ -147,6 +147,9 @@ mod tests {
                 i2t_meanr: 1.0,
                 t2i_medr: 1.0,
                 t2i_meanr: 1.0,
+                i2t_ties: 0,
+                t2i_ties: 0,
+                degenerate: false,
             },
             seconds: 1.0,
         }

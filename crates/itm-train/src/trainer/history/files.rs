@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use itm_data::atomic;
+use itm_data::{DataError, atomic};
 
 use super::EpochRecord;
 use crate::TrainError;
@@ -10,6 +10,8 @@ use crate::TrainError;
 /// Writes `metrics.jsonl` (one record a line) and `metrics.csv` (one row an epoch; the margin
 /// column is empty for a loss without one) to `folder`, each replaced atomically.
 pub(crate) fn write_history(folder: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
+    // The folder exists once a checkpoint was saved; not yet when no epoch could be kept.
+    std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
     atomic::write(&folder.join("metrics.jsonl"), jsonl(history).as_bytes())?;
     atomic::write(&folder.join("metrics.csv"), csv(history).as_bytes())?;
     Ok(())
@@ -29,13 +31,13 @@ fn csv(history: &[EpochRecord]) -> String {
     let mut csv = String::from(
         "epoch,learning_rate,mean_loss,margin,skipped_steps,\
          i2t_r1,i2t_r5,i2t_r10,i2t_medr,i2t_meanr,t2i_r1,t2i_r5,t2i_r10,t2i_medr,t2i_meanr,\
-         rsum,seconds\n",
+         rsum,seconds,i2t_ties,t2i_ties,degenerate\n",
     );
     for r in history {
         let m = &r.validation;
         let margin = r.margin.map(|v| v.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{},{margin},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{margin},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.epoch,
             r.learning_rate,
             r.mean_loss,
@@ -51,7 +53,10 @@ fn csv(history: &[EpochRecord]) -> String {
             m.t2i_medr,
             m.t2i_meanr,
             m.rsum(),
-            r.seconds
+            r.seconds,
+            m.i2t_ties,
+            m.t2i_ties,
+            m.degenerate
         ));
     }
     csv
@@ -76,6 +81,9 @@ mod tests {
                 i2t_meanr: 6.5,
                 t2i_medr: 3.0,
                 t2i_meanr: 7.25,
+                i2t_ties: 1,
+                t2i_ties: 0,
+                degenerate: false,
             },
             seconds: 0.5,
         }
@@ -89,14 +97,14 @@ mod tests {
         let text = csv(&history);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0].split(',').count(), 17);
+        assert_eq!(lines[0].split(',').count(), 20);
         assert_eq!(
             lines[1],
-            "0,0.0005,1.5,0.2,2,10,20,30,4,6.5,5,15,25,3,7.25,105,0.5"
+            "0,0.0005,1.5,0.2,2,10,20,30,4,6.5,5,15,25,3,7.25,105,0.5,1,0,false"
         );
         assert_eq!(
             lines[2],
-            "1,0.0005,1.5,,2,10,20,30,4,6.5,5,15,25,3,7.25,105,0.5"
+            "1,0.0005,1.5,,2,10,20,30,4,6.5,5,15,25,3,7.25,105,0.5,1,0,false"
         );
         let read: Vec<EpochRecord> = jsonl(&history)
             .lines()

@@ -2,19 +2,24 @@
 //! of `scripts/generate_multi_scale_fixture.py` (≤ 1e-5): outputs and gradients, both ways of
 //! combining the scales.
 
-mod common;
-
-use common::*;
-use itm::burn::module::Param;
-use itm::burn::tensor::Device;
-use itm::core::fusion::{MultiScaleFusionConfig, ScaleCombination};
-use itm::core::masking::fill_padding;
+use burn::module::Param;
+use burn::tensor::{Device, Tolerance};
+use itm_core::fusion::{MultiScaleFusionConfig, ScaleCombination};
+use itm_core::masking::fill_padding;
+use itm_test_support::{
+    assert_close, core_fixtures, floats, load_linear, sizes, tensor, transpose, values,
+};
 
 const TOLERANCE: f32 = 1e-5;
 
+/// The tolerance of every compared quantity: [`TOLERANCE`], absolute.
+fn within() -> Tolerance<f32> {
+    Tolerance::absolute(TOLERANCE)
+}
+
 #[test]
 fn multi_scale_fusion_matches_the_reference() {
-    let fixture = fixture("multi_scale");
+    let fixture = core_fixtures().json("multi_scale");
     let device = Device::flex().autodiff();
     let counts = sizes(&fixture["counts"]);
     let (n, k, d) = (counts.len(), 5, 6);
@@ -50,21 +55,21 @@ fn multi_scale_fusion_matches_the_reference() {
         assert_close(
             &values(fill_padding(output.clone(), &counts, 0.0)),
             &floats(&expected["output"]),
-            TOLERANCE,
+            within(),
             &format!("{mode}: output"),
         );
         let grads = (output * upstream).sum().backward();
         assert_close(
             &values(regions.grad(&grads).expect("region gradient")),
             &floats(&expected["grad_regions"]),
-            TOLERANCE,
+            within(),
             &format!("{mode}: region gradient"),
         );
         if let Some(logits) = &fusion.scale_logits {
             assert_close(
                 &values(logits.val().grad(&grads).expect("logit gradient")),
                 &floats(&expected["grad_scale_logits"]),
-                TOLERANCE,
+                within(),
                 &format!("{mode}: scale-logit gradient"),
             );
         }
@@ -73,14 +78,14 @@ fn multi_scale_fusion_matches_the_reference() {
             assert_close(
                 &weight,
                 &transpose(&floats(&expected["grad_linear_weight"]), d, scales * d),
-                TOLERANCE,
+                within(),
                 &format!("{mode}: projection weight gradient"),
             );
             let bias = linear.bias.as_ref().expect("bias").val();
             assert_close(
                 &values(bias.grad(&grads).expect("bias gradient")),
                 &floats(&expected["grad_linear_bias"]),
-                TOLERANCE,
+                within(),
                 &format!("{mode}: projection bias gradient"),
             );
         }

@@ -1,30 +1,19 @@
 //! Raw-image encoders trained end to end on `shapes` pixels read from a Karpathy-layout folder
 //! (generated here): the loss falls, retrieval beats chance, the checkpoint reloads.
 
-mod common;
-use itm::burn::tensor::Device;
-use itm::core::VseModelConfig;
-use itm::core::eval::Protocol;
-use itm::core::loss::NegativeMining;
-use itm::data::images::ImageTransform;
-use itm::data::karpathy::{self, KarpathySplit};
-use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{CaptionTokenizer, RetrievalSplit, Vocabulary};
-use itm::train::{Trainer, TrainingConfig, evaluate_split};
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_core::eval::Protocol;
+use itm_core::loss::NegativeMining;
+use itm_data::images::ImageTransform;
+use itm_data::karpathy::{self, KarpathySplit};
+use itm_data::{CaptionTokenizer, RetrievalSplit};
+use itm_test_support::{TempDir, assert_checkpoint_rescores, serial, shapes, word_tokenizer};
+use itm_train::{Trainer, TrainingConfig, evaluate_split};
 
-fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], CaptionTokenizer) {
-    let data = ShapesDataset::generate(&ShapesConfig {
-        seed: 4,
-        train_images: 160,
-        dev_images: 20,
-        test_images: 20,
-        regions: RegionFeatureConfig {
-            d_feature: 8,
-            n_regions: 4,
-            noise: 1.0,
-        },
-    });
-    let folder = std::env::temp_dir().join(format!("itm-pixels-{name}-{}", std::process::id()));
+fn pixel_splits(name: &str) -> (TempDir, [RetrievalSplit; 3], CaptionTokenizer) {
+    let data = shapes(4, [160, 20, 20], 8, 4);
+    let folder = TempDir::new(&format!("pixels-{name}"));
     let json = data.write_karpathy(&folder).unwrap();
     let root = folder.join("images");
     let load = |split| {
@@ -33,7 +22,7 @@ fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], Caption
             .into_retrieval(ImageTransform::new(16))
             .unwrap()
     };
-    let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
+    let (_, tokenizer) = word_tokenizer(&data);
     (
         folder,
         [
@@ -41,7 +30,7 @@ fn pixel_splits(name: &str) -> (std::path::PathBuf, [RetrievalSplit; 3], Caption
             load(KarpathySplit::Dev),
             load(KarpathySplit::Test),
         ],
-        CaptionTokenizer::from(vocab),
+        tokenizer,
     )
 }
 
@@ -85,14 +74,14 @@ fn train_and_check(name: &str, model: impl Fn(usize) -> VseModelConfig) {
         "{name}: rsum {rsum} is not above chance: {:?}",
         report.metrics
     );
-    common::assert_checkpoint_rescores(&output, &test, &device, rsum);
-    std::fs::remove_dir_all(&folder).unwrap();
+    assert_checkpoint_rescores(&output, &test, &device, rsum);
 }
 
 // One test, so that the two runs do not share the CPU device's random generator from two
 // threads (which would make their initialisation, and the thresholds below, flaky).
 #[test]
 fn resnet_and_vit_train_on_pixels() {
+    let _alone = serial();
     train_and_check("resnet", |vocab| {
         VseModelConfig::resnet_bigru(vec![8, 16], vocab, 32, 16)
     });

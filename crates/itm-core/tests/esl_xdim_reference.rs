@@ -3,65 +3,48 @@
 //! `sum(S ⊙ probe)` with respect to every learned parameter and to the inputs, within 1e-5
 //! (absolute; relative for quantities larger than 1, see [`check`]).
 
-mod common;
-
-use common::*;
-use itm::burn::module::Param;
-use itm::burn::tensor::{Device, Gradients, Tensor};
-use itm::core::similarity::{
-    Esl, EslAggregator, EslConfig, FineGrainedSimilarity, XDim, XDimConfig,
+use burn::module::Param;
+use burn::tensor::{Device, Gradients, Tensor};
+use itm_core::similarity::{Esl, EslAggregator, EslConfig, XDim, XDimConfig};
+use itm_test_support::fine_grained::assert_input_gradients;
+use itm_test_support::{
+    FineGrainedCase, Within, core_fixtures, fine_grained_conformance, floats, tensor, values,
 };
 use serde_json::Value;
 
-const TOLERANCE: f32 = 1e-5;
-
-/// [`assert_close`] within `TOLERANCE · max(1, max |expected|)`, printing the largest difference
-/// (`cargo test -- --nocapture` shows it).
+/// Within `1e-5 · max(1, max |expected|)`, per compared quantity.
 ///
 /// The scale factor matters for one quantity only: the gradient of the ESL level weights `c`
 /// (|∂/∂c| up to ≈ 12 here; in heuristic mode every `w_j` depends on `min |c|` and `max |c|`
 /// through the factor `e^3`), a sum over all `d_j²` entries of each bilinear form whose `f32`
 /// rounding (≈ 1e-6 relative) is of the order of 1e-5 absolute. Everything else is `O(1)` or
 /// smaller and is held to 1e-5 absolute.
+const TOLERANCE: Within = Within::ScaledAbsolute(1e-5);
+
+/// Asserts `actual` against `expected` within [`TOLERANCE`].
 fn check(actual: Vec<f32>, expected: Vec<f32>, what: &str) {
-    assert!(
-        actual.iter().all(|v| v.is_finite()),
-        "{what}: non-finite values {actual:?}"
-    );
-    let worst = actual
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    println!("{what}: max abs difference {worst:.3e} (max |expected| {scale:.3e})");
-    assert_close(&actual, &expected, TOLERANCE * scale, what);
+    TOLERANCE.assert(&actual, &expected, what);
 }
 
-struct Inputs {
-    regions: Tensor<3>,
-    counts: Vec<usize>,
-    words: Tensor<3>,
-    lengths: Vec<usize>,
-    probe: Tensor<2>,
+/// The inputs of the fixture's `esl` or `xdim` part with the expected values under `expected`.
+fn case(part: &str, expected: impl Fn(&Value) -> &Value) -> FineGrainedCase {
+    let f = core_fixtures().json("esl_xdim");
+    let inputs = &f[part];
+    let e = expected(inputs);
+    FineGrainedCase::from_json(
+        inputs,
+        &e["scores"],
+        &e["grads"]["regions"],
+        &e["grads"]["words"],
+    )
 }
 
-fn inputs(f: &Value, device: &Device) -> Inputs {
-    let dim = |key: &str| f[key].as_u64().unwrap() as usize;
-    let (n_img, k, n_cap, l, d) = (
-        dim("n_img"),
-        dim("regions_per_image"),
-        dim("n_cap"),
-        dim("words_per_caption"),
-        dim("dim"),
-    );
-    Inputs {
-        regions: tensor(&f["regions"], [n_img, k, d], device),
-        counts: sizes(&f["region_counts"]),
-        words: tensor(&f["words"], [n_cap, l, d], device),
-        lengths: sizes(&f["word_lengths"]),
-        probe: tensor(&f["probe"], [n_img, n_cap], device),
-    }
+fn esl_case(mode: EslAggregator) -> FineGrainedCase {
+    case("esl", |esl| &esl[esl_mode(mode)])
+}
+
+fn xdim_case() -> FineGrainedCase {
+    case("xdim", |xdim| xdim)
 }
 
 fn param<const D: usize>(value: &Value, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
@@ -90,7 +73,8 @@ fn esl_mode(mode: EslAggregator) -> &'static str {
 }
 
 /// An [`Esl`] of the fixture's shape with the fixture's parameters.
-fn load_esl(f: &Value, mode: EslAggregator, device: &Device) -> Esl {
+fn load_esl(mode: EslAggregator, device: &Device) -> Esl {
+    let f = &core_fixtures().json("esl_xdim")["esl"];
     let config = EslConfig::new(f["dim"].as_u64().unwrap() as usize)
         .with_levels(f["levels"].as_u64().unwrap() as usize)
         .with_aggregator(mode);
@@ -120,7 +104,8 @@ fn load_esl(f: &Value, mode: EslAggregator, device: &Device) -> Esl {
 }
 
 /// An [`XDim`] of the fixture's shape with the fixture's parameters.
-fn load_xdim(f: &Value, device: &Device) -> XDim {
+fn load_xdim(device: &Device) -> XDim {
+    let f = &core_fixtures().json("esl_xdim")["xdim"];
     let d = f["dim"].as_u64().unwrap() as usize;
     let p = &f["params"];
     let mut xdim = XDimConfig::new(d).init(device);
@@ -139,35 +124,6 @@ fn grad<const D: usize>(p: &Param<Tensor<D>>, grads: &Gradients, what: &str) -> 
     )
 }
 
-/// Scores and input gradients of `similarity` on the fixture `f`; returns the gradients.
-fn check_similarity(
-    similarity: &impl FineGrainedSimilarity,
-    f: &Value,
-    expected: &Value,
-    name: &str,
-    device: &Device,
-) -> Gradients {
-    let x = inputs(f, device);
-    let regions = x.regions.require_grad();
-    let words = x.words.require_grad();
-    let scores = similarity.similarity(regions.clone(), &x.counts, words.clone(), &x.lengths);
-    check(
-        values(scores.clone()),
-        floats(&expected["scores"]),
-        &format!("{name}: scores"),
-    );
-    let grads = (scores * x.probe).sum().backward();
-    for (input, key) in [(&regions, "regions"), (&words, "words")] {
-        let g = input.grad(&grads).expect("input gradient");
-        check(
-            values(g),
-            floats(&expected["grads"][key]),
-            &format!("{name}: d/d {key}"),
-        );
-    }
-    grads
-}
-
 fn check_list<const D: usize>(
     list: &[Param<Tensor<D>>],
     grads: &Gradients,
@@ -182,32 +138,34 @@ fn check_list<const D: usize>(
     }
 }
 
-#[test]
-fn esl_scores_match_pytorch() {
-    let f = fixture("esl_xdim");
-    let device = Device::flex();
-    for mode in [EslAggregator::Adaptive, EslAggregator::Heuristic] {
-        let name = esl_mode(mode);
-        let esl = load_esl(&f["esl"], mode, &device);
-        let x = inputs(&f["esl"], &device);
-        let scores = esl.similarity(x.regions, &x.counts, x.words, &x.lengths);
-        check(
-            values(scores),
-            floats(&f["esl"][name]["scores"]),
-            &format!("esl {name}: scores"),
-        );
-    }
-}
+fine_grained_conformance!(esl_adaptive {
+    case: esl_case(EslAggregator::Adaptive),
+    head: |device| load_esl(EslAggregator::Adaptive, device),
+    within: TOLERANCE,
+});
+
+fine_grained_conformance!(esl_heuristic {
+    case: esl_case(EslAggregator::Heuristic),
+    head: |device| load_esl(EslAggregator::Heuristic, device),
+    within: TOLERANCE,
+});
+
+fine_grained_conformance!(xdim {
+    case: xdim_case(),
+    head: |device| load_xdim(device),
+    within: TOLERANCE,
+});
 
 #[test]
 fn esl_gradients_match_pytorch() {
-    let f = fixture("esl_xdim");
+    let f = core_fixtures().json("esl_xdim");
     let device = Device::flex().autodiff();
     for mode in [EslAggregator::Adaptive, EslAggregator::Heuristic] {
         let name = esl_mode(mode);
         let expected = &f["esl"][name];
-        let esl = load_esl(&f["esl"], mode, &device);
-        let grads = check_similarity(&esl, &f["esl"], expected, &format!("esl {name}"), &device);
+        let esl = load_esl(mode, &device);
+        let what = format!("esl {name}");
+        let grads = assert_input_gradients(&esl, &esl_case(mode), &device, TOLERANCE, &what);
         let g = &expected["grads"];
         let what = |p: &str| format!("esl {name}: d/d {p}");
         check_list(&esl.bilinear, &grads, &g["bilinear"], &what("bilinear"));
@@ -255,21 +213,11 @@ fn esl_gradients_match_pytorch() {
 }
 
 #[test]
-fn xdim_scores_match_pytorch() {
-    let f = fixture("esl_xdim");
-    let device = Device::flex();
-    let xdim = load_xdim(&f["xdim"], &device);
-    let x = inputs(&f["xdim"], &device);
-    let scores = xdim.similarity(x.regions, &x.counts, x.words, &x.lengths);
-    check(values(scores), floats(&f["xdim"]["scores"]), "xdim: scores");
-}
-
-#[test]
 fn xdim_gradients_match_pytorch() {
-    let f = fixture("esl_xdim");
+    let f = core_fixtures().json("esl_xdim");
     let device = Device::flex().autodiff();
-    let xdim = load_xdim(&f["xdim"], &device);
-    let grads = check_similarity(&xdim, &f["xdim"], &f["xdim"], "xdim", &device);
+    let xdim = load_xdim(&device);
+    let grads = assert_input_gradients(&xdim, &xdim_case(), &device, TOLERANCE, "xdim");
     let g = &f["xdim"]["grads"];
     check(
         grad(&xdim.dependency, &grads, "E"),

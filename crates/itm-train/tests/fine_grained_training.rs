@@ -2,42 +2,31 @@
 //! evaluated through the sharded scorer: the loss falls, retrieval beats chance, the checkpoint
 //! reloads to the same scores.
 
-mod common;
-use itm::burn::tensor::Device;
-use itm::core::VseModelConfig;
-use itm::core::eval::Protocol;
-use itm::core::fusion::MultiScaleFusionConfig;
-use itm::core::loss::NegativeMining;
-use itm::core::models::SimilarityConfig;
-use itm::core::similarity::{ChanConfig, EslConfig, ScanConfig, XDimConfig};
-use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{CaptionTokenizer, Vocabulary};
-use itm::train::{Trainer, TrainingConfig, evaluate_split};
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_core::eval::Protocol;
+use itm_core::fusion::MultiScaleFusionConfig;
+use itm_core::loss::NegativeMining;
+use itm_core::models::SimilarityConfig;
+use itm_core::similarity::{ChanConfig, EslConfig, ScanConfig, XDimConfig};
+use itm_test_support::{
+    TempDir, assert_checkpoint_rescores, fit_quietly, serial, shapes, word_tokenizer,
+};
+use itm_train::{TrainingConfig, evaluate_split};
 
 fn train_and_check(
     name: &str,
     similarity: SimilarityConfig,
     fusion: Option<MultiScaleFusionConfig>,
 ) {
-    let data = ShapesDataset::generate(&ShapesConfig {
-        seed: 12,
-        train_images: 400,
-        dev_images: 40,
-        test_images: 40,
-        regions: RegionFeatureConfig {
-            d_feature: 32,
-            n_regions: 8,
-            noise: 1.0,
-        },
-    });
-    let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
+    let data = shapes(12, [400, 40, 40], 32, 8);
+    let (vocab, tokenizer) = word_tokenizer(&data);
     let model = VseModelConfig::vse_infinity_bigru_sized(32, vocab.len(), 32, 16)
         .with_similarity(similarity)
         .with_region_fusion(fusion.clone());
-    let tokenizer = CaptionTokenizer::from(vocab);
-    let output = std::env::temp_dir().join(format!("itm-fine-{name}-{}", std::process::id()));
+    let output = TempDir::new(&format!("fine-{name}"));
     let device = Device::flex();
-    let outcome = Trainer::new(
+    let outcome = fit_quietly(
         TrainingConfig {
             epochs: 3,
             batch_size: 32,
@@ -48,14 +37,10 @@ fn train_and_check(
             ..TrainingConfig::default()
         },
         device.clone(),
-    )
-    .with_output(&output)
-    .with_quiet(true)
-    .fit(
         &model,
-        &data.train.retrieval,
-        &data.dev.retrieval,
+        &data,
         &tokenizer,
+        Some(output.path()),
     )
     .expect("training runs");
     let losses: Vec<f64> = outcome.history.iter().map(|r| r.mean_loss).collect();
@@ -81,19 +66,20 @@ fn train_and_check(
         "{name}: rsum {rsum} is not far above chance: {:?}",
         report.metrics
     );
-    let (reloaded, config, _) = common::assert_checkpoint_rescores(&output, test, &device, rsum);
+    let (reloaded, config, _) = assert_checkpoint_rescores(&output, test, &device, rsum);
     assert!(reloaded.fine_grained().is_some() && format!("{:?}", config.similarity).contains(name));
     assert_eq!(
         reloaded.region_fusion.is_some() && config.region_fusion.is_some(),
         fusion.is_some()
     );
-    std::fs::remove_dir_all(&output).unwrap();
 }
 
 // One test, so that the runs do not share the CPU device's random generator from several
-// threads (which would make their initialisation, and the thresholds, flaky).
+// threads (which would make their initialisation, and the thresholds, flaky); the guard keeps
+// it so if tests are added to this file.
 #[test]
 fn fine_grained_heads_train_on_regions() {
+    let _alone = serial();
     train_and_check("Chan", SimilarityConfig::Chan(ChanConfig::new()), None);
     // CHAN-ASDG: CHAN over multi-scale fused regions.
     train_and_check(

@@ -3,49 +3,39 @@
 //! exactly, image and text embeddings, the logit scale and `logits_per_image` within 1e-5; the
 //! zoo's `clip` entry started from the same folder embeds as transformers does and trains.
 
-#[path = "common/bert.rs"]
-mod bert;
-mod common;
+use std::path::PathBuf;
 
-use std::path::{Path, PathBuf};
-
-use bert::{assert_within, batch_ids, copy_folder, fixture_dir, ids};
-use common::{floats, sizes, values};
-use itm::burn::module::Module;
-use itm::burn::tensor::{Device, Tensor, TensorData};
-use itm::core::encoders::ImageInput;
-use itm::core::encoders::clip::{CLIP_PIXEL_MEAN, CLIP_PIXEL_STD};
-use itm::data::TokenBatch;
-use itm::train::{
-    DataSection, PretrainedError, RunConfig, RunOverrides, Trainer, clip_tokenizer, load_clip,
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData, Tolerance};
+use itm_core::encoders::ImageInput;
+use itm_core::encoders::clip::{CLIP_PIXEL_MEAN, CLIP_PIXEL_STD};
+use itm_data::TokenBatch;
+use itm_test_support::{
+    Mismatch, TempDir, assert_close, assert_error_names, assert_mismatch, batch_ids, edit_config,
+    floats, ids, integers, read_json, sizes, train_fixtures, values,
 };
+use itm_train::{DataSection, RunConfig, RunOverrides, Trainer, clip_tokenizer, load_clip};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-5;
 
-fn folder() -> PathBuf {
-    fixture_dir("tiny_clip")
+/// [`assert_close`] within `tolerance`, absolute.
+fn assert_within(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {
+    assert_close(actual, expected, Tolerance::absolute(tolerance), what);
 }
 
+/// The tiny CLIP folder of `scripts/generate_clip_fixture.py`.
+fn folder() -> PathBuf {
+    train_fixtures().path("tiny_clip")
+}
+
+/// Its transformers reference values.
 fn reference() -> Value {
-    let path = folder().join("reference.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap()
+    read_json(&folder().join("reference.json"))
 }
 
 fn id_rows(value: &Value) -> Vec<Vec<i64>> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_i64().unwrap())
-                .collect()
-        })
-        .collect()
+    value.as_array().unwrap().iter().map(integers).collect()
 }
 
 /// The fixture's pixels (in `[0, 1]`) normalised with the CLIP constants, `[2, 3, 32, 32]`.
@@ -172,12 +162,7 @@ fn tokenizer_gives_transformers_ids_and_embeddings() {
     let long = f["long_caption"].as_str().unwrap();
     let cut = tokenizer.encode_batch(&[long]).unwrap();
     assert_eq!(cut.truncated, 1);
-    let long_ids: Vec<i64> = f["long_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let long_ids = integers(&f["long_ids"]);
     assert_eq!(cut.ids, long_ids);
     assert_eq!(*cut.ids.last().unwrap(), f["eos_id"].as_i64().unwrap());
     assert_within(
@@ -188,20 +173,13 @@ fn tokenizer_gives_transformers_ids_and_embeddings() {
     );
 }
 
-fn edit_config(folder: &Path, from: &str, to: &str) {
-    let path = folder.join("config.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from}");
-    std::fs::write(&path, text.replace(from, to)).unwrap();
-}
-
 /// With the pre-#24773 convention (`eos_token_id = 2`) the text is read at its largest id,
 /// which is the end-of-text token of CLIP vocabularies: the same embeddings.
 #[test]
 fn legacy_end_of_text_convention_gives_the_same_embeddings() {
     let f = reference();
     let device = Device::default();
-    let copy = copy_folder(&folder(), "clip-legacy");
+    let copy = TempDir::copy_of("clip-legacy", &folder());
     edit_config(&copy, "\"eos_token_id\": 640", "\"eos_token_id\": 2");
     let (model, config) = load_clip(&copy, &device).unwrap();
     assert_eq!(config.text.eos_token_id, 2);
@@ -213,34 +191,23 @@ fn legacy_end_of_text_convention_gives_the_same_embeddings() {
         TOLERANCE,
         "text embeddings (legacy end-of-text)",
     );
-    std::fs::remove_dir_all(&copy).unwrap();
-}
-
-fn mismatch(folder: &Path) -> (Vec<String>, Vec<String>, Vec<String>, String) {
-    let err = load_clip(folder, &Device::default()).unwrap_err();
-    let message = err.to_string();
-    assert!(message.contains("model.safetensors"), "{message}");
-    match err {
-        PretrainedError::Mismatch {
-            missing,
-            unexpected,
-            mismatched,
-            ..
-        } => (missing, unexpected, mismatched, message),
-        other => panic!("not a mismatch: {other}"),
-    }
 }
 
 #[test]
 fn checkpoints_that_do_not_fit_are_explained() {
-    let copy = copy_folder(&folder(), "clip-mismatch");
+    let copy = TempDir::copy_of("clip-mismatch", &folder());
     // A wider feed-forward in the vision tower: fc1 weight and bias, fc2 weight, per layer.
     edit_config(
         &copy,
         "\"intermediate_size\": 60",
         "\"intermediate_size\": 64",
     );
-    let (missing, unexpected, mismatched, message) = mismatch(&copy);
+    let Mismatch {
+        missing,
+        unexpected,
+        mismatched,
+        message,
+    } = assert_mismatch(load_clip(&copy, &Device::default()));
     assert!(missing.is_empty() && unexpected.is_empty(), "{message}");
     assert_eq!(mismatched.len(), 6, "{message}");
     assert!(
@@ -261,7 +228,12 @@ fn checkpoints_that_do_not_fit_are_explained() {
         "\"num_hidden_layers\": 2,\n    \"pad_token_id\"",
         "\"num_hidden_layers\": 3,\n    \"pad_token_id\"",
     );
-    let (missing, unexpected, mismatched, message) = mismatch(&copy);
+    let Mismatch {
+        missing,
+        unexpected,
+        mismatched,
+        message,
+    } = assert_mismatch(load_clip(&copy, &Device::default()));
     assert!(unexpected.is_empty() && mismatched.is_empty(), "{message}");
     assert_eq!(missing.len(), 16, "{message}");
     assert!(
@@ -286,7 +258,12 @@ fn checkpoints_that_do_not_fit_are_explained() {
         "\"num_hidden_layers\": 2,\n    \"pad_token_id\"",
         "\"num_hidden_layers\": 1,\n    \"pad_token_id\"",
     );
-    let (missing, unexpected, mismatched, message) = mismatch(&copy);
+    let Mismatch {
+        missing,
+        unexpected,
+        mismatched,
+        message,
+    } = assert_mismatch(load_clip(&copy, &Device::default()));
     assert!(missing.is_empty() && mismatched.is_empty(), "{message}");
     assert_eq!(unexpected.len(), 16, "{message}");
     assert!(
@@ -295,33 +272,20 @@ fn checkpoints_that_do_not_fit_are_explained() {
     );
 
     std::fs::write(copy.join("model.safetensors"), b"not safetensors").unwrap();
-    let err = load_clip(&copy, &Device::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("model.safetensors") && err.contains("SafeTensors"),
-        "{err}"
+    assert_error_names(
+        load_clip(&copy, &Device::default()),
+        &["model.safetensors", "SafeTensors"],
     );
     std::fs::remove_file(copy.join("model.safetensors")).unwrap();
-    let err = load_clip(&copy, &Device::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("model.safetensors"), "{err}");
+    assert_error_names(load_clip(&copy, &Device::default()), &["model.safetensors"]);
 
     std::fs::write(copy.join("config.json"), "{\"model_type\": \"clip\"}").unwrap();
-    let err = load_clip(&copy, &Device::default())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("config.json") && err.contains("text_config is missing"),
-        "{err}"
+    assert_error_names(
+        load_clip(&copy, &Device::default()),
+        &["config.json", "text_config is missing"],
     );
     std::fs::remove_file(copy.join("config.json")).unwrap();
-    let err = load_clip(&copy, &Device::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("config.json"), "{err}");
-    std::fs::remove_dir_all(&copy).unwrap();
+    assert_error_names(load_clip(&copy, &Device::default()), &["config.json"]);
 }
 
 /// `itm train --model clip --clip tests/fixtures/tiny_clip` in the library: the run takes the
@@ -331,7 +295,8 @@ fn checkpoints_that_do_not_fit_are_explained() {
 #[test]
 fn zoo_clip_starts_from_the_folder_and_trains() {
     let f = reference();
-    let output = std::env::temp_dir().join(format!("itm-clip-zoo-{}", std::process::id()));
+    let work = TempDir::new("clip-zoo");
+    let output = work.join("run");
     let config = RunConfig::from_overrides(RunOverrides {
         model: Some("clip".into()),
         clip: Some(folder()),
@@ -352,18 +317,14 @@ fn zoo_clip_starts_from_the_folder_and_trains() {
     assert_eq!((config.model.embed, config.model.image_size), (24, 32));
     let [train, dev, _] = config.load_data().unwrap();
     let trainer = Trainer::new(config.training.clone(), Device::flex()).with_quiet(true);
-    let (model_config, tokenizer, pretrained) = config
-        .build_model(&train, &trainer.training_device())
-        .unwrap();
-    let pretrained = pretrained.expect("the folder's towers");
-    let temperature = pretrained.temperature().unwrap();
+    let built = config.build(&train, &trainer.training_device()).unwrap();
+    let temperature = built.temperature.expect("the folder's temperature");
     let expected = f["logit_scale"].as_f64().unwrap();
     assert!(
         (temperature - expected).abs() <= 1e-5 * expected,
         "{temperature}"
     );
-    let mut model = model_config.init(&trainer.training_device());
-    pretrained.install(&mut model);
+    let (model, model_config, tokenizer) = (built.model, built.config, built.tokenizer);
 
     let device = Device::flex();
     let pixels = normalised_pixels(&f, &device);
@@ -406,5 +367,4 @@ fn zoo_clip_starts_from_the_folder_and_trains() {
         moved > 1e-4,
         "an epoch left the image tower where it was ({moved})"
     );
-    let _ = std::fs::remove_dir_all(&output);
 }

@@ -2,32 +2,19 @@
 //! `scripts/generate_bert_fixture.py`) on a `shapes` subset: the loss falls, retrieval beats
 //! chance, and the checkpoint (with its `tokenizer.json`) reloads to the same scores.
 
-mod common;
-use std::path::Path;
-
-use itm::burn::tensor::Device;
-use itm::core::VseModelConfig;
-use itm::core::encoders::TextEncoder;
-use itm::core::eval::Protocol;
-use itm::core::loss::NegativeMining;
-use itm::data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm::data::{CaptionTokenizer, SubwordTokenizer};
-use itm::train::{Trainer, TrainingConfig, evaluate_split, load_bert};
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_core::encoders::TextEncoder;
+use itm_core::eval::Protocol;
+use itm_core::loss::NegativeMining;
+use itm_data::{CaptionTokenizer, SubwordTokenizer};
+use itm_test_support::{TempDir, assert_checkpoint_rescores, shapes, train_fixtures};
+use itm_train::{Trainer, TrainingConfig, evaluate_split, load_bert};
 
 #[test]
 fn bert_fine_tunes_on_shapes() {
-    let pretrained = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_bert");
-    let data = ShapesDataset::generate(&ShapesConfig {
-        seed: 8,
-        train_images: 400,
-        dev_images: 40,
-        test_images: 40,
-        regions: RegionFeatureConfig {
-            d_feature: 32,
-            n_regions: 8,
-            noise: 1.0,
-        },
-    });
+    let pretrained = train_fixtures().path("tiny_bert");
+    let data = shapes(8, [400, 40, 40], 32, 8);
     let trainer = Trainer::new(
         TrainingConfig {
             epochs: 8,
@@ -41,8 +28,8 @@ fn bert_fine_tunes_on_shapes() {
         Device::flex(),
     )
     .with_quiet(true);
-    let output = std::env::temp_dir().join(format!("itm-bert-finetune-{}", std::process::id()));
-    let trainer = trainer.with_output(&output);
+    let output = TempDir::new("bert-finetune");
+    let trainer = trainer.with_output(output.path());
     let device = trainer.training_device();
     let (bert, bert_config) = load_bert(&pretrained, &device).expect("the fixture loads");
     let config = VseModelConfig::vse_infinity_bert(32, bert_config, 32);
@@ -86,8 +73,6 @@ fn bert_fine_tunes_on_shapes() {
         report.metrics
     );
 
-    let (_, _, reloaded_tokenizer) =
-        common::assert_checkpoint_rescores(&output, test, &plain, rsum);
+    let (_, _, reloaded_tokenizer) = assert_checkpoint_rescores(&output, test, &plain, rsum);
     assert!(matches!(reloaded_tokenizer, CaptionTokenizer::Subwords(_)));
-    std::fs::remove_dir_all(&output).unwrap();
 }

@@ -1,21 +1,26 @@
 //! Parity of the fusion layers and the DAIM / AAHR losses with the PyTorch references of
 //! `scripts/generate_fusion_loss_fixtures.py` (≤ 1e-5, forward and gradients).
 
-mod common;
-
-use common::*;
-use itm::burn::module::Param;
-use itm::burn::nn::LayerNorm;
-use itm::burn::nn::attention::MultiHeadAttention;
-use itm::burn::nn::transformer::PositionWiseFeedForward;
-use itm::burn::tensor::{Device, Tensor};
-use itm::core::fusion::{CoAttentionConfig, CoAttentionStream, InstanceRelationConfig};
-use itm::core::loss::{
+use burn::module::Param;
+use burn::nn::LayerNorm;
+use burn::nn::attention::MultiHeadAttention;
+use burn::nn::transformer::PositionWiseFeedForward;
+use burn::tensor::{Device, Tensor, Tolerance};
+use itm_core::fusion::{CoAttentionConfig, CoAttentionStream, InstanceRelationConfig};
+use itm_core::loss::{
     AdaptiveMarginConfig, AmbiguityAwareConfig, DistinguishabilityConfig, NegativeMining,
+};
+use itm_test_support::{
+    assert_close, core_fixtures, floats, load_linear, sizes, tensor, transpose, values,
 };
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-5;
+
+/// The tolerance of every compared quantity: [`TOLERANCE`], absolute.
+fn within() -> Tolerance<f32> {
+    Tolerance::absolute(TOLERANCE)
+}
 
 fn usize_of(value: &Value) -> usize {
     value.as_u64().expect("an integer") as usize
@@ -74,7 +79,7 @@ fn load_stream(stream: &mut CoAttentionStream, p: &Value, device: &Device) {
 
 #[test]
 fn co_attention_matches_pytorch_forward_and_gradients() {
-    let f = &fixture("fusion_loss")["co_attention"];
+    let f = &core_fixtures().json("fusion_loss")["co_attention"];
     let device = Device::flex().autodiff();
     let (d, heads, d_ff) = (
         usize_of(&f["d_model"]),
@@ -104,13 +109,13 @@ fn co_attention_matches_pytorch_forward_and_gradients() {
     assert_close(
         &values(fused_regions.clone()),
         &floats(&f["fused_regions"]),
-        TOLERANCE,
+        within(),
         "co-attention regions",
     );
     assert_close(
         &values(fused_words.clone()),
         &floats(&f["fused_words"]),
-        TOLERANCE,
+        within(),
         "co-attention words",
     );
 
@@ -120,13 +125,13 @@ fn co_attention_matches_pytorch_forward_and_gradients() {
     assert_close(
         &values(regions.grad(&grads).unwrap()),
         &floats(&f["regions_grad"]),
-        TOLERANCE,
+        within(),
         "d/d regions",
     );
     assert_close(
         &values(words.grad(&grads).unwrap()),
         &floats(&f["words_grad"]),
-        TOLERANCE,
+        within(),
         "d/d words",
     );
     let key_grad = stack.layers[0]
@@ -139,14 +144,14 @@ fn co_attention_matches_pytorch_forward_and_gradients() {
     assert_close(
         &values(key_grad),
         &transpose(&floats(&f["layer0_image_cross_key_weight_grad"]), d, d),
-        TOLERANCE,
+        within(),
         "d/d layer 0 image cross-attention key weight",
     );
 }
 
 #[test]
 fn instance_relation_matches_pytorch_mask_forward_and_gradients() {
-    let f = &fixture("fusion_loss")["instance_relation"];
+    let f = &core_fixtures().json("fusion_loss")["instance_relation"];
     let device = Device::flex().autodiff();
     let (d, heads, d_ff, batch) = (
         usize_of(&f["d_model"]),
@@ -187,7 +192,7 @@ fn instance_relation_matches_pytorch_mask_forward_and_gradients() {
     assert_close(
         &values(output.clone()),
         &floats(&f["output"]),
-        TOLERANCE,
+        within(),
         "instance relation output",
     );
     let grads = (output * tensor::<2>(&f["probe"], [2 * batch, d], &device))
@@ -196,20 +201,20 @@ fn instance_relation_matches_pytorch_mask_forward_and_gradients() {
     assert_close(
         &values(images.grad(&grads).unwrap()),
         &floats(&f["images_grad"]),
-        TOLERANCE,
+        within(),
         "d/d images",
     );
     assert_close(
         &values(captions.grad(&grads).unwrap()),
         &floats(&f["captions_grad"]),
-        TOLERANCE,
+        within(),
         "d/d captions",
     );
 }
 
 #[test]
 fn adaptive_margin_matches_pytorch_over_three_steps() {
-    let f = &fixture("fusion_loss")["adaptive_margin"];
+    let f = &core_fixtures().json("fusion_loss")["adaptive_margin"];
     let device = Device::flex().autodiff();
     let b = usize_of(&f["batch"]);
     let mut loss = AdaptiveMarginConfig::new().init();
@@ -227,7 +232,7 @@ fn adaptive_margin_matches_pytorch_over_three_steps() {
         assert_close(
             &got,
             &floats(&expected["statistics"]),
-            TOLERANCE,
+            within(),
             &format!("step {step}: running statistics"),
         );
         let margin = expected["margin"].as_f64().unwrap();
@@ -246,7 +251,7 @@ fn adaptive_margin_matches_pytorch_over_three_steps() {
         assert_close(
             &values(scores.grad(&grads).unwrap()),
             &floats(&expected["scores_grad"]),
-            TOLERANCE,
+            within(),
             &format!("step {step}: d/d scores"),
         );
     }
@@ -260,7 +265,7 @@ fn ids_of(value: &Value) -> Option<Vec<u64>> {
 
 #[test]
 fn distinguishability_matches_pytorch_values_and_gradients() {
-    let f = &fixture("fusion_loss")["distinguishability"];
+    let f = &core_fixtures().json("fusion_loss")["distinguishability"];
     let device = Device::flex().autodiff();
     let (b, d) = (usize_of(&f["batch"]), usize_of(&f["dim"]));
     let loss = DistinguishabilityConfig::new().init();
@@ -277,13 +282,13 @@ fn distinguishability_matches_pytorch_values_and_gradients() {
         assert_close(
             &values(images.grad(&grads).unwrap()),
             &floats(&case["images_grad"]),
-            TOLERANCE,
+            within(),
             &format!("{what}: d/d images"),
         );
         assert_close(
             &values(captions.grad(&grads).unwrap()),
             &floats(&case["captions_grad"]),
-            TOLERANCE,
+            within(),
             &format!("{what}: d/d captions"),
         );
     }
@@ -291,7 +296,7 @@ fn distinguishability_matches_pytorch_values_and_gradients() {
 
 #[test]
 fn ambiguity_weighting_matches_pytorch_weights_and_gradients() {
-    let f = &fixture("fusion_loss")["ambiguity"];
+    let f = &core_fixtures().json("fusion_loss")["ambiguity"];
     let device = Device::flex().autodiff();
     let (b, d) = (usize_of(&f["batch"]), usize_of(&f["dim"]));
     let images = tensor::<2>(&f["images"], [b, d], &device);
@@ -318,13 +323,13 @@ fn ambiguity_weighting_matches_pytorch_weights_and_gradients() {
         assert_close(
             &values(out.caption_weights),
             &floats(&case["caption_weights"]),
-            TOLERANCE,
+            within(),
             &format!("{what}: caption weights"),
         );
         assert_close(
             &values(out.image_weights),
             &floats(&case["image_weights"]),
-            TOLERANCE,
+            within(),
             &format!("{what}: image weights"),
         );
         let got = out.loss.clone().into_scalar::<f32>();
@@ -334,7 +339,7 @@ fn ambiguity_weighting_matches_pytorch_weights_and_gradients() {
         assert_close(
             &values(scores.grad(&grads).unwrap()),
             &floats(&case["scores_grad"]),
-            TOLERANCE,
+            within(),
             &format!("{what}: d/d scores"),
         );
     }

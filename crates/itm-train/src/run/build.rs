@@ -1,0 +1,216 @@
+//! Building a resolved run's model: its towers from the towers table and the system's zoo
+//! entry, pretrained weights installed (BERT in the text tower, or both CLIP towers), its
+//! caption tokenizer, and CLIP's learned temperature.
+
+use burn::tensor::Device;
+use itm_core::encoders::clip::CLIP_TEXT_POSITIONS;
+use itm_core::encoders::{
+    BertModel, BertTextEncoderConfig, ClipConfig, ClipImageEncoder, ClipTextEncoder,
+    GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
+};
+use itm_core::{VseModel, VseModelConfig};
+use itm_data::{CLIP_END, CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Vocabulary};
+
+use super::error::RunError;
+use super::resolve::ResolvedRun;
+use super::schema::RUN_FILE;
+use crate::clip_weights::{clip_tokenizer, load_clip};
+use crate::pretrained::{load_bert, sentence_max_length};
+use crate::towers::ImageTower;
+
+/// A model ready to train: what [`ResolvedRun::build`] returns.
+pub struct BuiltModel {
+    /// The model, initialised from `training.seed`, pretrained weights installed.
+    pub model: VseModel,
+    /// Its configuration (written beside its checkpoints).
+    pub config: VseModelConfig,
+    /// Its caption tokenizer.
+    pub tokenizer: CaptionTokenizer,
+    /// InfoNCE's initial inverse temperature `e^t` when the weights come with one (a
+    /// pretrained CLIP's `logit_scale`); `None`: the loss's own start.
+    pub temperature: Option<f64>,
+}
+
+/// Pretrained towers loaded from a Hugging Face folder, to put into the model built from the
+/// configuration that came with them.
+// Built once per run and moved into the model: the size difference of the variants is moot.
+#[allow(clippy::large_enum_variant)]
+enum PretrainedTowers {
+    /// A BERT-family transformer: the text tower's `bert`.
+    Bert(BertModel),
+    /// Both CLIP towers with their projections, and CLIP's learned log inverse temperature.
+    Clip {
+        image: ClipImageEncoder,
+        text: ClipTextEncoder,
+        log_scale: f64,
+    },
+}
+
+impl ResolvedRun {
+    /// The model on `device` (the training device: autodiff for training), with the
+    /// tokenizer of `train`'s captions (a word vocabulary for a BiGRU; a pretrained folder's
+    /// own). The parameters are drawn from `training.seed` after any pretrained weights were
+    /// read, then those weights replace their towers' draws. A CLIP trained from scratch gets a
+    /// word-level tokenizer in CLIP's layout ([`SubwordTokenizer::clip_words`]), written to the
+    /// output folder as `tokenizer.json`.
+    pub fn build(&self, train: &RetrievalSplit, device: &Device) -> Result<BuiltModel, RunError> {
+        let (config, tokenizer, pretrained) = self.model_config(train, device)?;
+        device.seed(self.training.seed);
+        let mut model = config.init(device);
+        let temperature = match pretrained {
+            None => None,
+            Some(towers) => towers.install(&mut model)?,
+        };
+        Ok(BuiltModel {
+            model,
+            config,
+            tokenizer,
+            temperature,
+        })
+    }
+
+    /// The model's configuration, its tokenizer, and the pretrained towers to install.
+    fn model_config(
+        &self,
+        train: &RetrievalSplit,
+        device: &Device,
+    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<PretrainedTowers>), RunError> {
+        let d = self.model.embed;
+        let d_feature = match self.model.images {
+            ImageTower::Regions => train
+                .regions()
+                .ok_or_else(|| {
+                    RunError::key(RUN_FILE, "model.images", "the data have no region features")
+                })?
+                .d_feature(),
+            _ => 0,
+        };
+        let Some(image) = self
+            .model
+            .images
+            .encoder(d, self.model.image_size, d_feature)
+        else {
+            return self.clip_config(train, device);
+        };
+        Ok(match &self.model.bert {
+            None => {
+                let vocab = Vocabulary::build(train.captions.iter().map(String::as_str), 1);
+                let text = TextEncoderConfig::Gru(
+                    GruTextEncoderConfig::new(vocab.len(), d).with_d_word(self.model.word_dim),
+                );
+                (self.entry().model(image, text), vocab.into(), None)
+            }
+            Some(folder) => {
+                let (bert, bert_config) = load_bert(folder, device)?;
+                let max_len = sentence_max_length(folder, &bert_config)?;
+                let tokenizer =
+                    SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
+                let text = TextEncoderConfig::Bert(BertTextEncoderConfig::new(bert_config, d));
+                (
+                    self.entry().model(image, text),
+                    tokenizer.into(),
+                    Some(PretrainedTowers::Bert(bert)),
+                )
+            }
+        })
+    }
+
+    /// [`ResolvedRun::model_config`] for CLIP's towers: the folder's CLIP (whose sizes must
+    /// be `model.embed` and `model.image_size`) with its tokenizer, or [`ClipConfig::small`]
+    /// over a word-level tokenizer of `train`.
+    fn clip_config(
+        &self,
+        train: &RetrievalSplit,
+        device: &Device,
+    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<PretrainedTowers>), RunError> {
+        let (config, tokenizer, pretrained) = match &self.model.clip {
+            Some(folder) => {
+                let (clip, config) = load_clip(folder, device)?;
+                let config_path = folder.join("config.json").display().to_string();
+                for (key, ours, theirs) in [
+                    ("model.embed", self.model.embed, config.projection_dim),
+                    (
+                        "model.image_size",
+                        self.model.image_size,
+                        config.vision.image_size,
+                    ),
+                ] {
+                    if ours != theirs {
+                        return Err(RunError::key(
+                            &config_path,
+                            key,
+                            format!(
+                                "the checkpoint has {theirs}, the run {ours}: leave the key out \
+                                 or set it to {theirs}"
+                            ),
+                        ));
+                    }
+                }
+                let tokenizer = clip_tokenizer(folder, &config)?;
+                let log_scale = f64::from(clip.logit_scale.val().into_scalar::<f32>());
+                let (image, text) = clip.into_towers();
+                let towers = PretrainedTowers::Clip {
+                    image,
+                    text,
+                    log_scale,
+                };
+                (config, tokenizer, Some(towers))
+            }
+            None => {
+                let path = self.output.join("tokenizer.json");
+                let tokenizer =
+                    SubwordTokenizer::clip_words(&train.captions, &path, CLIP_TEXT_POSITIONS)?;
+                let end = tokenizer.token_id(CLIP_END).ok_or_else(|| {
+                    RunError::key(
+                        &path.display().to_string(),
+                        "model.clip",
+                        format!("the tokenizer has no {CLIP_END} token"),
+                    )
+                })? as usize;
+                let config = ClipConfig::small(
+                    tokenizer.vocab_size(),
+                    end,
+                    self.model.image_size,
+                    self.model.embed,
+                );
+                (config, tokenizer, None)
+            }
+        };
+        let model = self.entry().model(
+            ImageEncoderConfig::Clip(config.image_encoder()),
+            TextEncoderConfig::Clip(config.text_encoder()),
+        );
+        Ok((model, tokenizer.into(), pretrained))
+    }
+}
+
+impl PretrainedTowers {
+    /// Replaces the towers of `model` (built from the configuration that came with these
+    /// weights) by these; returns the initial inverse temperature `e^t` they come with.
+    fn install(self, model: &mut VseModel) -> Result<Option<f64>, RunError> {
+        match (self, &mut model.image, &mut model.text) {
+            (Self::Bert(bert), _, TextEncoder::Bert(text)) => {
+                text.bert = bert;
+                Ok(None)
+            }
+            (
+                Self::Clip {
+                    image: vision,
+                    text: words,
+                    log_scale,
+                },
+                ImageEncoder::Clip(image),
+                TextEncoder::Clip(text),
+            ) => {
+                *image = vision;
+                *text = words;
+                Ok(Some(log_scale.exp()))
+            }
+            _ => Err(RunError::key(
+                RUN_FILE,
+                "model",
+                "the pretrained towers do not fit the model's towers",
+            )),
+        }
+    }
+}

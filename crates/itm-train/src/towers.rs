@@ -1,0 +1,180 @@
+//! The towers table: every image tower and every text tower, named once, with the recipes
+//! of the towers trained from scratch and the one rule for how a pixel tower reads images.
+//!
+//! The run schema (`model.images`), the zoo (an entry's text tower), the CLI help and the
+//! main example read these tables; nothing else names a tower.
+
+use itm_core::encoders::{
+    ImageEncoderConfig, RegionEncoderConfig, ResNetEncoderConfig, VitEncoderConfig,
+};
+use itm_data::images::ImageTransform;
+use serde::{Deserialize, Serialize};
+
+/// Side of the square grid of patches a transformer tower trained from scratch cuts an image
+/// into (the ViT, and CLIP's vision tower from scratch): the image side must be a multiple.
+pub const PATCH_GRID: usize = 8;
+
+/// What the image tower reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageTower {
+    /// Precomputed region features (shapes, precomp folders).
+    Regions,
+    /// Pixels through a small ResNet (stages 16, 32, 64; Karpathy data).
+    Resnet,
+    /// Pixels through a small ViT (8×8 patches of the image, 2 layers of width 64).
+    Vit,
+    /// Pixels through CLIP's vision transformer (the `clip` entry: the pretrained folder's, or
+    /// from scratch an 8×8 grid of patches, 2 layers of width 64), normalised with CLIP's
+    /// statistics.
+    Clip,
+}
+
+impl ImageTower {
+    /// Every image tower, in the order lists show them.
+    pub const ALL: [ImageTower; 4] = [Self::Regions, Self::Resnet, Self::Vit, Self::Clip];
+
+    /// The name (`model.images`, `--images`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Regions => "regions",
+            Self::Resnet => "resnet",
+            Self::Vit => "vit",
+            Self::Clip => "clip",
+        }
+    }
+
+    /// The tower named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|tower| tower.name() == name)
+    }
+
+    /// One line: what the tower reads and how.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::Regions => "precomputed region features through a linear layer",
+            Self::Resnet => "pixels through a small ResNet (stages 16, 32, 64)",
+            Self::Vit => "pixels through a small ViT (8×8 patches, 2 layers of width 64)",
+            Self::Clip => "pixels through CLIP's vision transformer (the clip entry)",
+        }
+    }
+
+    /// Whether the tower reads pixels (`false`: region features).
+    pub fn reads_pixels(self) -> bool {
+        self != Self::Regions
+    }
+
+    /// How the tower reads pixels at side `image_size`: CLIP's statistics for CLIP's tower,
+    /// ImageNet's for the others; `None` for region features.
+    pub fn transform(self, image_size: usize) -> Option<ImageTransform> {
+        let size = image_size as u32;
+        match self {
+            Self::Regions => None,
+            Self::Resnet | Self::Vit => Some(ImageTransform::new(size)),
+            Self::Clip => Some(ImageTransform::clip(size)),
+        }
+    }
+
+    /// The encoder of a tower trained from scratch at joint width `d_embed`: regions of
+    /// width `d_feature`, the ResNet, or the ViT over `image_size` pixels cut into a
+    /// [`PATCH_GRID`] grid. `None` for CLIP's tower, which comes with CLIP's configuration.
+    pub fn encoder(
+        self,
+        d_embed: usize,
+        image_size: usize,
+        d_feature: usize,
+    ) -> Option<ImageEncoderConfig> {
+        match self {
+            Self::Regions => Some(ImageEncoderConfig::Regions(RegionEncoderConfig::new(
+                d_feature, d_embed,
+            ))),
+            Self::Resnet => Some(ImageEncoderConfig::ResNet(ResNetEncoderConfig::new(
+                vec![16, 32, 64],
+                d_embed,
+            ))),
+            Self::Vit => Some(ImageEncoderConfig::Vit(VitEncoderConfig::new(
+                image_size,
+                image_size / PATCH_GRID,
+                64,
+                2,
+                4,
+                d_embed,
+            ))),
+            Self::Clip => None,
+        }
+    }
+}
+
+/// The text tower a system reads captions with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextTower {
+    /// A BiGRU over a word vocabulary built from the training captions.
+    BiGru,
+    /// A pretrained BERT-family model (a folder must be given).
+    Bert,
+    /// CLIP's text transformer, with CLIP's vision transformer as the image tower (both from
+    /// a Hugging Face CLIP folder when one is given, else a small CLIP from scratch).
+    Clip,
+}
+
+impl TextTower {
+    /// Every text tower, in the order lists show them.
+    pub const ALL: [TextTower; 3] = [Self::BiGru, Self::Bert, Self::Clip];
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BiGru => "bigru",
+            Self::Bert => "bert",
+            Self::Clip => "clip",
+        }
+    }
+
+    /// One line: what the tower is.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::BiGru => "a BiGRU over the training captions' words",
+            Self::Bert => "a pretrained BERT-family transformer (model.bert), learning at ×0.1",
+            Self::Clip => "CLIP's causal text transformer (with CLIP's vision tower)",
+        }
+    }
+
+    /// The image tower a system with this text tower reads by default: CLIP's with CLIP's
+    /// text tower, region features otherwise.
+    pub fn default_image_tower(self) -> ImageTower {
+        match self {
+            Self::Clip => ImageTower::Clip,
+            Self::BiGru | Self::Bert => ImageTower::Regions,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tower_is_named_once_and_found_by_name() {
+        for tower in ImageTower::ALL {
+            assert_eq!(ImageTower::from_name(tower.name()), Some(tower));
+            // The schema's spelling is the table's.
+            let written = toml::Value::try_from(tower).unwrap();
+            assert_eq!(written.as_str(), Some(tower.name()));
+            assert_eq!(tower.transform(32).is_some(), tower.reads_pixels());
+        }
+        assert_eq!(ImageTower::from_name("pixels"), None);
+        let names: Vec<_> = TextTower::ALL.map(TextTower::name).to_vec();
+        assert_eq!(names, ["bigru", "bert", "clip"]);
+        assert_eq!(
+            ImageTower::Clip.transform(16),
+            Some(ImageTransform::clip(16))
+        );
+        assert_eq!(ImageTower::Vit.transform(16), Some(ImageTransform::new(16)));
+        let Some(ImageEncoderConfig::Vit(vit)) = ImageTower::Vit.encoder(24, 32, 8) else {
+            panic!("the ViT recipe")
+        };
+        assert_eq!((vit.image_size, vit.patch_size, vit.d_embed), (32, 4, 24));
+        assert!(ImageTower::Clip.encoder(24, 32, 8).is_none());
+        assert_eq!(TextTower::Clip.default_image_tower(), ImageTower::Clip);
+    }
+}
