@@ -464,7 +464,8 @@ mod tests {
     /// the table says so.
     #[test]
     fn bert_keeps_the_similarity_and_the_fusion() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/itm-train/tests/fixtures/tiny_bert");
+        let folder =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/itm-train/tests/fixtures/tiny_bert");
         let args = Args::try_parse_from([
             "vse_shapes",
             "--similarity",

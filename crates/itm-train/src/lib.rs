@@ -17,9 +17,9 @@
 //!   CLIP folders; [`bert_config_from_json`], [`clip_config_from_json`]: their `config.json`
 //!   (the core crate's configs know no file format).
 //!
-//! burn-train's `Learner` is not used; docs/architecture.md says why.
+//! burn-train's `Learner` is not used (docs/architecture.md says why); the trainer's live view
+//! follows burn-train's progress protocol (`TrainingProgressLogger`).
 
-mod chart;
 mod checkpoint;
 mod config;
 mod error;
@@ -27,12 +27,10 @@ mod evaluate;
 mod pretrained;
 mod progress;
 mod run;
-mod schedule;
 pub mod towers;
 mod trainer;
 pub mod zoo;
 
-pub use chart::{register_bundled_font, write_chart};
 pub use checkpoint::Checkpoint;
 pub use config::TrainingConfig;
 pub use error::{PretrainedError, TrainError};
@@ -51,6 +49,8 @@ pub use run::{
     BuiltModel, DataSection, FinishedRun, ModelSection, RUN_FILE, ResolvedRun, RunConfig, RunError,
     RunOverrides,
 };
-pub use schedule::StepDecay;
 pub use towers::{ImageTower, TextTower};
-pub use trainer::{EpochRecord, RESUME_FILE, Trainer, TrainingOutcome};
+pub use trainer::{
+    EpochRecord, RESUME_FILE, StepDecay, Trainer, TrainingOutcome, register_bundled_font,
+    write_chart,
+};

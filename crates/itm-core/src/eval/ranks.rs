@@ -54,10 +54,9 @@ pub fn image_to_text(scores: &[f32], n_img: usize, caption_image: &[usize]) -> R
                     }
                 })
                 .expect("checked non-empty");
-            // `!(s < best)` is `s >= best` for numbers and true when either is NaN.
-            let at_least = row.iter().filter(|&&s| !(s < best)).count();
-            let above = row.iter().filter(|&&s| !(s <= best)).count();
-            let own = truth.iter().filter(|&&c| !(row[c] < best)).count();
+            let at_least = row.iter().filter(|&&s| ahead_or_tied(s, best)).count();
+            let above = row.iter().filter(|&&s| strictly_ahead(s, best)).count();
+            let own = truth.iter().filter(|&&c| ahead_or_tied(row[c], best)).count();
             let rank = at_least - own;
             (rank, rank > above)
         })
@@ -104,7 +103,7 @@ pub fn text_to_image(scores: &[f32], n_img: usize, caption_image: &[usize]) -> R
                     .zip(row)
                     .zip(truth)
                 {
-                    *ge += u32::from(!(s < t));
+                    *ge += u32::from(ahead_or_tied(s, t));
                     *eq += u32::from(s == t);
                 }
             }
@@ -115,6 +114,20 @@ pub fn text_to_image(scores: &[f32], n_img: usize, caption_image: &[usize]) -> R
         .map(|(&ge, &eq)| ((ge as usize).saturating_sub(1), eq > 1))
         .collect();
     collect(per_query)
+}
+
+/// Whether a competitor scored `s` is ahead of a ground truth scored `truth` or tied with it:
+/// `s >= truth` for numbers, and `true` when either is NaN (pessimistic).
+fn ahead_or_tied(s: f32, truth: f32) -> bool {
+    s.partial_cmp(&truth) != Some(std::cmp::Ordering::Less)
+}
+
+/// Whether `s` is strictly ahead of `truth`, or either is NaN.
+fn strictly_ahead(s: f32, truth: f32) -> bool {
+    !matches!(
+        s.partial_cmp(&truth),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
 }
 
 /// [`image_to_text`]'s ranks alone.

@@ -14,9 +14,12 @@ use itm_data::{DataError, atomic};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::trainer::EpochRecord;
+use super::EpochRecord;
 
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+const FONT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/DejaVuSansMono.ttf"
+));
 const WIDTH: u32 = 720;
 const PANEL_HEIGHT: u32 = 240;
 

@@ -1,0 +1,12 @@
+//! A run's history: one [`EpochRecord`] per epoch, written as `metrics.jsonl` and
+//! `metrics.csv` after every epoch and drawn as `chart.png` at the end.
+//!
+//! Nothing here knows the training loop: the loop hands records in, these files write them.
+
+mod chart;
+mod files;
+mod record;
+
+pub use chart::{register_bundled_font, write_chart};
+pub(crate) use files::write_history;
+pub use record::EpochRecord;
