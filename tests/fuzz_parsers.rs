@@ -10,8 +10,8 @@ use itm::core::VseModelConfig;
 use itm::data::karpathy::{self, KarpathySplit};
 use itm::data::npy::{MappedF32, write_f32};
 use itm::data::{PAD, Vocabulary};
-use itm_test_support::{TempDir, train_fixtures};
 use itm::train::{bert_config_from_json, clip_config_from_json};
+use itm_test_support::{TempDir, train_fixtures};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 

@@ -15,9 +15,9 @@ use itm_core::models::SimilarityConfig;
 use itm_core::similarity::ScanConfig;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
-use itm_test_support::{Binary, TempDir, copy_tree, failed, itm_binary, succeeded};
 use itm_serve::index::{CAPTION_GRAPH, Collection, Hit, IMAGE_GRAPH, Index};
 use itm_serve::{MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, frame_origin, sheet_size};
+use itm_test_support::{Binary, TempDir, copy_tree, failed, itm_binary, succeeded};
 use itm_train::{Checkpoint, Trainer, TrainingConfig, cosine_scores, encode_split};
 
 const SEED: u64 = 11;

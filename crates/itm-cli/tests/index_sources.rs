@@ -11,9 +11,9 @@ use itm_core::VseModelConfig;
 use itm_data::images::decode;
 use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, Vocabulary, precomp};
-use itm_test_support::{Binary, TempDir, itm_binary, shapes, succeeded};
 use itm_serve::index::Index;
 use itm_serve::{BORDER, CELL, frame_origin, sheet_size};
+use itm_test_support::{Binary, TempDir, itm_binary, shapes, succeeded};
 use itm_train::Checkpoint;
 
 const ITM: Binary = itm_binary!();

@@ -56,7 +56,10 @@ pub fn image_to_text(scores: &[f32], n_img: usize, caption_image: &[usize]) -> R
                 .expect("checked non-empty");
             let at_least = row.iter().filter(|&&s| ahead_or_tied(s, best)).count();
             let above = row.iter().filter(|&&s| strictly_ahead(s, best)).count();
-            let own = truth.iter().filter(|&&c| ahead_or_tied(row[c], best)).count();
+            let own = truth
+                .iter()
+                .filter(|&&c| ahead_or_tied(row[c], best))
+                .count();
             let rank = at_least - own;
             (rank, rank > above)
         })

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use itm_data::DataError;
 
-use crate::error::TrainError;
 use crate::error::PretrainedError;
+use crate::error::TrainError;
 
 /// A run configuration that cannot be used, or data or weights that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
