@@ -16,6 +16,8 @@
 //! let model = VseModelConfig::vse_infinity_bigru(2048, 10_000).init(&device);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod device;
 
 // The README's code, compiled as a doctest so that it cannot drift from the API.

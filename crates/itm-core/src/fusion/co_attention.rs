@@ -1,5 +1,9 @@
 //! Dual-stream co-attention (METER, Dou et al. CVPR 2022; METHODS §4 "Co-attention").
 //!
+//! **Not used yet**: no model, zoo entry or command builds this module today; it is a tested
+//! building block waiting for the DAIM/HAT networks (the DAIM issue), which will use it or
+//! remove it.
+//!
 //! Each layer has one stream per modality. A stream does, with a residual connection and a
 //! LayerNorm after each sub-block (post-norm, as in BERT and METER's cross-modal layers):
 //!

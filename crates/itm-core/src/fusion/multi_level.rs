@@ -1,6 +1,10 @@
 //! Multi-level similarity (DAIM / HAT; METHODS §3 "Multi-level sum" and §5 "Multi-level
 //! alignment").
 //!
+//! **Not used yet**: no model, zoo entry or command builds this module today; it is a tested
+//! building block waiting for the DAIM/HAT networks (the DAIM issue), which will use it or
+//! remove it.
+//!
 //! The image and text encoders expose pooled vectors from a low, a middle and a high layer.
 //! Each level is projected to a common width `D` by its own `Linear` per modality, l2-normalised,
 //! and compared by cosine similarity; the total similarity is `S = S_low + S_mid + S_high`.
