@@ -2,14 +2,15 @@
 //! `run.toml`, flags, or both; `itm train --resume DIR` continues a stopped run.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use burn::tensor::Device;
 use clap::Args;
 use itm_core::eval::Protocol;
 use itm_core::similarity::HEADS;
 use itm_train::{
-    DataSection, ImageTower, RUN_FILE, ResolvedRun, RunConfig, RunError, RunOverrides, TextTower,
-    zoo,
+    DataSection, ImageTower, Progress, RUN_FILE, ResolvedRun, RunConfig, RunError, RunOverrides,
+    TextTower, zoo,
 };
 
 use crate::evaluate::print_table;
@@ -23,7 +24,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "run.toml")]
     config: Option<PathBuf>,
     /// Continue the run in DIR where it stopped (after its last completed epoch), with the
-    /// configuration it wrote (DIR/run.toml). Only --epochs, --device and --quiet may be given.
+    /// configuration it wrote (DIR/run.toml). Only --epochs, --device, --quiet and
+    /// --progress-interval may be given.
     #[arg(
         long,
         value_name = "DIR",
@@ -68,6 +70,12 @@ pub struct TrainArgs {
     /// No progress bars or progress lines (epoch summaries are still printed).
     #[arg(long)]
     quiet: bool,
+    /// When stderr is not a terminal (a log file, nohup, a cluster job), write a progress line
+    /// (phase, step/total, steps/s, running loss, ETA) every SECONDS (fractions allowed; 0:
+    /// every step). Default: the ITM_PROGRESS_INTERVAL environment variable, else 30. A
+    /// terminal shows a bar instead.
+    #[arg(long, value_name = "SECONDS", value_parser = Progress::parse_interval)]
+    progress_interval: Option<Duration>,
 }
 
 /// One line for `itm --help`: the families of the zoo, read from it.
@@ -126,6 +134,9 @@ fn zoo_help() -> String {
 
 /// Runs `itm train`.
 pub fn run(args: TrainArgs) -> Result<(), String> {
+    if let Some(interval) = args.progress_interval {
+        Progress::set_interval(interval);
+    }
     let overrides = RunOverrides {
         model: args.model,
         data: args.data.as_deref().map(DataSection::from_argument),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use itm_core::eval::{Protocol, evaluate};
 use itm_data::npy::MappedF32;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
-use itm_test_support::{Binary, ShapesToml, TempDir, itm_binary, read_jsonl};
+use itm_test_support::{Binary, ShapesToml, TempDir, itm_binary, read_jsonl, stderr};
 use itm_train::RunConfig;
 
 const ITM: Binary = itm_binary!();
@@ -249,6 +249,55 @@ fn flags_only_fine_grained_run() {
         &["scan", "fine-grained", "itm evaluate"],
     );
     assert!(!dir.join("x.npy").exists());
+}
+
+/// With stderr captured (not a terminal), `itm train` writes progress lines for a log: with
+/// `--progress-interval 0` one per step of each epoch, `"epoch 0: k/N, … steps/s, loss …, ETA
+/// h:mm:ss"`, the last one `N/N` with no time left; the flag wins over
+/// `ITM_PROGRESS_INTERVAL` (an hour there would leave only the end-of-epoch line). An interval
+/// that is not a number of seconds is refused.
+#[test]
+fn progress_lines_for_a_log() {
+    let dir = TempDir::new("cli-train-progress");
+    let config = dir.join("run.toml");
+    std::fs::write(&config, run_toml(&dir.join("run"), 1)).unwrap();
+    let output = ITM
+        .command()
+        .args(["train", "--config", s(&config), "--progress-interval", "0"])
+        .env("ITM_PROGRESS_INTERVAL", "3600")
+        .output()
+        .unwrap();
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    // The progress lines, not the epoch's summary ("epoch 0: loss …").
+    let epoch: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("epoch 0: ")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    assert!(epoch.len() > 1, "{log}");
+    for line in &epoch {
+        for needle in [" steps/s, ", ", loss ", ", ETA "] {
+            assert!(line.contains(needle), "{line:?} lacks {needle:?}");
+        }
+    }
+    let steps = epoch.len();
+    assert!(
+        epoch[0].starts_with(&format!("epoch 0: 1/{steps}, ")),
+        "{log}"
+    );
+    let last = epoch[steps - 1];
+    assert!(
+        last.starts_with(&format!("epoch 0: {steps}/{steps}, ")),
+        "{log}"
+    );
+    assert!(last.ends_with(", ETA 0:00:00"), "{last}");
+    ITM.fails(
+        &["train", "--progress-interval", "soon"],
+        &["--progress-interval", "soon"],
+    );
 }
 
 #[test]

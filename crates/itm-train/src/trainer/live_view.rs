@@ -1,8 +1,8 @@
 //! The live view of a run: the training loop reports through burn-train's
 //! [`TrainingProgressLogger`] protocol (`start`, then per epoch `start_split("train", n)`,
 //! `update_split` per step, `end_split`, `update_epoch`; then `end`), and this view draws it
-//! with [`Progress`]: a bar per epoch on a terminal, a line at each quarter of an epoch
-//! otherwise, nothing when quiet.
+//! with [`Progress`]: a bar per epoch on a terminal, otherwise a line at a fixed interval of
+//! time with the running loss (and one at the end of the epoch), nothing when quiet.
 //!
 //! Any other implementation of the protocol (burn-train's own renderers implement it) can take
 //! its place without touching the loop.
