@@ -34,6 +34,12 @@ Usage:
     cargo build -p itm-cli                      # for the recall identity check
     python3 scripts/compare_pytorch.py --run-benches
     python3 scripts/compare_pytorch.py --python /path/to/venv/bin/python   # reuse a venv
+    python3 scripts/compare_pytorch.py --run-benches --threads 1   # both sides on one thread
+    python3 scripts/compare_pytorch.py --run-benches --only cosine,recall   # NumPy rows, no torch
+
+`--threads N` pins both sides (RAYON_NUM_THREADS for the benchmarks and the itm binary,
+OPENBLAS_NUM_THREADS/OMP_NUM_THREADS/MKL_NUM_THREADS and torch.set_num_threads for the
+references); run it at 1 and at the machine's core count for the two tables.
 """
 
 import argparse
@@ -376,9 +382,10 @@ def measure_fine_grained(method, rows, cols):
 
 
 def measure(args):
-    import torch
-    torch.set_num_threads(args.threads)
     name = args.measure
+    if not name.startswith(("cosine:", "recall:")):
+        import torch
+        torch.set_num_threads(args.threads)
     if name.startswith("cosine:"):
         result = measure_cosine(name.split(":")[1])
     elif name.startswith("recall:"):
@@ -416,12 +423,21 @@ def python_with_torch(args):
 
 def child(python, args, what):
     command = [python, __file__, "--measure", what, "--threads", str(args.threads), "--itm", args.itm]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=pinned(args.threads))
     if done.returncode != 0:
         sys.exit(f"measurement {what} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  {what}: {result}", file=sys.stderr)
     return result
+
+
+def pinned(threads):
+    """The environment of both sides at `threads` threads: rayon (itm's benchmarks and binary),
+    OpenBLAS (NumPy), OpenMP/MKL (PyTorch; torch.set_num_threads is also called)."""
+    env = dict(os.environ)
+    for name in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    return env
 
 
 def criterion(group, bench):
@@ -447,7 +463,12 @@ def main():
     parser.add_argument("--python", help="interpreter with torch and numpy ($ITM_COMPARE_PYTHON)")
     parser.add_argument("--run-benches", action="store_true",
                         help="run `cargo bench --profile dev` first (else read target/criterion)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch threads")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads of both sides (rayon, OpenBLAS, torch); run once with 1 and "
+                             "once with the default to fill both tables")
+    parser.add_argument("--only", default="all",
+                        help="comma-separated rows: cosine, recall, vse_step, fine_grained "
+                             "(cosine and recall need NumPy only, no torch)")
     parser.add_argument("--itm", default=str(ROOT / "target" / "debug" / "itm"),
                         help="the itm binary, for the recall identity check")
     parser.add_argument("--pytorch-block", type=int, default=128,
@@ -457,10 +478,16 @@ def main():
     if args.measure:
         measure(args)
         return
+    only = {"cosine", "recall", "vse_step", "fine_grained"} if args.only == "all" else set(args.only.split(","))
     if args.run_benches:
-        subprocess.run(["cargo", "bench", "--profile", "dev", "--bench", "retrieval", "--bench",
-                        "training_step", "--bench", "fine_grained", "--bench", "peak_memory"],
-                       check=True, cwd=ROOT)
+        benches = (["retrieval"] if only & {"cosine", "recall"} else []) + \
+            (["training_step"] if "vse_step" in only else []) + \
+            (["fine_grained", "peak_memory"] if "fine_grained" in only else [])
+        # criterion's filter is a regular expression over the benchmark names.
+        filters = [] if only & {"vse_step", "fine_grained"} else ["|".join(sorted(only))]
+        for bench in benches:
+            subprocess.run(["cargo", "bench", "--profile", "dev", "--bench", bench, "--", *filters],
+                           check=True, cwd=ROOT, env=pinned(args.threads))
     python = python_with_torch(args)
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
@@ -477,13 +504,15 @@ def main():
                  for method in ("scan_t2i", "scan_i2t", "chan")}
     # Every reference measurement first, then the itm results (which may still be running).
     references = {}
-    for name in SETS:
-        references[f"cosine:{name}"] = child(python, args, f"cosine:{name}")
-    for name in SETS:
-        references[f"recall:{name}"] = child(python, args, f"recall:{name}")
-    references["vse_step"] = child(python, args, "vse_step")
-    for method, (r, c) in pt_blocks.items():
-        references[method] = child(python, args, f"{method}:{r}:{c}")
+    for kind in ("cosine", "recall"):
+        if kind in only:
+            for name in SETS:
+                references[f"{kind}:{name}"] = child(python, args, f"{kind}:{name}")
+    if "vse_step" in only:
+        references["vse_step"] = child(python, args, "vse_step")
+    if "fine_grained" in only:
+        for method, (r, c) in pt_blocks.items():
+            references[method] = child(python, args, f"{method}:{r}:{c}")
 
     rows = []  # (operation, itm, reference, ratio, target, met)
 
@@ -491,7 +520,7 @@ def main():
         rows.append((operation, ours, reference, f"{ratio:.2f}" if ratio is not None else "n/a", target,
                      "n/a" if met is None else ("yes" if met else "**no**")))
 
-    for name, (n_img, n_cap, _) in SETS.items():
+    for name, (n_img, n_cap, _) in SETS.items() if "cosine" in only else []:
         numpy = references[f"cosine:{name}"]
         seconds = criterion("cosine", name)
         flops = 2 * n_img * n_cap * DIM
@@ -499,7 +528,7 @@ def main():
         ratio = ours / numpy["gflops"] if ours else None
         row(f"cosine {n_img:,} x {n_cap:,} (GFLOP/s)", f"{ours:.1f}" if ours else "not run",
             f"{numpy['gflops']:.1f} (NumPy)", ratio, ">= 0.9x", ratio >= 0.9 if ratio else None)
-    for name, (n_img, n_cap, _) in SETS.items():
+    for name, (n_img, n_cap, _) in SETS.items() if "recall" in only else []:
         reference = references[f"recall:{name}"]
         seconds = criterion("recall", name)
         fastest = min(reference["argsort_per_query_seconds"], reference["argsort_vectorised_seconds"])
@@ -510,16 +539,17 @@ def main():
             f"{reference['argsort_per_query_seconds']:.2f} per query / "
             f"{reference['argsort_vectorised_seconds']:.2f} vectorised (argsort)",
             speedup, ">= 20x faster", speedup >= 20 if speedup else None)
-    step = references["vse_step"]
-    seconds = criterion("training_step", "vse_infinity_bigru_b128")
-    ratio = step["seconds"] / seconds if seconds else None
-    row("VSE-infinity step, batch 128 (s)", f"{seconds:.2f}" if seconds else "not run",
-        f"{step['seconds']:.2f} (PyTorch)", ratio, ">= 1x (speed)", ratio >= 1 if ratio else None)
+    if "vse_step" in only:
+        step = references["vse_step"]
+        seconds = criterion("training_step", "vse_infinity_bigru_b128")
+        ratio = step["seconds"] / seconds if seconds else None
+        row("VSE-infinity step, batch 128 (s)", f"{seconds:.2f}" if seconds else "not run",
+            f"{step['seconds']:.2f} (PyTorch)", ratio, ">= 1x (speed)", ratio >= 1 if ratio else None)
 
     peaks = peak_report.get("peak_bytes_above_inputs", {})
     block_seconds = peak_report.get("block_seconds", {})
     pairs = FG_IMAGES * FG_CAPTIONS
-    for method in ("scan_t2i", "scan_i2t", "chan"):
+    for method in ("scan_t2i", "scan_i2t", "chan") if "fine_grained" in only else []:
         pt_block, block = pt_blocks[method], blocks.get(method)
         reference = references[method]
         # The whole matrix is scored in the driver's full-size blocks: extrapolate from one of
@@ -544,7 +574,7 @@ def main():
 
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"\nmachine: {machine()}; load average after: {' '.join(load)}; torch threads {args.threads}\n")
+    print(f"\nmachine: {machine()}; load average after: {' '.join(load)}; {args.threads} threads on each side\n")
     print("| operation | itm | reference | ratio | target | met |")
     print("|---|---|---|---|---|---|")
     for r in rows:

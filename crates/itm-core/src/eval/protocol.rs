@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::metrics::Metrics;
-use super::ranks::{image_to_text, text_to_image};
+use super::ranks::both_directions;
 
 /// Which published protocol to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +55,8 @@ pub fn evaluate(
 }
 
 fn metrics_of(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Metrics {
-    Metrics::from_directions(
-        &image_to_text(scores, n_img, caption_image),
-        &text_to_image(scores, n_img, caption_image),
-    )
+    let (i2t, t2i) = both_directions(scores, n_img, caption_image);
+    Metrics::from_directions(&i2t, &t2i)
 }
 
 fn five_folds(scores: &[f32], n_img: usize, caption_image: &[usize]) -> Vec<Metrics> {

@@ -119,6 +119,105 @@ pub fn text_to_image(scores: &[f32], n_img: usize, caption_image: &[usize]) -> R
     collect(per_query)
 }
 
+/// Both directions in one pass over the matrix: `(image → text, text → image)`, equal to
+/// [`image_to_text`] and [`text_to_image`].
+///
+/// Rows are read once, in parallel blocks (our design): each row gives its image's rank and adds
+/// to per-caption counters, which the blocks then sum. The two separate functions read the
+/// matrix twice, the second time by column chunks; at COCO 5K (500 MB of scores) reading it once
+/// is what counts.
+///
+/// - `scores`: row-major `[n_img, n_cap]`
+/// - `caption_image[j]`: the image caption `j` describes (every image needs one caption)
+pub fn both_directions(scores: &[f32], n_img: usize, caption_image: &[usize]) -> (Ranks, Ranks) {
+    let n_cap = caption_image.len();
+    assert_eq!(scores.len(), n_img * n_cap, "scores must be [n_img, n_cap]");
+    let mut captions_of = vec![Vec::new(); n_img];
+    let mut truth = Vec::with_capacity(n_cap);
+    for (caption, &image) in caption_image.iter().enumerate() {
+        assert!(
+            image < n_img,
+            "caption {caption} points at image {image} of {n_img}"
+        );
+        captions_of[image].push(caption);
+        truth.push(scores[image * n_cap + caption]);
+    }
+    if n_cap == 0 {
+        assert!(n_img == 0, "an image has no caption");
+        return (collect(Vec::new()), collect(Vec::new()));
+    }
+    /// Rows per parallel item.
+    const ROWS: usize = 32;
+    /// What a run of consecutive rows found: each row's (rank, tied), and per caption the
+    /// rows scored ≥ / = its truth. Rayon folds items into a few of these (one per split of
+    /// the work) and reduces them in row order.
+    struct Partial {
+        rows: Vec<(usize, bool)>,
+        at_least: Vec<u32>,
+        equal: Vec<u32>,
+    }
+    let empty = || Partial {
+        rows: Vec::new(),
+        at_least: vec![0; n_cap],
+        equal: vec![0; n_cap],
+    };
+    let Partial {
+        rows: i2t,
+        at_least,
+        equal,
+    } = scores
+        .par_chunks(ROWS * n_cap)
+        .zip(captions_of.par_chunks(ROWS))
+        .fold(empty, |mut partial, (rows, owners)| {
+            for (row, own) in rows.chunks(n_cap).zip(owners) {
+                assert!(!own.is_empty(), "an image has no caption");
+                let best = own
+                    .iter()
+                    .map(|&c| row[c])
+                    .reduce(|a, b| {
+                        if a.is_nan() || b.is_nan() {
+                            f32::NAN
+                        } else {
+                            a.max(b)
+                        }
+                    })
+                    .expect("checked non-empty");
+                let (mut at_least, mut above) = (0usize, 0usize);
+                for (((&s, &t), ge), eq) in row
+                    .iter()
+                    .zip(&truth)
+                    .zip(partial.at_least.iter_mut())
+                    .zip(partial.equal.iter_mut())
+                {
+                    at_least += usize::from(ahead_or_tied(s, best));
+                    above += usize::from(strictly_ahead(s, best));
+                    *ge += u32::from(ahead_or_tied(s, t));
+                    *eq += u32::from(s == t);
+                }
+                let own_ahead = own.iter().filter(|&&c| ahead_or_tied(row[c], best)).count();
+                let rank = at_least - own_ahead;
+                partial.rows.push((rank, rank > above));
+            }
+            partial
+        })
+        .reduce(empty, |mut left, right| {
+            left.rows.extend(right.rows);
+            for (sum, count) in left.at_least.iter_mut().zip(&right.at_least) {
+                *sum += count;
+            }
+            for (sum, count) in left.equal.iter_mut().zip(&right.equal) {
+                *sum += count;
+            }
+            left
+        });
+    let t2i = at_least
+        .iter()
+        .zip(&equal)
+        .map(|(&ge, &eq)| ((ge as usize).saturating_sub(1), eq > 1))
+        .collect();
+    (collect(i2t), collect(t2i))
+}
+
 /// Whether a competitor scored `s` is ahead of a ground truth scored `truth` or tied with it:
 /// `s >= truth` for numbers, and `true` when either is NaN (pessimistic).
 fn ahead_or_tied(s: f32, truth: f32) -> bool {
@@ -217,6 +316,29 @@ mod tests {
         let i2t = image_to_text(&scores, 2, &captions);
         assert_eq!(i2t.ranks, vec![0, 0]);
         assert_eq!(i2t.ties, 0);
+    }
+
+    #[test]
+    fn one_pass_equals_the_two_directions() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        // Coarse scores (many ties), a few NaNs, ragged captions per image, and more rows than
+        // one parallel block.
+        for (n_img, per_image) in [(1, 1), (3, 2), (70, 5), (101, 3)] {
+            let caption_image: Vec<usize> = (0..n_img * per_image).map(|j| j / per_image).collect();
+            let n_cap = caption_image.len();
+            let scores: Vec<f32> = (0..n_img * n_cap)
+                .map(|_| match rng.random_range(0..50) {
+                    0 => f32::NAN,
+                    _ => rng.random_range(0..8) as f32 * 0.125,
+                })
+                .collect();
+            let (i2t, t2i) = both_directions(&scores, n_img, &caption_image);
+            assert_eq!(i2t, image_to_text(&scores, n_img, &caption_image));
+            assert_eq!(t2i, text_to_image(&scores, n_img, &caption_image));
+        }
+        let (i2t, t2i) = both_directions(&[], 0, &[]);
+        assert!(i2t.ranks.is_empty() && t2i.ranks.is_empty());
     }
 
     #[test]
