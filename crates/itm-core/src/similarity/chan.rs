@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::fine_grained::{FineGrainedSimilarity, PairMasks, check_fine_grained_inputs};
-use crate::masking::{fill_padding, l2_normalize, masked_log_sum_exp, masked_mean};
+use super::fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
+use crate::masking::{fill_padding, l2_normalize, masked_log_sum_exp, masked_mean, padding_mask};
 
 /// Value given to padded region–word entries before the max over regions: the smallest
 /// cosine, so that a padded region is never preferred to a valid one.
@@ -47,15 +47,15 @@ impl ChanConfig {
 /// CHAN hard-alignment similarity of region sets `[K, D]` and word sets `[L, D]`.
 ///
 /// Regions and words are l2-normalised here, each vector on its own
-/// (`x / (‖x‖ + 1e-8)`), so `F_{r,w} = ⟨R_r, W_w⟩` is their cosine. For every pair of a block
-/// `F` is one batched product `[n_img, n_cap, K, L]`; entries of padded regions (and padded
-/// words) are set to [`CHAN_INVALID_SCORE`] `= −1`; `H_w = max_r F_{r,w}`; then
+/// (`x / (‖x‖ + 1e-8)`), so `F_{r,w} = ⟨R_r, W_w⟩` is their cosine. For all pairs of a block
+/// `F` is one product `[n_img·K, n_cap·L]`, seen as `[n_img, K, n_cap, L]`; entries of padded
+/// regions (and padded words) are set to [`CHAN_INVALID_SCORE`] `= −1`; `H_w = max_r F_{r,w}`; then
 /// `S = mean_{valid w} H_w` ([`ChanAggregation::Mean`]) or
 /// `S = log Σ_{valid w} exp(H_w / τ)` ([`ChanAggregation::LogSumExp`], exactly METHODS'
 /// `logsumexp_w(H_w/0.1)`: the result is *not* multiplied back by `τ`).
 ///
 /// The gradient of `H_w` flows to the arg-max region only. The working set is a few
-/// `[n_img, n_cap, K, L]` tensors; a caller bounds it by the block sizes it passes in.
+/// `[n_img, K, n_cap, L]` tensors; a caller bounds it by the block sizes it passes in.
 #[derive(Module, Debug)]
 pub struct Chan {
     /// Aggregation over words.
@@ -78,18 +78,37 @@ impl Chan {
         word_lengths: &[usize],
     ) -> Tensor<3> {
         let dims = check_fine_grained_inputs(&regions, region_counts, &words, word_lengths);
-        let masks = PairMasks::new(dims, region_counts, word_lengths, &regions.device());
+        let FineGrainedDims {
+            n_img,
+            regions: k,
+            n_cap,
+            words: l,
+            dim,
+        } = dims;
+        let device = regions.device();
         // Padding is replaced by ones (not zeros: the gradient of the norm of a zero vector is
         // NaN); its products are overwritten below and its gradient is zero.
-        let regions = l2_normalize(fill_padding(regions, region_counts, 1.0)).unsqueeze_dim::<4>(1);
-        let words = l2_normalize(fill_padding(words, word_lengths, 1.0)).unsqueeze_dim::<4>(0);
-        // F = ⟨R_r, W_w⟩ for every pair: [n_img, 1, K, D] × [1, n_cap, D, L] → [n_img, n_cap, K, L].
-        let products = regions
-            .matmul(words.swap_dims(2, 3))
-            .mask_fill(masks.regions.bool_or(masks.words), CHAN_INVALID_SCORE);
-        products
-            .max_dim(2)
-            .reshape([dims.n_img, dims.n_cap, dims.words])
+        let regions =
+            l2_normalize(fill_padding(regions, region_counts, 1.0)).reshape([n_img * k, dim]);
+        let words = l2_normalize(fill_padding(words, word_lengths, 1.0)).reshape([n_cap * l, dim]);
+        // F = ⟨R_r, W_w⟩ for every pair as one GEMM (our design, as batched PyTorch does it):
+        // [n_img·K, D] × [D, n_cap·L] → [n_img, K, n_cap, L]. Many [K, D] × [D, L] products
+        // (one per pair) run far below the GEMM's speed.
+        let shape = [n_img, k, n_cap, l];
+        let padding = padding_mask(region_counts, k, &device)
+            .reshape([n_img, k, 1, 1])
+            .expand(shape)
+            .bool_or(
+                padding_mask(word_lengths, l, &device)
+                    .reshape([1, 1, n_cap, l])
+                    .expand(shape),
+            );
+        regions
+            .matmul(words.transpose())
+            .reshape(shape)
+            .mask_fill(padding, CHAN_INVALID_SCORE)
+            .max_dim(1)
+            .reshape([n_img, n_cap, l])
     }
 }
 
