@@ -14,7 +14,9 @@ use burn::tensor::activation::{leaky_relu, softmax};
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::fine_grained::{FineGrainedSimilarity, PairMasks, check_fine_grained_inputs};
+use super::fine_grained::{
+    FineGrainedSimilarity, PairMasks, check_fine_grained_inputs, pair_products,
+};
 use crate::masking::{MASKED_LOGIT, fill_padding, l2_normalize, masked_mean};
 
 /// Negative slope of the LeakyReLU in the attention weights (as in SCAN and the ESL code).
@@ -329,11 +331,9 @@ impl Esl {
             .map(|(x, g)| x.matmul(g.unsqueeze_dim::<3>(0)))
             .collect();
         let region_levels = self.levels_of(regions, region_counts);
-        let words = Tensor::cat(word_levels, 2).unsqueeze_dim::<4>(0); // [1, n_cap, L, Σd]
-        let regions = Tensor::cat(region_levels, 2).unsqueeze_dim::<4>(1); // [n_img, 1, K, Σd]
-        regions
-            .matmul(words.swap_dims(2, 3))
-            .mask_fill(masks.regions.bool_or(masks.words), 0.0)
+        let words = Tensor::cat(word_levels, 2); // [n_cap, L, Σd]
+        let regions = Tensor::cat(region_levels, 2); // [n_img, K, Σd]
+        pair_products(regions, words).mask_fill(masks.regions.bool_or(masks.words), 0.0)
     }
 
     /// One direction of the score, for all pairs.

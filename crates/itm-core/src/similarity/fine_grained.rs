@@ -95,6 +95,22 @@ pub fn check_fine_grained_inputs(
     }
 }
 
+/// `⟨R_r, W_w⟩` for every region of every image and every word of every caption:
+/// `[n_img, K, D]` × `[n_cap, L, D]` → `[n_img, n_cap, K, L]`.
+///
+/// One GEMM `[n_img·K, D] × [D, n_cap·L]` (our design, as batched PyTorch code computes it),
+/// returned as a `[n_img, n_cap, K, L]` view: many small `[K, D] × [D, L]` products, one per
+/// pair, run far below the GEMM's speed on `flex` (CHAN measured 1.68× faster this way).
+pub(crate) fn pair_products(regions: Tensor<3>, words: Tensor<3>) -> Tensor<4> {
+    let [n_img, k, d] = regions.dims();
+    let [n_cap, l, _] = words.dims();
+    regions
+        .reshape([n_img * k, d])
+        .matmul(words.reshape([n_cap * l, d]).transpose())
+        .reshape([n_img, k, n_cap, l])
+        .swap_dims(1, 2)
+}
+
 /// Padding masks of a pair grid `[n_img, n_cap, K, L]` (`true` = padding), expanded to the full
 /// grid so that they can be used with `mask_fill` directly.
 pub(crate) struct PairMasks {

@@ -7,7 +7,9 @@ use burn::tensor::activation::{leaky_relu, softmax};
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::fine_grained::{FineGrainedSimilarity, PairMasks, check_fine_grained_inputs};
+use super::fine_grained::{
+    FineGrainedSimilarity, PairMasks, check_fine_grained_inputs, pair_products,
+};
 use crate::masking::{
     L2_EPSILON, MASKED_LOGIT, fill_padding, l2_normalize, masked_log_sum_exp, masked_mean,
     padding_mask,
@@ -204,10 +206,10 @@ impl FineGrainedSimilarity for Scan {
         let masks = PairMasks::new(dims, region_counts, word_lengths, &regions.device());
         let regions = fill_padding(regions, region_counts, 0.0);
         let words = fill_padding(words, word_lengths, 0.0);
+        // A = R Wᵀ for every pair: [n_img, n_cap, K, L].
+        let products = pair_products(regions.clone(), words.clone());
         let regions4 = regions.clone().unsqueeze_dim::<4>(1); // [n_img, 1, K, D]
         let words4 = words.clone().unsqueeze_dim::<4>(0); // [1, n_cap, L, D]
-        // A = R Wᵀ for every pair: [n_img, n_cap, K, L].
-        let products = regions4.clone().matmul(words4.clone().swap_dims(2, 3));
         match self.direction {
             ScanDirection::TextToImage => {
                 let gram = regions4.clone().matmul(regions4.swap_dims(2, 3)); // [n_img, 1, K, K]
