@@ -8,7 +8,9 @@ use burn::nn::Initializer;
 use burn::tensor::activation::{leaky_relu, sigmoid, softmax};
 use burn::tensor::{Device, Tensor};
 
-use super::fine_grained::{FineGrainedSimilarity, PairMasks, check_fine_grained_inputs};
+use super::fine_grained::{
+    FineGrainedSimilarity, PairMasks, check_fine_grained_inputs, pair_products,
+};
 use crate::masking::{MASKED_LOGIT, fill_padding, l2_normalize, masked_mean, padding_mask};
 
 /// Negative slope of the LeakyReLU applied to the attention scores.
@@ -177,13 +179,13 @@ impl FineGrainedSimilarity for XDim {
         let dependency = self.dependency_matrix(); // W' [D, D]
         let g = dependency.clone().sum_dim(0).reshape([1, 1, d]); // column sums [D]
 
-        let regions = fill_padding(regions, region_counts, 0.0).unsqueeze_dim::<4>(1); // [n_img, 1, K, D]
-        let words = fill_padding(words, word_lengths, 1.0).unsqueeze_dim::<4>(0); // [1, n_cap, L, D]
+        let k = dims.regions;
+        let regions = fill_padding(regions, region_counts, 0.0); // [n_img, K, D]
+        let words = fill_padding(words, word_lengths, 1.0); // [n_cap, L, D]
 
         // A_{r,w} = tanh(Σ_d R_{r,d} g_d x_{w,d}): [n_img, n_cap, K, L], zero at padding.
-        let weighted = regions.clone() * g.unsqueeze_dim::<4>(0);
-        let a = weighted
-            .matmul(words.clone().swap_dims(2, 3))
+        let weighted = regions.clone() * g;
+        let a = pair_products(weighted, words.clone())
             .tanh()
             .mask_fill(masks.regions.clone().bool_or(masks.words), 0.0);
 
@@ -198,9 +200,19 @@ impl FineGrainedSimilarity for XDim {
 
         // c_w = l2norm(Σ_r α_{r,w} R_r): [n_img, n_cap, L, D]. Padded words attend over the
         // valid regions like any word; their vectors are never used.
-        let attended = l2_normalize(attention.matmul(regions));
-        // z_w = (c_w ⊙ x_w) W'ᵀ, scored as Σ_i l2norm(z_w)_i.
-        let z = (attended * words).matmul(dependency.transpose().reshape([1, 1, d, d]));
+        // One product per image over all its captions' words (our design: n_img GEMMs of
+        // [n_cap·L, K] × [K, D] instead of n_img·n_cap small [L, K] × [K, D] ones).
+        let attended = attention
+            .reshape([n_img, n_cap * l, k])
+            .matmul(regions)
+            .reshape([n_img, n_cap, l, d]);
+        let attended = l2_normalize(attended);
+        // z_w = (c_w ⊙ x_w) W'ᵀ, scored as Σ_i l2norm(z_w)_i: one GEMM over every word of every
+        // pair, [n_img·n_cap·L, D] × [D, D].
+        let z = (attended * words.unsqueeze_dim::<4>(0))
+            .reshape([n_img * n_cap * l, d])
+            .matmul(dependency.transpose())
+            .reshape([n_img, n_cap, l, d]);
         let word_padding = padding_mask(word_lengths, l, &device)
             .reshape([1, n_cap, l, 1])
             .expand([n_img, n_cap, l, 1]);
