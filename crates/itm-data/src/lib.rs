@@ -20,6 +20,7 @@ mod features;
 pub mod images;
 pub mod karpathy;
 pub mod npy;
+pub mod pickle;
 pub mod precomp;
 pub mod shapes;
 mod source;

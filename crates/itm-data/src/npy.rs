@@ -20,6 +20,13 @@ impl MappedF32 {
     /// can be read in place. `rank` is the number of axes the caller expects; `axes` names them
     /// in error messages (e.g. "[images, regions, features]").
     pub fn open(path: &Path, rank: usize, axes: &str) -> Result<Self, DataError> {
+        Self::open_typed(path, rank, axes, "'<f4'")
+    }
+
+    /// [`MappedF32::open`] for any element type `descr` (`'<f4'` or `'<f8'`): the values are
+    /// then the raw bytes, read by the caller.
+    fn open_typed(path: &Path, rank: usize, axes: &str, descr_wanted: &str) -> Result<Self, DataError> {
+        let element = if descr_wanted == "'<f8'" { 8 } else { 4 };
         let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
         // SAFETY: the map is read-only; a file truncated by another process while mapped
         // would fault, which is the documented limit of memory-mapped reading.
@@ -35,7 +42,7 @@ impl MappedF32 {
             .map_err(|e| DataError::invalid(path, format!("not a valid .npy file: {e}")))?;
         let offset = cursor.position() as usize;
         let descr = header.dtype().descr();
-        if descr != "'<f4'" {
+        if descr != descr_wanted {
             return Err(DataError::invalid(
                 path,
                 format!("expected little-endian float32 ('<f4'), found {descr}"),
@@ -64,28 +71,28 @@ impl MappedF32 {
         let Some(len) = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .filter(|len| len.checked_mul(4).is_some())
+            .filter(|len| len.checked_mul(element).is_some())
         else {
             return Err(DataError::invalid(
                 path,
                 format!("shape {shape:?} is too large: the file has {body} bytes of data"),
             ));
         };
-        if body != len * 4 {
+        if body != len * element {
             return Err(DataError::invalid(
                 path,
                 format!(
                     "{} data: shape {shape:?} needs {} bytes after the header, the file has {body}",
-                    if body < len * 4 {
+                    if body < len * element {
                         "truncated"
                     } else {
                         "trailing"
                     },
-                    len * 4
+                    len * element
                 ),
             ));
         }
-        if bytemuck::try_cast_slice::<u8, f32>(&map[offset..]).is_err()
+        if (element == 4 && bytemuck::try_cast_slice::<u8, f32>(&map[offset..]).is_err())
             || cfg!(target_endian = "big")
         {
             return Err(DataError::invalid(
@@ -115,6 +122,72 @@ impl MappedF32 {
     /// The mapped file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A float array read from `.npy`: float32 mapped in place, or float64 (NumPy's default dtype,
+/// in which the authors' evaluation code keeps its matrices) converted to float32.
+pub enum FloatArray {
+    /// A `'<f4'` file, mapped.
+    F32(MappedF32),
+    /// A `'<f8'` file, converted.
+    Converted {
+        /// The values, row-major, as float32.
+        values: Vec<f32>,
+        /// The shape.
+        shape: Vec<usize>,
+    },
+}
+
+impl FloatArray {
+    /// Reads a float32 or float64 array of `rank` axes (named `axes` in errors). A float64
+    /// value that is finite but beyond float32's range is an error naming its position.
+    pub fn open(path: &Path, rank: usize, axes: &str) -> Result<Self, DataError> {
+        match MappedF32::open(path, rank, axes) {
+            Ok(mapped) => Ok(Self::F32(mapped)),
+            Err(DataError::Invalid { message, .. }) if message.ends_with("found '<f8'") => {
+                let mapped = MappedF32::open_typed(path, rank, axes, "'<f8'")?;
+                let bytes = &mapped.map[mapped.offset..mapped.offset + mapped.len * 8];
+                let mut values = Vec::with_capacity(mapped.len);
+                for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+                    let wide = f64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                    let narrow = wide as f32;
+                    if wide.is_finite() && !narrow.is_finite() {
+                        return Err(DataError::invalid(
+                            path,
+                            format!("value {i} ({wide}) is beyond the range of float32"),
+                        ));
+                    }
+                    values.push(narrow);
+                }
+                Ok(Self::Converted {
+                    values,
+                    shape: mapped.shape,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        match self {
+            Self::F32(mapped) => mapped.values(),
+            Self::Converted { values, .. } => values,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Self::F32(mapped) => mapped.shape(),
+            Self::Converted { shape, .. } => shape,
+        }
+    }
+
+    /// Whether the file held float64 values, converted to float32.
+    pub fn converted(&self) -> bool {
+        matches!(self, Self::Converted { .. })
     }
 }
 

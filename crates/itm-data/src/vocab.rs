@@ -101,6 +101,13 @@ impl Vocabulary {
         vocab
     }
 
+    /// This vocabulary with `word` appended at the next index (unchanged if present), as the
+    /// VSE∞ and CHAN scripts append `<mask>` after loading their JSON.
+    pub fn with_word(mut self, word: &str) -> Self {
+        self.add(word);
+        self
+    }
+
     /// Number of entries, specials included.
     pub fn len(&self) -> usize {
         self.index_to_word.len()
