@@ -4,7 +4,7 @@
 //! - [`RetrievalSplit`]: images ([`ImageSource`]: region features, files or decoded images),
 //!   captions and the caption → image map; batches prepared ahead of the training step.
 //! - [`Vocabulary`], [`tokenize`] and [`nltk_word_tokenize`] (NLTK's `word_tokenize`, which the
-//!   published models use): word-level text for recurrent encoders;
+//!   published models use; [`Tokenization`] picks one): word-level text for recurrent encoders;
 //!   [`SubwordTokenizer`]: `tokenizer.json` subwords for transformer encoders (and a
 //!   CLIP-layout word-level one built from captions).
 //! - [`RegionBatch`], [`TokenBatch`], [`RegionDrop`]: padded batches with lengths.
@@ -37,4 +37,4 @@ pub use nltk::nltk_word_tokenize;
 pub use source::{Augmentation, ImageBatch, ImageSource};
 pub use split::RetrievalSplit;
 pub use subword::{CLIP_END, CLIP_START, SubwordBatch, SubwordTokenizer};
-pub use vocab::{END, PAD, START, UNK, Vocabulary, tokenize};
+pub use vocab::{END, PAD, START, Tokenization, UNK, Vocabulary, tokenize};

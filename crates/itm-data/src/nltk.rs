@@ -101,8 +101,9 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
 /// Splits `text` into words as `nltk.word_tokenize(text, preserve_line=True)` does (NLTK's
 /// `NLTKWordTokenizer`, an extension of the Penn Treebank rules).
 ///
-/// The published models lower-case the caption first; this function takes the text as it is
-/// (its rules are case-insensitive where NLTK's are). In order, it
+/// The published models lower-case the caption first; so does [`crate::Vocabulary`] when it
+/// encodes with [`crate::Tokenization::Nltk`], but this function takes the text as it is (its
+/// rules are case-insensitive where NLTK's are). In order, it
 ///
 /// 1. pads opening quotes: `« “ ‘ „`, runs of backticks, and turns a `"` at the start of the
 ///    text or after a space or `( [ { <` into "``"; a `'` that is not preceded by a word

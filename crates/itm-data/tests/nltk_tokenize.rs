@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use itm_data::nltk_word_tokenize;
+use itm_data::{Tokenization, Vocabulary, nltk_word_tokenize};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -87,5 +87,27 @@ fn an_extra_fixture_tokenizes_as_in_nltk() {
         wrong.len(),
         fixture.cases.len(),
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn an_nltk_vocabulary_encodes_nltk_words() {
+    let fixture = read(&fixture_path());
+    let captions: Vec<&str> = fixture.cases.iter().map(|c| c.caption.as_str()).collect();
+    let vocab = Vocabulary::build_with(captions.iter().copied(), 1, Tokenization::Nltk);
+    assert_eq!(vocab.tokenization(), Tokenization::Nltk);
+    for case in &fixture.cases {
+        let mut expected = vec![vocab.index(itm_data::START) as i64];
+        expected.extend(case.tokens.iter().map(|t| vocab.index(t) as i64));
+        expected.push(vocab.index(itm_data::END) as i64);
+        assert_eq!(vocab.encode(&case.caption), expected, "{:?}", case.caption);
+        assert!(!expected.contains(&(vocab.index(itm_data::UNK) as i64)));
+    }
+    // Words that only the simple rule produces are unknown to this vocabulary.
+    let simple = vocab.encode_with("a man's t-shirt", Tokenization::Simple);
+    assert_eq!(
+        simple[2],
+        vocab.index(itm_data::UNK) as i64,
+        "\"man's\" is not an NLTK word"
     );
 }
