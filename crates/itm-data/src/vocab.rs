@@ -1,9 +1,12 @@
 //! Word-level tokenisation and the vocabulary of recurrent text encoders.
 //!
-//! The published models tokenise with NLTK's `word_tokenize` on lower-cased captions. Here a
-//! word is a maximal run of letters, digits or apostrophes, and every other non-space character
-//! is a token of its own; this agrees with NLTK on plain captions and differs on contractions
-//! (NLTK splits "don't" into "do" "n't", we keep "don't").
+//! The published models tokenise with NLTK's `word_tokenize` on lower-cased captions. A
+//! [`Vocabulary`] splits captions with one of two rules ([`Tokenization`]): by default itm's own
+//! [`tokenize`], where a word is a maximal run of letters, digits or apostrophes and every other
+//! non-space character is a token of its own (this agrees with NLTK on plain captions and
+//! differs on contractions, hyphens, quotes, numbers and periods: NLTK splits "don't" into "do"
+//! "n't" and keeps "t-shirt" whole, we keep "don't" and split "t-shirt"), or NLTK's rules
+//! ([`crate::nltk_word_tokenize`]), which a vocabulary of a published model needs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
+use crate::nltk::nltk_word_tokenize;
 
 /// Padding token (index 0).
 pub const PAD: &str = "<pad>";
@@ -43,26 +47,61 @@ pub fn tokenize(caption: &str) -> Vec<String> {
     tokens
 }
 
-/// Word ↔ index map with `<pad> <start> <end> <unk>` at indices 0–3.
+/// How captions are split into words: the rule a [`Vocabulary`] was built with and encodes with.
+///
+/// `vocab.json` records it as an optional `"tokenizer"` key (`"simple"` or `"nltk"`); a file
+/// without the key, like those of the published repositories, uses [`Tokenization::Simple`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tokenization {
+    /// itm's own rule, [`tokenize`] (lower-cases, then words and single punctuation marks).
+    #[default]
+    Simple,
+    /// NLTK's rules on the lower-cased caption, [`nltk_word_tokenize`]: what the published
+    /// models (VSE∞, SCAN, CHAN) did with `nltk.word_tokenize(caption.lower())`.
+    Nltk,
+}
+
+impl Tokenization {
+    /// The words of `caption` under this rule (lower-cased in both cases).
+    pub fn tokenize(self, caption: &str) -> Vec<String> {
+        match self {
+            Tokenization::Simple => tokenize(caption),
+            Tokenization::Nltk => nltk_word_tokenize(&caption.to_lowercase()),
+        }
+    }
+}
+
+/// Word ↔ index map with `<pad> <start> <end> <unk>` at indices 0–3, and the [`Tokenization`]
+/// that turns captions into its words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vocabulary {
     word_to_index: HashMap<String, usize>,
     index_to_word: Vec<String>,
+    tokenization: Tokenization,
 }
 
-/// The JSON layout used by the published repositories.
+/// The JSON layout used by the published repositories, plus the optional `tokenizer` key (left
+/// out for [`Tokenization::Simple`], so that such files stay as they were).
 #[derive(Serialize, Deserialize)]
 struct VocabularyFile {
     word2idx: HashMap<String, usize>,
     idx2word: HashMap<String, String>,
     idx: usize,
+    #[serde(default, skip_serializing_if = "is_simple")]
+    tokenizer: Tokenization,
+}
+
+fn is_simple(tokenization: &Tokenization) -> bool {
+    *tokenization == Tokenization::Simple
 }
 
 impl Vocabulary {
-    fn with_specials() -> Self {
+    fn with_specials(tokenization: Tokenization) -> Self {
         let mut vocab = Self {
             word_to_index: HashMap::new(),
             index_to_word: Vec::new(),
+            tokenization,
         };
         for word in [PAD, START, END, UNK] {
             vocab.add(word);
@@ -78,13 +117,24 @@ impl Vocabulary {
         }
     }
 
-    /// Builds a vocabulary from training captions, keeping words seen at least `min_count`
-    /// times, in order of first appearance (so the result does not depend on hashing).
+    /// Builds a vocabulary from training captions with [`Tokenization::Simple`], keeping words
+    /// seen at least `min_count` times, in order of first appearance (so the result does not
+    /// depend on hashing).
     pub fn build<'a>(captions: impl IntoIterator<Item = &'a str>, min_count: usize) -> Self {
+        Self::build_with(captions, min_count, Tokenization::Simple)
+    }
+
+    /// [`Vocabulary::build`] with the words of `tokenization`, which the vocabulary then keeps
+    /// for [`Vocabulary::encode`].
+    pub fn build_with<'a>(
+        captions: impl IntoIterator<Item = &'a str>,
+        min_count: usize,
+        tokenization: Tokenization,
+    ) -> Self {
         let mut counts: HashMap<String, usize> = HashMap::new();
         let mut order = Vec::new();
         for caption in captions {
-            for token in tokenize(caption) {
+            for token in tokenization.tokenize(caption) {
                 let count = counts.entry(token.clone()).or_insert(0);
                 if *count == 0 {
                     order.push(token);
@@ -92,7 +142,7 @@ impl Vocabulary {
                 *count += 1;
             }
         }
-        let mut vocab = Self::with_specials();
+        let mut vocab = Self::with_specials(tokenization);
         for word in order {
             if counts[&word] >= min_count {
                 vocab.add(&word);
@@ -105,6 +155,18 @@ impl Vocabulary {
     /// VSE∞ and CHAN scripts append `<mask>` after loading their JSON.
     pub fn with_word(mut self, word: &str) -> Self {
         self.add(word);
+        self
+    }
+
+    /// The rule that [`Vocabulary::encode`] splits captions with.
+    pub fn tokenization(&self) -> Tokenization {
+        self.tokenization
+    }
+
+    /// The same words, encoded with `tokenization` from now on: for a vocabulary file of a
+    /// published model, which holds NLTK's words but no `tokenizer` key.
+    pub fn with_tokenization(mut self, tokenization: Tokenization) -> Self {
+        self.tokenization = tokenization;
         self
     }
 
@@ -131,16 +193,28 @@ impl Vocabulary {
         self.index_to_word.get(index).map(String::as_str)
     }
 
-    /// Token ids `<start> w_1 … w_n <end>` of a caption (VSE∞ / SCAN convention).
+    /// Token ids `<start> w_1 … w_n <end>` of a caption (VSE∞ / SCAN convention), split with
+    /// the vocabulary's own [`Tokenization`].
     pub fn encode(&self, caption: &str) -> Vec<i64> {
+        self.encode_with(caption, self.tokenization)
+    }
+
+    /// [`Vocabulary::encode`] with the words of `tokenization` instead of the vocabulary's own.
+    pub fn encode_with(&self, caption: &str, tokenization: Tokenization) -> Vec<i64> {
         let mut ids = vec![self.index(START) as i64];
-        ids.extend(tokenize(caption).iter().map(|w| self.index(w) as i64));
+        ids.extend(
+            tokenization
+                .tokenize(caption)
+                .iter()
+                .map(|w| self.index(w) as i64),
+        );
         ids.push(self.index(END) as i64);
         ids
     }
 
-    /// Reads a vocabulary JSON (`word2idx`, `idx2word`, `idx`), checking that the two maps
-    /// agree, that indices are 0..n without gaps and that the four special tokens are present.
+    /// Reads a vocabulary JSON (`word2idx`, `idx2word`, `idx`, and optionally `tokenizer`:
+    /// `"simple"`, the default, or `"nltk"`), checking that the two maps agree, that indices are
+    /// 0..n without gaps and that the four special tokens are present.
     pub fn load(path: &Path) -> Result<Self, DataError> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         let file: VocabularyFile = serde_json::from_str(&text)
@@ -188,10 +262,12 @@ impl Vocabulary {
         Ok(Self {
             word_to_index: file.word2idx,
             index_to_word,
+            tokenization: file.tokenizer,
         })
     }
 
-    /// Writes the vocabulary JSON atomically (temporary file, then rename).
+    /// Writes the vocabulary JSON atomically (temporary file, then rename), with a `tokenizer`
+    /// key unless the tokenization is [`Tokenization::Simple`].
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         let file = VocabularyFile {
             word2idx: self.word_to_index.clone(),
@@ -202,6 +278,7 @@ impl Vocabulary {
                 .map(|(i, w)| (i.to_string(), w.clone()))
                 .collect(),
             idx: self.len(),
+            tokenizer: self.tokenization,
         };
         let json = serde_json::to_vec(&file).expect("a vocabulary serialises");
         crate::atomic::write(path, &json)
@@ -247,6 +324,74 @@ mod tests {
         std::fs::write(&path, "{not json").unwrap();
         let err = Vocabulary::load(&path).unwrap_err().to_string();
         assert!(err.contains("not a vocabulary JSON"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_tokenizer_key_round_trips_and_defaults_to_simple() {
+        let captions = ["a man's t-shirt isn't red", "the dog's ball"];
+        let nltk = Vocabulary::build_with(captions, 1, Tokenization::Nltk);
+        assert_eq!(nltk.tokenization(), Tokenization::Nltk);
+        assert_eq!(nltk.word(5), Some("man"));
+        assert_eq!(nltk.index("t-shirt"), 7);
+        let simple = Vocabulary::build(captions, 1);
+        assert_eq!(simple.tokenization(), Tokenization::Simple);
+        assert_eq!(simple.word(5), Some("man's"));
+        // The vocabulary's own rule encodes; `encode_with` overrides it.
+        assert_eq!(
+            nltk.encode("the man's dog"),
+            nltk.encode_with("the man's dog", Tokenization::Nltk)
+        );
+        assert_ne!(
+            nltk.encode("the man's dog"),
+            nltk.encode_with("the man's dog", Tokenization::Simple)
+        );
+
+        let dir = std::env::temp_dir().join(format!("itm-vocab-tokenizer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vocab.json");
+        nltk.save(&path).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(json["tokenizer"], "nltk");
+        assert_eq!(Vocabulary::load(&path).unwrap(), nltk);
+
+        // A simple vocabulary writes the published layout, without the key.
+        simple.save(&path).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert!(!keys.contains(&"tokenizer"));
+        assert_eq!(Vocabulary::load(&path).unwrap(), simple);
+
+        // Files without the key (the published repositories') load as before; the rule of a
+        // published model is set afterwards.
+        let published = r#"{"word2idx":{"<pad>":0,"<start>":1,"<end>":2,"<unk>":3,"do":4,"n't":5},
+            "idx2word":{"0":"<pad>","1":"<start>","2":"<end>","3":"<unk>","4":"do","5":"n't"},
+            "idx":6}"#;
+        std::fs::write(&path, published).unwrap();
+        let loaded = Vocabulary::load(&path).unwrap();
+        assert_eq!(loaded.tokenization(), Tokenization::Simple);
+        assert_eq!(loaded.encode("don't"), [1, 3, 2]);
+        let loaded = loaded.with_tokenization(Tokenization::Nltk);
+        assert_eq!(loaded.encode("Don't"), [1, 4, 5, 2]);
+
+        let explicit = published.replacen(r#""idx":6"#, r#""idx":6,"tokenizer":"simple""#, 1);
+        std::fs::write(&path, explicit).unwrap();
+        assert_eq!(
+            Vocabulary::load(&path).unwrap().tokenization(),
+            Tokenization::Simple
+        );
+        let unknown = published.replacen(r#""idx":6"#, r#""idx":6,"tokenizer":"spacy""#, 1);
+        std::fs::write(&path, unknown).unwrap();
+        let err = Vocabulary::load(&path).unwrap_err().to_string();
+        assert!(err.contains("spacy") && err.contains("nltk"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
