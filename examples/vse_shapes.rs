@@ -249,6 +249,7 @@ fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
         embed: Some(args.embed),
         bert: args.bert.clone(),
         clip: None,
+        init: None,
         epochs: Some(args.epochs),
         batch_size: Some(args.batch_size),
         learning_rate: Some(args.lr),

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use itm_core::eval::{Metrics, Protocol, evaluate};
 use itm_data::images::ImageTransform;
-use itm_data::npy::{MappedF32, write_f32};
+use itm_data::npy::{FloatArray, write_f32};
 use itm_train::{Checkpoint, DataSection, RunConfig, check_image_input, score_split};
 use rayon::prelude::*;
 
@@ -83,7 +83,14 @@ pub fn run(args: EvaluateArgs) -> Result<(), String> {
 
 /// Evaluates the `[N, 5N]` matrix in `path` and prints a table or JSON.
 fn run_sims(path: &Path, protocol: Protocol, json: bool) -> Result<(), String> {
-    let sims = MappedF32::open(path, 2, "[images, captions]").map_err(|e| e.to_string())?;
+    let sims = FloatArray::open(path, 2, "[images, captions]").map_err(|e| e.to_string())?;
+    if sims.converted() {
+        eprintln!(
+            "{}: float64 scores, converted to float32 for ranking (scores closer than float32 \
+             resolves may tie after the conversion)",
+            path.display()
+        );
+    }
     let (n_img, n_cap) = (sims.shape()[0], sims.shape()[1]);
     if n_cap != 5 * n_img {
         return Err(format!(

@@ -4,6 +4,7 @@ mod check;
 mod encode;
 mod encode_text;
 mod evaluate;
+mod import;
 mod index;
 mod search;
 mod train;
@@ -60,6 +61,13 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 32)]
         batch_size: usize,
     },
+    /// Convert an authors' checkpoint (model_best.pth) into an itm checkpoint folder.
+    ///
+    /// The system is recognised from the checkpoint's keys and options (--system names it
+    /// otherwise); BiGRU systems need the vocabulary they were trained with (--vocab), BERT
+    /// systems the Hugging Face folder of their BERT (--bert).
+    #[command(about = import::about())]
+    Import(import::ImportArgs),
     /// Build retrieval indexes (embeddings of a split, searched by `itm search`).
     Index {
         #[command(subcommand)]
@@ -108,6 +116,7 @@ fn main() -> ExitCode {
             output,
             batch_size,
         } => encode_text::run(&model, &input, &output, batch_size),
+        Command::Import(args) => import::run(args),
         Command::Index { command } => index::run(&command),
         Command::Search(args) => search::run(&args),
         Command::Sheet(args) => search::sheet(&args),

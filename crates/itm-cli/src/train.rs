@@ -30,7 +30,8 @@ pub struct TrainArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "config", "model", "data", "embed", "clip", "batch_size", "lr", "seed", "output"
+            "config", "model", "data", "embed", "clip", "init", "batch_size", "lr", "seed",
+            "output"
         ]
     )]
     resume: Option<PathBuf>,
@@ -48,6 +49,11 @@ pub struct TrainArgs {
     /// clip entry starts from (model.clip).
     #[arg(long, value_name = "DIR")]
     clip: Option<PathBuf>,
+    /// Fine-tune the model of an itm checkpoint folder (written by `itm train` or `itm
+    /// import`): its architecture, weights and tokenizer; the recipe comes from --model
+    /// (model.init).
+    #[arg(long, value_name = "DIR")]
+    init: Option<PathBuf>,
     /// Training epochs (training.epochs); with --resume, a longer run than first planned.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -142,6 +148,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         data: args.data.as_deref().map(DataSection::from_argument),
         embed: args.embed,
         clip: args.clip,
+        init: args.init,
         bert: None,
         epochs: args.epochs,
         batch_size: args.batch_size,

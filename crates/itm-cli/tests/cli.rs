@@ -59,6 +59,59 @@ fn evaluate_json_equals_the_library() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("rsum"));
 }
 
+/// A float64 `.npy` of `shape`, written by hand (NumPy's default dtype; the authors' evaluation
+/// code keeps its matrices in it).
+fn write_f64(path: &Path, shape: [usize; 2], values: &[f64]) {
+    let mut header = format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
+        shape[0], shape[1]
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in values {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `--sims` accepts float64 matrices by converting them, says so on stderr (the JSON on stdout
+/// stays clean), and gives the float32 matrix's metrics.
+#[test]
+fn evaluate_reads_float64_matrices() {
+    let dir = TempDir::new("cli-eval-f64");
+    let sims = random_sims(20, 3);
+    let wide: Vec<f64> = sims.iter().map(|&v| f64::from(v)).collect();
+    let path = dir.join("sims64.npy");
+    write_f64(&path, [20, 100], &wide);
+    let output = ITM.run(&["evaluate", "--sims", path.to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("float64"), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let caption_image: Vec<usize> = (0..100).map(|j| j / 5).collect();
+    let expected = evaluate(&sims, 20, &caption_image, Protocol::Flickr30k).metrics;
+    assert_eq!(json["rsum"].as_f64().unwrap(), expected.rsum());
+    assert_eq!(json["t2i_meanr"].as_f64().unwrap(), expected.t2i_meanr);
+
+    // Finite in float64 but not in float32: refused with the position.
+    let mut huge = wide.clone();
+    huge[7] = 1e300;
+    write_f64(&path, [20, 100], &huge);
+    let output = ITM.run(&["evaluate", "--sims", path.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("sims64.npy")
+            && message.contains("value 7")
+            && message.contains("float32"),
+        "{message}"
+    );
+}
+
 /// A collapsed model's all-zero [100, 500] matrix: every query ties at its ground truth, so it
 /// ranks last (recall 0, not 100) in every protocol, and the report says so.
 #[test]

@@ -25,7 +25,12 @@ impl MappedF32 {
 
     /// [`MappedF32::open`] for any element type `descr` (`'<f4'` or `'<f8'`): the values are
     /// then the raw bytes, read by the caller.
-    fn open_typed(path: &Path, rank: usize, axes: &str, descr_wanted: &str) -> Result<Self, DataError> {
+    fn open_typed(
+        path: &Path,
+        rank: usize,
+        axes: &str,
+        descr_wanted: &str,
+    ) -> Result<Self, DataError> {
         let element = if descr_wanted == "'<f8'" { 8 } else { 4 };
         let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
         // SAFETY: the map is read-only; a file truncated by another process while mapped

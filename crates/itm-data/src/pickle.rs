@@ -380,8 +380,13 @@ impl Machine<'_> {
         }
     }
 
-    fn set_items(&mut self, target: usize, items: Vec<usize>, at: usize) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+    fn set_items(
+        &mut self,
+        target: usize,
+        items: Vec<usize>,
+        at: usize,
+    ) -> Result<(), PickleError> {
+        if !items.len().is_multiple_of(2) {
             return Err(self.error(at, "SETITEMS with an odd number of values"));
         }
         match &mut self.arena[target] {
@@ -712,7 +717,9 @@ impl Machine<'_> {
             ));
         }
         let all = |ids: &[usize]| -> Result<Vec<Value>, PickleError> {
-            ids.iter().map(|&i| self.resolve(i, depth + 1, budget)).collect()
+            ids.iter()
+                .map(|&i| self.resolve(i, depth + 1, budget))
+                .collect()
         };
         Ok(match &self.arena[id] {
             Node::Leaf(value) => value.clone(),
@@ -722,7 +729,12 @@ impl Machine<'_> {
             Node::Dict(entries) => Value::Dict(
                 entries
                     .iter()
-                    .map(|&(k, v)| Ok((self.resolve(k, depth + 1, budget)?, self.resolve(v, depth + 1, budget)?)))
+                    .map(|&(k, v)| {
+                        Ok((
+                            self.resolve(k, depth + 1, budget)?,
+                            self.resolve(v, depth + 1, budget)?,
+                        ))
+                    })
                     .collect::<Result<_, PickleError>>()?,
             ),
             Node::Object {
@@ -737,7 +749,9 @@ impl Machine<'_> {
                     None => None,
                 },
             },
-            Node::Persistent(inner) => Value::Persistent(Box::new(self.resolve(*inner, depth + 1, budget)?)),
+            Node::Persistent(inner) => {
+                Value::Persistent(Box::new(self.resolve(*inner, depth + 1, budget)?))
+            }
         })
     }
 }
@@ -772,7 +786,10 @@ fn unescape(text: &str) -> String {
                     _ => 8,
                 };
                 let digits: String = chars.by_ref().take(width).collect();
-                match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
+                match u32::from_str_radix(&digits, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
                     Some(decoded) => out.push(decoded),
                     None => {
                         out.push('\\');

@@ -24,6 +24,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod evaluate;
+pub mod import;
 mod pretrained;
 mod progress;
 mod run;

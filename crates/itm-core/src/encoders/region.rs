@@ -13,9 +13,14 @@ pub struct RegionEncoderConfig {
     pub d_feature: usize,
     /// Width of the joint embedding space `D`.
     pub d_embed: usize,
+    /// Whether the MLP path is added (VSE∞ "basic"); without it the encoder is SCAN's
+    /// precomp `fc`: one Linear per region.
+    #[config(default = true)]
+    pub mlp: bool,
 }
 
-/// `x = Linear(F→D)(V) + MLP(V)` with `MLP = Linear(F→D/2) → BatchNorm → ReLU → Linear(D/2→D)`.
+/// `x = Linear(F→D)(V) + MLP(V)` with `MLP = Linear(F→D/2) → BatchNorm → ReLU → Linear(D/2→D)`,
+/// or `x = Linear(F→D)(V)` alone without the MLP (SCAN, CHAN's BERT script).
 ///
 /// Batch normalisation runs over all `batch · regions` rows, padding included, as in VSE∞.
 /// Train-time region drop is a data augmentation (`itm_data::RegionDrop`), as in VSE∞.
@@ -23,23 +28,33 @@ pub struct RegionEncoderConfig {
 pub struct RegionEncoder {
     /// The linear path `F → D`.
     pub fc: Linear,
-    /// First MLP layer `F → D/2`.
-    pub mlp_in: Linear,
+    /// First MLP layer `F → D/2` (`None` without the MLP; the three MLP parts are present
+    /// together or not at all).
+    pub mlp_in: Option<Linear>,
     /// Batch norm over the hidden MLP width.
-    pub mlp_norm: BatchNorm,
+    pub mlp_norm: Option<BatchNorm>,
     /// Second MLP layer `D/2 → D`.
-    pub mlp_out: Linear,
+    pub mlp_out: Option<Linear>,
 }
 
 impl RegionEncoderConfig {
     /// Builds the encoder on `device`.
     pub fn init(&self, device: &Device) -> RegionEncoder {
         let hidden = self.d_embed / 2;
+        let fc = LinearConfig::new(self.d_feature, self.d_embed).init(device);
+        if !self.mlp {
+            return RegionEncoder {
+                fc,
+                mlp_in: None,
+                mlp_norm: None,
+                mlp_out: None,
+            };
+        }
         RegionEncoder {
-            fc: LinearConfig::new(self.d_feature, self.d_embed).init(device),
-            mlp_in: LinearConfig::new(self.d_feature, hidden).init(device),
-            mlp_norm: BatchNormConfig::new(hidden).init(device),
-            mlp_out: LinearConfig::new(hidden, self.d_embed).init(device),
+            fc,
+            mlp_in: Some(LinearConfig::new(self.d_feature, hidden).init(device)),
+            mlp_norm: Some(BatchNormConfig::new(hidden).init(device)),
+            mlp_out: Some(LinearConfig::new(hidden, self.d_embed).init(device)),
         }
     }
 }
@@ -50,8 +65,13 @@ impl RegionEncoder {
     pub fn forward(&self, regions: Tensor<3>) -> Tensor<3> {
         let [batch, count, d_feature] = regions.dims();
         let rows = regions.reshape([batch * count, d_feature]);
-        let hidden = relu(self.mlp_norm.forward(self.mlp_in.forward(rows.clone())));
-        let embedded = self.fc.forward(rows) + self.mlp_out.forward(hidden);
+        let linear = self.fc.forward(rows.clone());
+        let embedded = match (&self.mlp_in, &self.mlp_norm, &self.mlp_out) {
+            (Some(input), Some(norm), Some(output)) => {
+                linear + output.forward(relu(norm.forward(input.forward(rows))))
+            }
+            _ => linear,
+        };
         let [_, d_embed] = embedded.dims();
         embedded.reshape([batch, count, d_embed])
     }
@@ -71,13 +91,29 @@ mod tests {
         let y = encoder.forward(x.clone());
         assert_eq!(y.dims(), [2, 3, 4]);
         let rows = x.reshape([6, 6]);
-        let hidden = relu(
-            encoder
-                .mlp_norm
-                .forward(encoder.mlp_in.forward(rows.clone())),
+        let (input, norm, output) = (
+            encoder.mlp_in.as_ref().unwrap(),
+            encoder.mlp_norm.as_ref().unwrap(),
+            encoder.mlp_out.as_ref().unwrap(),
         );
-        let expected = encoder.fc.forward(rows) + encoder.mlp_out.forward(hidden);
+        let hidden = relu(norm.forward(input.forward(rows.clone())));
+        let expected = encoder.fc.forward(rows) + output.forward(hidden);
         y.reshape([6, 4])
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Default::default());
+    }
+
+    #[test]
+    fn without_the_mlp_it_is_one_linear_per_region() {
+        let device = Device::default();
+        device.seed(3);
+        let encoder = RegionEncoderConfig::new(6, 4).with_mlp(false).init(&device);
+        assert!(encoder.mlp_in.is_none() && encoder.mlp_norm.is_none());
+        let x = Tensor::<3>::random([2, 3, 6], Distribution::Normal(0.0, 1.0), &device);
+        let expected = encoder.fc.forward(x.clone().reshape([6, 6]));
+        encoder
+            .forward(x)
+            .reshape([6, 4])
             .into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), Default::default());
     }

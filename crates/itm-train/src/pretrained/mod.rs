@@ -19,6 +19,7 @@ pub use bert::{BERT_IGNORED, BERT_KEY_REMAP, load_bert, sentence_max_length};
 pub use bert_config::{BertConfigError, bert_config_from_json};
 pub use clip::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use clip_config::{ClipConfigError, clip_config_from_json};
+pub(crate) use safetensors::apply_pytorch_tensors;
 pub use safetensors::{
     load_safetensors_ignoring, load_safetensors_into, safetensors_names, save_safetensors,
 };

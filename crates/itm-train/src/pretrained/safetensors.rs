@@ -106,10 +106,32 @@ pub fn load_safetensors_into<M: Module>(
 /// [`load_safetensors_into`], except that tensors whose remapped name matches one of the
 /// `ignore` regexes may be left unused (buffers such as `position_ids`, heads of other tasks).
 pub fn load_safetensors_ignoring<M: Module>(
-    mut module: M,
+    module: M,
     path: &Path,
     remap: &[(&str, &str)],
     ignore: &[&str],
+) -> Result<M, PretrainedError> {
+    let mut store = open(path)?;
+    let tensors: Vec<PackTensor> = store
+        .get_all_tensors()
+        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))?
+        .values()
+        .cloned()
+        .collect();
+    apply_pytorch_tensors(module, path, tensors, remap, ignore, false)
+}
+
+/// Fills `module` from `tensors` in the PyTorch layout read from `path` (named in errors): the
+/// shared part of [`load_safetensors_ignoring`] and of the import of the authors' `.pth`
+/// checkpoints. With `skip_enum_variants`, enum variants are not part of the module paths
+/// (`image.fc.weight`, not `image.Regions.fc.weight`), as in PyTorch.
+pub(crate) fn apply_pytorch_tensors<M: Module>(
+    mut module: M,
+    path: &Path,
+    tensors: Vec<PackTensor>,
+    remap: &[(&str, &str)],
+    ignore: &[&str],
+    skip_enum_variants: bool,
 ) -> Result<M, PretrainedError> {
     let remapper = KeyRemapper::from_patterns(remap.to_vec())
         .map_err(|e| invalid(path, format!("bad key remapping pattern: {e}")))?;
@@ -120,13 +142,6 @@ pub fn load_safetensors_ignoring<M: Module>(
         filter.with_regex(pattern)
     });
 
-    let mut store = open(path)?;
-    let tensors: Vec<PackTensor> = store
-        .get_all_tensors()
-        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))?
-        .values()
-        .cloned()
-        .collect();
     let (tensors, renames) = remapper.remap(tensors);
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     for (new, old) in renames {
@@ -143,7 +158,7 @@ pub fn load_safetensors_ignoring<M: Module>(
             .chain(ScalarAsVector)
             .chain(FloatCastAdapter::to(DType::F32)),
     );
-    let result = module.apply(tensors, None, Some(adapter), false);
+    let result = module.apply(tensors, None, Some(adapter), skip_enum_variants);
 
     let file_name = |model_path: &str| -> String {
         let alternative = model_path

@@ -11,9 +11,12 @@ use itm_core::encoders::{
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CLIP_END, CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Vocabulary};
 
+use std::path::Path;
+
 use super::error::RunError;
 use super::resolve::ResolvedRun;
 use super::schema::RUN_FILE;
+use crate::checkpoint::Checkpoint;
 use crate::pretrained::{clip_tokenizer, load_clip};
 use crate::pretrained::{load_bert, sentence_max_length};
 use crate::towers::ImageTower;
@@ -54,6 +57,9 @@ impl ResolvedRun {
     /// word-level tokenizer in CLIP's layout ([`SubwordTokenizer::clip_words`]), written to the
     /// output folder as `tokenizer.json`.
     pub fn build(&self, train: &RetrievalSplit, device: &Device) -> Result<BuiltModel, RunError> {
+        if let Some(folder) = &self.model.init {
+            return self.build_from_checkpoint(folder, train, device);
+        }
         let (config, tokenizer, pretrained) = self.model_config(train, device)?;
         device.seed(self.training.seed);
         let mut model = config.init(device);
@@ -66,6 +72,38 @@ impl ResolvedRun {
             config,
             tokenizer,
             temperature,
+        })
+    }
+
+    /// `model.init`: the model, weights and tokenizer of an `itm` checkpoint folder, to be
+    /// fine-tuned with this run's recipe. Its region width must be the data's.
+    fn build_from_checkpoint(
+        &self,
+        folder: &Path,
+        train: &RetrievalSplit,
+        device: &Device,
+    ) -> Result<BuiltModel, RunError> {
+        let (model, config, tokenizer) = Checkpoint::new(folder).load(device)?;
+        if let ImageEncoderConfig::Regions(regions) = &config.image {
+            let found = train.regions().map(|r| r.d_feature());
+            if found != Some(regions.d_feature) {
+                return Err(RunError::key(
+                    &folder.join("model.json").display().to_string(),
+                    "model.init",
+                    format!(
+                        "the checkpoint's image encoder reads {}-wide region features; the \
+                         data have {}",
+                        regions.d_feature,
+                        found.map_or("no region features".to_string(), |d| format!("{d}-wide"))
+                    ),
+                ));
+            }
+        }
+        Ok(BuiltModel {
+            model,
+            config,
+            tokenizer,
+            temperature: None,
         })
     }
 

@@ -105,6 +105,7 @@ fn defaults(entry: &'static ZooEntry, given: &Table) -> Result<RunConfig, RunErr
             image_size: clip.as_ref().map_or(224, |c| c.vision.image_size),
             bert: None,
             clip: None,
+            init: None,
         },
         data: DataSection::default(),
         training: entry.training(),
@@ -119,6 +120,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
         embed,
         bert,
         clip,
+        init,
         epochs,
         batch_size,
         learning_rate,
@@ -144,6 +146,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
     put(Some(0), "embed", to_value(embed)?);
     put(Some(0), "bert", to_value(bert)?);
     put(Some(0), "clip", to_value(clip)?);
+    put(Some(0), "init", to_value(init)?);
     put(Some(1), "epochs", to_value(epochs)?);
     put(Some(1), "batch_size", to_value(batch_size)?);
     put(Some(1), "learning_rate", to_value(learning_rate)?);

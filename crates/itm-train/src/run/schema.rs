@@ -35,6 +35,11 @@ pub struct ModelSection {
     /// the temperature, the tokenizer; `embed` and `image_size` default to the checkpoint's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<PathBuf>,
+    /// An `itm` checkpoint folder (from `itm train` or `itm import`) to fine-tune: the model,
+    /// its weights and its tokenizer come from it, the training recipe from `name`'s zoo
+    /// entry; `embed`, `word_dim`, `bert` and `clip` are then not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 /// The `[data]` section: `kind = "shapes" | "precomp" | "karpathy"` and its keys.
@@ -158,6 +163,8 @@ pub struct RunOverrides {
     pub bert: Option<PathBuf>,
     /// `model.clip`.
     pub clip: Option<PathBuf>,
+    /// `model.init`.
+    pub init: Option<PathBuf>,
     /// `training.epochs`.
     pub epochs: Option<usize>,
     /// `training.batch_size`.

@@ -1,0 +1,193 @@
+//! VSE∞ (Chen et al., CVPR 2021; woodfrog/vse_infty): the BiGRU checkpoints of branch `bigru`.
+//!
+//! What the authors' code saves (read in its `lib/encoders.py`, `lib/vse.py`, `train.py`):
+//! `model = [img_enc, txt_enc]`, no `module.` prefix on this branch.
+//! - `img_enc` (`precomp_enc_type = 'basic'`): `fc` (`img_dim → D`) plus a two-layer MLP
+//!   (`img_dim → D/2`, BatchNorm, ReLU, `D/2 → D`), summed per region, then GPO and l2norm. The
+//!   MLP's second BatchNorm (`mlp.bns.1`) is saved but its forward never applies it.
+//! - `txt_enc`: `embed` (`vocab_size × word_dim`), a one-layer bidirectional GRU of width `D`
+//!   whose two directions are averaged, then GPO and l2norm.
+//! - GPO: a BiGRU of width 32 over 32-d positional codes and a bias-free `Linear(32 → 1)`.
+//!
+//! These are the zoo's `vse_infinity_bigru` towers exactly ([`RegionEncoder`],
+//! [`GruTextEncoder`], [`Gpo`]), so the import is a renaming of keys.
+//!
+//! [`RegionEncoder`]: itm_core::encoders::RegionEncoder
+//! [`GruTextEncoder`]: itm_core::encoders::GruTextEncoder
+//! [`Gpo`]: itm_core::pooling::Gpo
+
+use burn::tensor::Device;
+use itm_core::VseModelConfig;
+use itm_data::{CaptionTokenizer, Tokenization, Vocabulary};
+
+use super::checkpoint::{AuthorsCheckpoint, StateDict};
+use super::error::ImportError;
+use super::{ImportInputs, Imported, load_state_dicts, require_vocab};
+
+/// Key renaming of the image encoder's state dict (`img_enc`) into the model's paths.
+pub(super) const IMAGE_REMAP: &[(&str, &str)] = &[
+    (r"^fc\.", "image.fc."),
+    (r"^mlp\.layers\.0\.", "image.mlp_in."),
+    (r"^mlp\.layers\.1\.", "image.mlp_out."),
+    (r"^mlp\.bns\.0\.", "image.mlp_norm."),
+    (r"^gpool\.", "image_pooling."),
+];
+
+/// Key renaming of the BiGRU text encoder's state dict (`txt_enc`).
+pub(super) const TEXT_REMAP: &[(&str, &str)] = &[
+    (r"^embed\.", "text.embedding."),
+    (r"^rnn\.", "text.gru."),
+    (r"^gpool\.", "text_pooling."),
+];
+
+/// PyTorch's GRU parameters (`weight_ih_l0`, `bias_hh_l0_reverse`, …) → the two
+/// [`FusedGru`](itm_core::encoders::FusedGru)s of a masked BiGRU (`forward`/`backward`, each
+/// with an `input` and a `hidden` projection); GPO's `linear` → `score`.
+pub(super) const GRU_REMAP: &[(&str, &str)] = &[
+    (r"gru\.weight_ih_l0_reverse$", "gru.backward.input.weight"),
+    (r"gru\.weight_hh_l0_reverse$", "gru.backward.hidden.weight"),
+    (r"gru\.bias_ih_l0_reverse$", "gru.backward.input.bias"),
+    (r"gru\.bias_hh_l0_reverse$", "gru.backward.hidden.bias"),
+    (r"gru\.weight_ih_l0$", "gru.forward.input.weight"),
+    (r"gru\.weight_hh_l0$", "gru.forward.hidden.weight"),
+    (r"gru\.bias_ih_l0$", "gru.forward.input.bias"),
+    (r"gru\.bias_hh_l0$", "gru.forward.hidden.bias"),
+    (r"_pooling\.linear\.weight$", "_pooling.score.weight"),
+];
+
+/// Saved but unused by the authors' forward: the MLP's second BatchNorm and BatchNorm's
+/// update counter.
+pub(super) const IGNORED: &[&str] = &[r"^image\.mlp_norm\.num_batches_tracked$", r"^mlp\.bns\.1\."];
+
+/// Whether the checkpoint has VSE∞'s BiGRU layout: `[img_enc, txt_enc]` with `fc`, the MLP and
+/// GPO on the image side and `embed`, `rnn` and GPO on the text side.
+pub(super) fn recognise_bigru(checkpoint: &AuthorsCheckpoint) -> bool {
+    let [image, text] = checkpoint.state_dicts.as_slice() else {
+        return false;
+    };
+    image.shape("fc.weight").is_some()
+        && image.has_prefix("mlp.layers.")
+        && image.has_prefix("gpool.gru.")
+        && text.shape("embed.weight").is_some()
+        && text.has_prefix("rnn.")
+        && text.has_prefix("gpool.gru.")
+}
+
+/// The VSE∞ BiGRU model of the checkpoint, with its vocabulary (`--vocab`, plus the `<mask>`
+/// word that the authors' `train.py` and `evalrank` append after loading it).
+pub(super) fn import_bigru(
+    checkpoint: &AuthorsCheckpoint,
+    inputs: &ImportInputs,
+    device: &Device,
+) -> Result<Imported, ImportError> {
+    check_options(checkpoint)?;
+    let image = checkpoint.state_dict(0, "image encoder (img_enc)")?;
+    let text = checkpoint.state_dict(1, "text encoder (txt_enc)")?;
+    let d_feature = checkpoint.opt_usize("img_dim")?;
+    let d_embed = checkpoint.opt_usize("embed_size")?;
+    let d_word = checkpoint.opt_usize("word_dim")?;
+    let vocab_size = checkpoint.opt_usize("vocab_size")?;
+
+    check_embedding_rows(checkpoint, text, vocab_size)?;
+    let config = VseModelConfig::vse_infinity_bigru_sized(d_feature, vocab_size, d_embed, d_word);
+    let model = load_state_dicts(
+        checkpoint,
+        config.init(device),
+        &[(image, IMAGE_REMAP), (text, TEXT_REMAP)],
+        GRU_REMAP,
+        IGNORED,
+    )?;
+    // The authors tokenise with NLTK's `word_tokenize` on the lower-cased caption.
+    let vocab = require_vocab(inputs, "vse_infinity_bigru")?.with_tokenization(Tokenization::Nltk);
+    let vocab = vocab_with_mask(vocab, inputs, vocab_size)?;
+    Ok(Imported {
+        system: "vse_infinity_bigru",
+        model,
+        config,
+        tokenizer: CaptionTokenizer::Words(vocab),
+        notes: vec![
+            "vocabulary: the --vocab file plus <mask>, appended as the authors' code does; \
+             captions are tokenised as NLTK's word_tokenize does"
+                .into(),
+            "mlp.bns.1 (saved, never used by the authors' forward) is not imported".into(),
+        ],
+    })
+}
+
+/// The options that change the architecture and that `itm` does not implement are refused.
+fn check_options(checkpoint: &AuthorsCheckpoint) -> Result<(), ImportError> {
+    let kind = checkpoint.opt_str("precomp_enc_type")?;
+    if kind != "basic" {
+        return Err(ImportError::invalid(
+            &checkpoint.path,
+            format!(
+                "opt.precomp_enc_type is {kind:?}; only 'basic' (fc + MLP over precomputed \
+                 regions) is imported"
+            ),
+        ));
+    }
+    for flag in ["no_imgnorm", "no_txtnorm"] {
+        if checkpoint.opt_bool_or(flag, false)? {
+            return Err(ImportError::invalid(
+                &checkpoint.path,
+                format!("opt.{flag} is set; itm always l2-normalises the embeddings"),
+            ));
+        }
+    }
+    let layers = checkpoint.opt_usize("num_layers")?;
+    if layers != 1 {
+        return Err(ImportError::invalid(
+            &checkpoint.path,
+            format!("opt.num_layers is {layers}; the BiGRU text encoder has one layer"),
+        ));
+    }
+    Ok(())
+}
+
+/// `vocab` plus `<mask>` (VSE∞ and CHAN append it after loading the JSON), which must then have
+/// `vocab_size` words.
+pub(super) fn vocab_with_mask(
+    vocab: Vocabulary,
+    inputs: &ImportInputs,
+    vocab_size: usize,
+) -> Result<Vocabulary, ImportError> {
+    let words = vocab.len();
+    let vocab = vocab.with_word("<mask>");
+    if vocab.len() != vocab_size {
+        let path = inputs
+            .vocab
+            .as_deref()
+            .unwrap_or(inputs.checkpoint.as_path());
+        return Err(ImportError::invalid(
+            path,
+            format!(
+                "{words} words (+ <mask> = {}), but the checkpoint's opt.vocab_size is \
+                 {vocab_size}: this is not the vocabulary the model was trained with",
+                vocab.len()
+            ),
+        ));
+    }
+    Ok(vocab)
+}
+
+/// The word embedding table must have `vocab_size` rows.
+pub(super) fn check_embedding_rows(
+    checkpoint: &AuthorsCheckpoint,
+    text: &StateDict,
+    vocab_size: usize,
+) -> Result<(), ImportError> {
+    match text.shape("embed.weight").as_deref() {
+        Some([rows, _]) if *rows == vocab_size => Ok(()),
+        Some(shape) => Err(ImportError::invalid(
+            &checkpoint.path,
+            format!(
+                "txt_enc embed.weight is {shape:?} but opt.vocab_size is {vocab_size}: the \
+                 checkpoint is inconsistent"
+            ),
+        )),
+        None => Err(ImportError::invalid(
+            &checkpoint.path,
+            "txt_enc has no embed.weight (the word embedding table)",
+        )),
+    }
+}
