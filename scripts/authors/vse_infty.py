@@ -21,9 +21,11 @@ produces:
 
 Outputs (``--out DIR``): ``model_best.pth``, ``sims.npy`` (float64 [N, 5N], exactly as captured),
 ``metrics.json``, our copy of the test split in the SCAN precomp layout (``test_ims.npy``,
-``test_caps.txt``, ``test_ids.txt``), ``vocab.json`` (bigru: the JSON given to upstream, without the
-``<mask>`` upstream appends after loading) or ``bert/`` (master: config.json, vocab.txt,
-model.safetensors of the random BERT that ``from_pretrained`` is redirected to), ``SOURCE.txt``.
+``test_caps.txt``, ``test_ids.txt``; with ``--test-split-from DIR`` they are instead checked to be
+byte-identical to DIR's and not written -- the generator does not depend on the branch),
+``vocab.json`` (bigru: the JSON given to upstream, without the ``<mask>`` upstream appends after
+loading) or ``bert/`` (master: config.json, model.safetensors, vocab.txt, tokenizer_config.json of
+the random BERT that ``from_pretrained`` is redirected to), ``SOURCE.txt``.
 
 Run-time compatibility shims (monkeypatches; the upstream files are not modified):
 
@@ -50,7 +52,10 @@ Run-time compatibility shims (monkeypatches; the upstream files are not modified
   ``deserialize_vocab`` is wrapped to read the same file name from our vocabulary folder instead.
 * master: ``BertModel.from_pretrained`` / ``BertTokenizer.from_pretrained`` (called with
   'bert-base-uncased') are redirected to a small random BERT folder written by this script (no
-  network); ``Linear(768, .)`` is hard-coded upstream, so the random BERT is 768 wide.
+  network); ``Linear(768, .)`` is hard-coded upstream, so the random BERT is 768 wide. To keep the
+  fixture small it has no encoder layers by default (``--bert-layers``; their keys are a stock
+  Hugging Face BertModel's, covered by itm's Hugging Face BERT loader tests against transformers),
+  64 positions, a vocabulary of the train words, and a zero pooler (see ``build_bert_folder``).
 * ``lib.evaluation.i2t`` / ``t2i`` are wrapped (after training) to record their arguments and
   results; they are called unchanged.
 
@@ -59,6 +64,9 @@ Everything is seeded (random, numpy, torch) and run with ``torch.set_num_threads
 Usage:
   python scripts/authors/vse_infty.py --upstream /work/upstream/vse_infty_bigru --branch bigru \
       --out crates/itm-train/tests/fixtures/authors/vse_infty_bigru
+  python scripts/authors/vse_infty.py --upstream /work/upstream/vse_infty_master --branch master \
+      --out crates/itm-train/tests/fixtures/authors/vse_infty_bert \
+      --test-split-from crates/itm-train/tests/fixtures/authors/vse_infty_bigru
 """
 
 import argparse
@@ -169,22 +177,40 @@ def build_vocab_json(train_caps):
 
 # ---------------------------------------------------------------- random BERT (master)
 BERT_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+BERT_MAX_POSITIONS = 64
 
 
-def build_bert_folder(path, train_caps, layers, heads, intermediate):
-    """A tiny random BertModel (768 wide: upstream hard-codes Linear(768, .)) + wordpiece vocab.
-
-    The vocabulary holds the specials ([PAD] must be 0: upstream masks with ids != 0), the
-    basic-tokenised train words and a few '##' pieces, so OOV test words are split or become [UNK].
-    """
-    from transformers import BertConfig, BertModel, BertTokenizer
+def bert_words(caps):
+    """Distinct basic-tokenised (lower-cased, punctuation split) words of caps, in order of appearance."""
     from transformers.models.bert.tokenization_bert import BasicTokenizer
     bt = BasicTokenizer(do_lower_case=True)
     words = []
-    for c in train_caps:
+    for c in caps:
         for t in bt.tokenize(c):
             if t not in words:
                 words.append(t)
+    return words
+
+
+def build_bert_folder(path, train_caps, layers, heads, intermediate):
+    """A small random BertModel (768 wide: upstream hard-codes Linear(768, .)) + wordpiece vocab.
+
+    Kept small enough to commit: ``num_hidden_layers`` = ``--bert-layers`` (default 0: the forward is
+    then embeddings -> LayerNorm, and the text encoder is embeddings -> Linear -> GPO). The encoder
+    layers' keys (``bert.encoder.layer.<i>.*``) and their forward are those of a stock Hugging Face
+    BertModel, i.e. exactly what itm's Hugging Face BERT loader reads; that loader is tested against
+    transformers elsewhere, so the fixture does not need to carry layers (use ``--bert-layers N`` to
+    make one that does). ``max_position_embeddings`` = 64 (asserted to cover every caption).
+    The pooler (``bert.pooler.dense.*``, 768x768) is set to **zero** before saving: the upstream
+    forward uses only ``bert(...)[0]``, so the pooler gets no gradient and stays zero in
+    ``model_best.pth`` too (zeros compress well in git's zlib-compressed objects).
+
+    The vocabulary holds the specials ([PAD] must be 0: upstream masks with ids != 0; [MASK] is used by
+    the training-time token masking), the basic-tokenised train words and a few '##' pieces, so OOV test
+    words are split or become [UNK].
+    """
+    from transformers import BertConfig, BertModel, BertTokenizer
+    words = bert_words(train_caps)
     # The first three OOV words can be spelt with single-character pieces (greedy longest-match
     # wordpiece splits them into several ids); the others have no piece and become [UNK].
     pieces = []
@@ -198,11 +224,35 @@ def build_bert_folder(path, train_caps, layers, heads, intermediate):
         f.write(''.join(w + '\n' for w in vocab))
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=768, num_hidden_layers=layers,
                      num_attention_heads=heads, intermediate_size=intermediate,
-                     max_position_embeddings=64, type_vocab_size=2)
+                     max_position_embeddings=BERT_MAX_POSITIONS, type_vocab_size=2)
     torch.manual_seed(SEED)
-    BertModel(cfg).save_pretrained(path, safe_serialization=True)
+    model = BertModel(cfg)
+    with torch.no_grad():
+        model.pooler.dense.weight.zero_()
+        model.pooler.dense.bias.zero_()
+    model.save_pretrained(path, safe_serialization=True)
+    os.chmod(os.path.join(path, 'model.safetensors'), 0o644)  # written 0600 (temp file)
+    # BertTokenizer.from_pretrained(path) needs only vocab.txt; tokenizer_config.json records
+    # do_lower_case (the default) explicitly. special_tokens_map.json is redundant (default specials).
     BertTokenizer(os.path.join(path, 'vocab.txt'), do_lower_case=True).save_pretrained(path)
+    # itm reads a BERT folder's tokenizer.json (the Hugging Face "fast" tokenizer of the same
+    # vocab.txt, as bert-base-uncased ships it); the authors' code never reads it.
+    from transformers import BertTokenizerFast
+    BertTokenizerFast(os.path.join(path, 'vocab.txt'), do_lower_case=True).backend_tokenizer.save(
+        os.path.join(path, 'tokenizer.json'))
+    if os.path.exists(os.path.join(path, 'special_tokens_map.json')):
+        os.remove(os.path.join(path, 'special_tokens_map.json'))
     return path
+
+
+def check_bert_lengths(bert_dir, splits):
+    """Every caption of every split, as [CLS] + wordpieces + [SEP], fits max_position_embeddings."""
+    from transformers import BertTokenizer
+    tok = BertTokenizer.from_pretrained(bert_dir)
+    longest = max(2 + sum(len(tok.wordpiece_tokenizer.tokenize(t)) for t in tok.basic_tokenizer.tokenize(c))
+                  for caps, _ in splits.values() for c in caps)
+    assert longest <= BERT_MAX_POSITIONS, longest
+    return longest
 
 
 # ---------------------------------------------------------------- shims
@@ -336,9 +386,13 @@ def main():
     ap.add_argument('--commit', default=None, help='upstream commit (if the checkout has no .git)')
     ap.add_argument('--work', default=None,
                     help='scratch folder, kept (default: <tmp>/itm_authors_vse_infty_<branch>, removed after)')
-    ap.add_argument('--bert-layers', type=int, default=1)
+    ap.add_argument('--bert-layers', type=int, default=0,
+                    help='master: encoder layers of the random BERT (default 0; see build_bert_folder)')
     ap.add_argument('--bert-heads', type=int, default=2)
     ap.add_argument('--bert-intermediate', type=int, default=32)
+    ap.add_argument('--test-split-from', default=None,
+                    help='a fixture folder already holding test_{ims.npy,caps.txt,ids.txt}: they are checked '
+                         'to be byte-identical to this run\'s test split and not written again')
     args = ap.parse_args()
 
     upstream = os.path.abspath(args.upstream)
@@ -381,6 +435,7 @@ def main():
             shutil.rmtree(bert_dir)
         build_bert_folder(bert_dir, train_caps, args.bert_layers, args.bert_heads,
                           args.bert_intermediate)
+        print('longest caption in wordpieces incl. [CLS]/[SEP]:', check_bert_lengths(bert_dir, splits))
 
     install_shims(upstream, args.branch, vocab_dir, bert_dir)
 
@@ -429,12 +484,32 @@ def main():
 
     # ---- our copy of the test split (SCAN precomp layout read by itm)
     caps, ims = splits['test']
-    np.save(os.path.join(out, 'test_ims.npy'), ims)
-    with open(os.path.join(out, 'test_caps.txt'), 'w') as f:
+    split_dir = out if args.test_split_from is None else os.path.join(work, 'test_split')
+    os.makedirs(split_dir, exist_ok=True)
+    np.save(os.path.join(split_dir, 'test_ims.npy'), ims)
+    with open(os.path.join(split_dir, 'test_caps.txt'), 'w') as f:
         f.write(''.join(c + '\n' for c in caps))
-    with open(os.path.join(out, 'test_ids.txt'), 'w') as f:
+    with open(os.path.join(split_dir, 'test_ids.txt'), 'w') as f:
         f.write(''.join('%d\n' % (i // 5) for i in range(len(caps))))
+    split_note = ''
+    if args.test_split_from is not None:
+        import filecmp
+        for name in ('test_ims.npy', 'test_caps.txt', 'test_ids.txt'):
+            theirs = os.path.join(args.test_split_from, name)
+            if not filecmp.cmp(os.path.join(split_dir, name), theirs, shallow=False):
+                sys.exit('%s differs from this run\'s test split' % theirs)
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+        split_note = ('test split: byte-identical to ../%s/test_{ims.npy,caps.txt,ids.txt} (same seeded '
+                      'generator), not repeated here\n' % os.path.basename(os.path.normpath(args.test_split_from)))
 
+    bert_note = ''
+    if args.branch == 'master':
+        bert_note = ('bert/: random BertModel, hidden 768 (upstream hard-codes Linear(768, .)), %d encoder layers, '
+                     'max_position_embeddings %d, pooler weight and bias zero (unused by the forward: no '
+                     'gradient, still zero in model_best.pth); the encoder layers\' keys are a stock Hugging Face '
+                     'BertModel\'s, read by itm\'s Hugging Face BERT loader, which is tested against transformers '
+                     'elsewhere\n' % (args.bert_layers, BERT_MAX_POSITIONS))
     from importlib.metadata import version
     with open(os.path.join(out, 'SOURCE.txt'), 'w') as f:
         f.write('Generated by scripts/authors/vse_infty.py running the authors\' code (not copied here).\n'
@@ -442,12 +517,13 @@ def main():
                 'torch %s, numpy %s, transformers %s, python %s\n'
                 'command: python scripts/authors/vse_infty.py --upstream <checkout> --branch %s --out <this folder>%s\n'
                 'upstream training argv: %s\n'
-                'evaluation: lib.evaluation.evalrank(model_best.pth, data_path, split=\'test\')\n'
+                'evaluation: lib.evaluation.evalrank(model_best.pth, data_path, split=\'test\')\n%s%s'
                 % (args.branch, git_commit(upstream, args.commit), torch.__version__, np.__version__,
                    version('transformers'), sys.version.split()[0], args.branch,
                    '' if args.branch == 'bigru' else ' --bert-layers %d --bert-heads %d --bert-intermediate %d'
                    % (args.bert_layers, args.bert_heads, args.bert_intermediate),
-                   ' '.join(a if not a.startswith(work) else '<work>' + a[len(work):] for a in argv[1:])))
+                   ' '.join(a if not a.startswith(work) else '<work>' + a[len(work):] for a in argv[1:]),
+                   split_note, bert_note))
     print('metrics', json.dumps({k: metrics[k] for k in ('i2t', 't2i', 'rsum', 'ties')}))
     if args.work is None:
         shutil.rmtree(work)

@@ -132,6 +132,67 @@ fn vse_infinity_bigru_scores_as_the_authors_code() {
     }
 }
 
+/// VSE∞ with BERT (branch `master`): the BERT's sizes and tokenizer from `--bert`, its weights
+/// from the checkpoint (`module.` keys). The fixture's BERT has no transformer layer (the
+/// authors' code hard-codes a 768-wide BERT: one layer would add 9.6 MB); the layers' keys are
+/// those of a Hugging Face folder, whose loader is checked against transformers elsewhere.
+#[test]
+fn vse_infinity_bert_scores_as_the_authors_code() {
+    let dir = TempDir::new("import-vse-bert");
+    let fixture = authors("vse_infty_bert");
+    let run = dir.join("run");
+    let out = ITM.ok(&[
+        "import",
+        "--checkpoint",
+        s(&fixture.join("model_best.pth")),
+        "--bert",
+        s(&fixture.join("bert")),
+        "--output",
+        s(&run),
+    ]);
+    assert!(out.contains("vse_infinity_bert"), "{out}");
+    assert!(run.join("tokenizer.json").is_file());
+    // The test split is the BiGRU fixture's (byte-identical); the matrix is BERT's.
+    let split = TempDir::copy_of("vse-bert-split", &authors("vse_infty_bigru"));
+    for file in ["sims.npy", "metrics.json"] {
+        std::fs::copy(fixture.join(file), split.join(file)).unwrap();
+    }
+    assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+
+    // Without --bert, and with a BERT folder of another width: refused, naming the file.
+    let output = dir.join("refused");
+    let checkpoint = fixture.join("model_best.pth");
+    ITM.fails(
+        &[
+            "import",
+            "--checkpoint",
+            s(&checkpoint),
+            "--output",
+            s(&output),
+        ],
+        &["model_best.pth", "--bert"],
+    );
+    let narrow = TempDir::copy_of("vse-bert-narrow", &fixture.join("bert"));
+    let config = narrow.join("config.json");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"hidden_size\": 768", "\"hidden_size\": 384");
+    std::fs::write(&config, text).unwrap();
+    ITM.fails(
+        &[
+            "import",
+            "--checkpoint",
+            s(&checkpoint),
+            "--bert",
+            s(&narrow),
+            "--output",
+            s(&output),
+        ],
+        &["config.json", "384 wide", "768"],
+    );
+    assert!(!output.exists());
+}
+
 /// The four SCAN variants (t2i / i2t × Mean / LogSumExp), each trained and scored by the
 /// authors' code. Their cross attention runs in float64 and ours in float32; the smallest gap
 /// between a ground truth and a competitor in these matrices is 2.2e-7, so identical metrics

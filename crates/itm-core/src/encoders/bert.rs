@@ -32,7 +32,8 @@ pub struct BertConfig {
     pub vocab_size: usize,
     /// Width of the token features.
     pub hidden_size: usize,
-    /// Number of transformer layers.
+    /// Number of transformer layers (0: the embeddings alone, as the small BERT of the
+    /// authors'-code fixtures).
     pub num_hidden_layers: usize,
     /// Number of attention heads; must divide `hidden_size`.
     pub num_attention_heads: usize,
@@ -65,7 +66,6 @@ impl BertConfig {
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),

@@ -75,6 +75,12 @@ pub const SYSTEMS: &[ImportableSystem] = &[
         import: vse_infinity::import_bigru,
     },
     ImportableSystem {
+        name: "vse_infinity_bert",
+        repository: "woodfrog/vse_infty, branch master",
+        recognise: vse_infinity::recognise_bert,
+        import: vse_infinity::import_bert,
+    },
+    ImportableSystem {
         name: "scan",
         repository: "kuanghuei/SCAN (t2i or i2t, Mean or LogSumExp, from opt)",
         recognise: scan::recognise,

@@ -1,4 +1,6 @@
-//! VSE∞ (Chen et al., CVPR 2021; woodfrog/vse_infty): the BiGRU checkpoints of branch `bigru`.
+//! VSE∞ (Chen et al., CVPR 2021; woodfrog/vse_infty): the BiGRU checkpoints of branch `bigru`
+//! and the BERT checkpoints of branch `master` (every key prefixed `module.`, removed on
+//! reading; the text side is BERT → `Linear(768 → D)` per token → GPO).
 //!
 //! What the authors' code saves (read in its `lib/encoders.py`, `lib/vse.py`, `train.py`):
 //! `model = [img_enc, txt_enc]`, no `module.` prefix on this branch.
@@ -18,7 +20,9 @@
 
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
-use itm_data::{CaptionTokenizer, Tokenization, Vocabulary};
+use itm_data::{CaptionTokenizer, SubwordTokenizer, Tokenization, Vocabulary};
+
+use crate::pretrained::{BERT_KEY_REMAP, bert_config_from_json, sentence_max_length};
 
 use super::checkpoint::{AuthorsCheckpoint, StateDict};
 use super::error::ImportError;
@@ -190,4 +194,140 @@ pub(super) fn check_embedding_rows(
             "txt_enc has no embed.weight (the word embedding table)",
         )),
     }
+}
+
+/// Whether the checkpoint has VSE∞'s BERT layout (branch `master`): `[img_enc, txt_enc]`, the
+/// image side as for the BiGRU, `bert`, `linear` and GPO on the text side.
+pub(super) fn recognise_bert(checkpoint: &AuthorsCheckpoint) -> bool {
+    let [image, text] = checkpoint.state_dicts.as_slice() else {
+        return false;
+    };
+    image.shape("fc.weight").is_some()
+        && image.has_prefix("gpool.gru.")
+        && text
+            .shape("bert.embeddings.word_embeddings.weight")
+            .is_some()
+        && text.shape("linear.weight").is_some()
+        && text.has_prefix("gpool.gru.")
+}
+
+/// Renaming of the BERT text encoder's state dict (`txt_enc`, `module.` removed):
+/// `linear` → the projection, `gpool` → the text pooling, `bert.*` → the text tower's
+/// `bert` by the Hugging Face rules of [`BERT_KEY_REMAP`] (the same rules as a BERT folder).
+fn bert_text_remap() -> Vec<(String, String)> {
+    let mut rules = vec![
+        (r"^linear\.".to_string(), "text.projection.".to_string()),
+        (r"^gpool\.".to_string(), "text_pooling.".to_string()),
+    ];
+    for (pattern, replacement) in BERT_KEY_REMAP.iter().skip(1) {
+        let rest = pattern.trim_start_matches('^');
+        rules.push((
+            format!(r"^bert\.{rest}"),
+            format!("text.bert.{replacement}"),
+        ));
+    }
+    rules.push((r"^bert\.".to_string(), "text.bert.".to_string()));
+    rules
+}
+
+/// Saved but unused by VSE∞'s forward: BERT's pooler and `position_ids` buffer, the image
+/// MLP's second BatchNorm and BatchNorm's update counter.
+const BERT_IGNORED_KEYS: &[&str] = &[
+    r"^image\.mlp_norm\.num_batches_tracked$",
+    r"^mlp\.bns\.1\.",
+    r"^text\.bert\.pooler\.",
+    r"^text\.bert\.embeddings\.position_ids$",
+];
+
+/// The VSE∞ BERT model of the checkpoint: the transformer's sizes and tokenizer from the
+/// `--bert` folder (its weights come from the checkpoint), the rest from `opt`.
+pub(super) fn import_bert(
+    checkpoint: &AuthorsCheckpoint,
+    inputs: &ImportInputs,
+    device: &Device,
+) -> Result<Imported, ImportError> {
+    let kind = checkpoint.opt_str("precomp_enc_type")?;
+    if kind != "basic" {
+        return Err(ImportError::invalid(
+            &checkpoint.path,
+            format!("opt.precomp_enc_type is {kind:?}; only 'basic' is imported"),
+        ));
+    }
+    for flag in ["no_imgnorm", "no_txtnorm"] {
+        if checkpoint.opt_bool_or(flag, false)? {
+            return Err(ImportError::invalid(
+                &checkpoint.path,
+                format!("opt.{flag} is set; itm always l2-normalises the embeddings"),
+            ));
+        }
+    }
+    let image = checkpoint.state_dict(0, "image encoder (img_enc)")?;
+    let text = checkpoint.state_dict(1, "text encoder (txt_enc)")?;
+    let d_feature = checkpoint.opt_usize("img_dim")?;
+    let d_embed = checkpoint.opt_usize("embed_size")?;
+
+    let folder = inputs.bert.as_ref().ok_or_else(|| {
+        ImportError::invalid(
+            &inputs.checkpoint,
+            "vse_infinity_bert needs the Hugging Face folder its BERT was built from \
+             (config.json, tokenizer.json): give it with --bert DIR",
+        )
+    })?;
+    let config_path = folder.join("config.json");
+    let json =
+        std::fs::read_to_string(&config_path).map_err(|e| ImportError::io(&config_path, e))?;
+    let bert = bert_config_from_json(&json)
+        .map_err(|e| ImportError::invalid(&config_path, e.to_string()))?
+        .with_add_pooling_layer(false);
+    let table = text.shape("bert.embeddings.word_embeddings.weight");
+    if table.as_deref() != Some(&[bert.vocab_size, bert.hidden_size][..]) {
+        return Err(ImportError::invalid(
+            &config_path,
+            format!(
+                "describes a BERT with {} tokens × {} wide, but the checkpoint's word \
+                 embeddings are {:?}: not the BERT this model was built from",
+                bert.vocab_size, bert.hidden_size, table
+            ),
+        ));
+    }
+    let max_len = sentence_max_length(folder, &bert)?;
+    let tokenizer = SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
+    if tokenizer.vocab_size() != bert.vocab_size {
+        return Err(ImportError::invalid(
+            &folder.join("tokenizer.json"),
+            format!(
+                "{} tokens, but the BERT has {}",
+                tokenizer.vocab_size(),
+                bert.vocab_size
+            ),
+        ));
+    }
+
+    let config = VseModelConfig::vse_infinity_bert(d_feature, bert, d_embed);
+    let rules = bert_text_remap();
+    let text_remap: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(p, r)| (p.as_str(), r.as_str()))
+        .collect();
+    let model = load_state_dicts(
+        checkpoint,
+        config.init(device),
+        &[(image, IMAGE_REMAP), (text, &text_remap)],
+        GRU_REMAP,
+        BERT_IGNORED_KEYS,
+    )?;
+    Ok(Imported {
+        system: "vse_infinity_bert",
+        model,
+        config,
+        tokenizer: tokenizer.into(),
+        notes: vec![
+            format!(
+                "BERT sizes and tokenizer from {}; its weights from the checkpoint",
+                folder.display()
+            ),
+            "bert.pooler and position_ids (saved, unused by the forward) are not imported".into(),
+            "mlp.bns.1 (saved, never used by the authors' forward) is not imported".into(),
+        ],
+    })
 }
