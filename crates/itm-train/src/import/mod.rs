@@ -220,6 +220,54 @@ pub(crate) fn require_vocab(
     Ok(Vocabulary::load(path)?)
 }
 
+/// Refuses the options of the precomputed-region systems that `itm` does not implement: an
+/// image encoder other than `basic` (`basic` is `what`) and unnormalised embeddings.
+pub(crate) fn check_region_options(
+    checkpoint: &AuthorsCheckpoint,
+    what: &str,
+) -> Result<(), ImportError> {
+    let kind = checkpoint.opt_str("precomp_enc_type")?;
+    if kind != "basic" {
+        return Err(ImportError::invalid(
+            &checkpoint.path,
+            format!("opt.precomp_enc_type is {kind:?}; only 'basic' ({what}) is imported"),
+        ));
+    }
+    for flag in ["no_imgnorm", "no_txtnorm"] {
+        if checkpoint.opt_bool_or(flag, false)? {
+            return Err(ImportError::invalid(
+                &checkpoint.path,
+                format!("opt.{flag} is set; itm always l2-normalises the embeddings"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The vocabulary must have `vocab_size` words (the checkpoint's `opt.vocab_size`); `counted`
+/// describes its count in the error (e.g. with the words the authors' code appended).
+pub(crate) fn check_vocab_size(
+    vocab: &Vocabulary,
+    inputs: &ImportInputs,
+    vocab_size: usize,
+    counted: &str,
+) -> Result<(), ImportError> {
+    if vocab.len() == vocab_size {
+        return Ok(());
+    }
+    let path = inputs
+        .vocab
+        .as_deref()
+        .unwrap_or(inputs.checkpoint.as_path());
+    Err(ImportError::invalid(
+        path,
+        format!(
+            "{counted}, but the checkpoint's opt.vocab_size is {vocab_size}: this is not the \
+             vocabulary the model was trained with"
+        ),
+    ))
+}
+
 /// Fills `model` from state dicts, each renamed by its own rules, then by `shared` rules;
 /// tensors matching `ignore` may stay unused. Every parameter must be filled, else the error
 /// lists the missing, unexpected and misshapen tensors.

@@ -27,7 +27,9 @@ use itm_data::{CaptionTokenizer, Tokenization};
 use super::checkpoint::AuthorsCheckpoint;
 use super::error::ImportError;
 use super::vse_infinity::{GRU_REMAP, check_embedding_rows};
-use super::{ImportInputs, Imported, load_state_dicts, require_vocab};
+use super::{
+    ImportInputs, Imported, check_region_options, check_vocab_size, load_state_dicts, require_vocab,
+};
 
 /// `img_enc` keys → model paths.
 const IMAGE_REMAP: &[(&str, &str)] = &[(r"^fc\.", "image.fc.")];
@@ -55,25 +57,13 @@ pub(super) fn import(
     device: &Device,
 ) -> Result<Imported, ImportError> {
     let invalid = |message: String| ImportError::invalid(&checkpoint.path, message);
-    let kind = checkpoint.opt_str("precomp_enc_type")?;
-    if kind != "basic" {
-        return Err(invalid(format!(
-            "opt.precomp_enc_type is {kind:?}; only 'basic' (one Linear per region) is imported"
-        )));
-    }
+    check_region_options(checkpoint, "one Linear per region")?;
     let norm = checkpoint.opt_str("raw_feature_norm")?;
     if norm != "clipped_l2norm" {
         return Err(invalid(format!(
             "opt.raw_feature_norm is {norm:?}; only 'clipped_l2norm' (the published setting) \
              is imported"
         )));
-    }
-    for flag in ["no_imgnorm", "no_txtnorm"] {
-        if checkpoint.opt_bool_or(flag, false)? {
-            return Err(invalid(format!(
-                "opt.{flag} is set; itm always l2-normalises the features"
-            )));
-        }
     }
     if !checkpoint.opt_bool_or("bi_gru", false)? || checkpoint.opt_usize("num_layers")? != 1 {
         return Err(invalid(
@@ -132,20 +122,12 @@ pub(super) fn import(
     )?;
 
     let vocab = require_vocab(inputs, "scan")?.with_tokenization(Tokenization::Nltk);
-    if vocab.len() != vocab_size {
-        let path = inputs
-            .vocab
-            .as_deref()
-            .unwrap_or(inputs.checkpoint.as_path());
-        return Err(ImportError::invalid(
-            path,
-            format!(
-                "{} words, but the checkpoint's opt.vocab_size is {vocab_size}: this is not \
-                 the vocabulary the model was trained with",
-                vocab.len()
-            ),
-        ));
-    }
+    check_vocab_size(
+        &vocab,
+        inputs,
+        vocab_size,
+        &format!("{} words", vocab.len()),
+    )?;
     Ok(Imported {
         system: match direction {
             ScanDirection::TextToImage => "scan_t2i",

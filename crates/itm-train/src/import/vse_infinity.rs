@@ -26,7 +26,9 @@ use crate::pretrained::{BERT_KEY_REMAP, bert_config_from_json, sentence_max_leng
 
 use super::checkpoint::{AuthorsCheckpoint, StateDict};
 use super::error::ImportError;
-use super::{ImportInputs, Imported, load_state_dicts, require_vocab};
+use super::{
+    ImportInputs, Imported, check_region_options, check_vocab_size, load_state_dicts, require_vocab,
+};
 
 /// Key renaming of the image encoder's state dict (`img_enc`) into the model's paths.
 pub(super) const IMAGE_REMAP: &[(&str, &str)] = &[
@@ -120,24 +122,7 @@ pub(super) fn import_bigru(
 
 /// The options that change the architecture and that `itm` does not implement are refused.
 fn check_options(checkpoint: &AuthorsCheckpoint) -> Result<(), ImportError> {
-    let kind = checkpoint.opt_str("precomp_enc_type")?;
-    if kind != "basic" {
-        return Err(ImportError::invalid(
-            &checkpoint.path,
-            format!(
-                "opt.precomp_enc_type is {kind:?}; only 'basic' (fc + MLP over precomputed \
-                 regions) is imported"
-            ),
-        ));
-    }
-    for flag in ["no_imgnorm", "no_txtnorm"] {
-        if checkpoint.opt_bool_or(flag, false)? {
-            return Err(ImportError::invalid(
-                &checkpoint.path,
-                format!("opt.{flag} is set; itm always l2-normalises the embeddings"),
-            ));
-        }
-    }
+    check_region_options(checkpoint, "fc + MLP over precomputed regions")?;
     let layers = checkpoint.opt_usize("num_layers")?;
     if layers != 1 {
         return Err(ImportError::invalid(
@@ -157,20 +142,8 @@ pub(super) fn vocab_with_mask(
 ) -> Result<Vocabulary, ImportError> {
     let words = vocab.len();
     let vocab = vocab.with_word("<mask>");
-    if vocab.len() != vocab_size {
-        let path = inputs
-            .vocab
-            .as_deref()
-            .unwrap_or(inputs.checkpoint.as_path());
-        return Err(ImportError::invalid(
-            path,
-            format!(
-                "{words} words (+ <mask> = {}), but the checkpoint's opt.vocab_size is \
-                 {vocab_size}: this is not the vocabulary the model was trained with",
-                vocab.len()
-            ),
-        ));
-    }
+    let counted = format!("{words} words (+ <mask> = {})", vocab.len());
+    check_vocab_size(&vocab, inputs, vocab_size, &counted)?;
     Ok(vocab)
 }
 
@@ -246,21 +219,7 @@ pub(super) fn import_bert(
     inputs: &ImportInputs,
     device: &Device,
 ) -> Result<Imported, ImportError> {
-    let kind = checkpoint.opt_str("precomp_enc_type")?;
-    if kind != "basic" {
-        return Err(ImportError::invalid(
-            &checkpoint.path,
-            format!("opt.precomp_enc_type is {kind:?}; only 'basic' is imported"),
-        ));
-    }
-    for flag in ["no_imgnorm", "no_txtnorm"] {
-        if checkpoint.opt_bool_or(flag, false)? {
-            return Err(ImportError::invalid(
-                &checkpoint.path,
-                format!("opt.{flag} is set; itm always l2-normalises the embeddings"),
-            ));
-        }
-    }
+    check_region_options(checkpoint, "fc + MLP over precomputed regions")?;
     let image = checkpoint.state_dict(0, "image encoder (img_enc)")?;
     let text = checkpoint.state_dict(1, "text encoder (txt_enc)")?;
     let d_feature = checkpoint.opt_usize("img_dim")?;
