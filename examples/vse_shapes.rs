@@ -31,7 +31,8 @@ use itm::data::RetrievalSplit;
 use itm::data::shapes::{ShapesConfig, ShapesDataset};
 use itm::train::zoo::{self, ZooEntry};
 use itm::train::{
-    DataSection, ImageTower, ResolvedRun, RunConfig, RunOverrides, TextTower, TrainingConfig,
+    DataSection, ImageTower, ResolvedRun, RunConfig, RunOverrides, TextTower, Towers,
+    TrainingConfig,
 };
 
 /// Train and evaluate VSE∞ on `shapes`.
@@ -250,6 +251,7 @@ fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
         bert: args.bert.clone(),
         clip: None,
         init: None,
+        towers: None,
         epochs: Some(args.epochs),
         batch_size: Some(args.batch_size),
         learning_rate: Some(args.lr),
@@ -261,6 +263,7 @@ fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
         return Ok(run);
     }
     let mut config = run.into_config();
+    config.model.towers = Towers::VseInfinity;
     config.model.word_dim = WORD_DIM;
     config.model.images = args.images;
     config.model.image_size = args.pixel_size;

@@ -30,7 +30,8 @@ Outputs (``--out DIR``, the fixtures/authors folder):
 * ``chan_bigru/``: ``model_best.pth``, ``sims.npy`` (float64 [N, 5N], exactly as captured; upstream
   computes it in float32 and stores it in a float64 array), ``metrics.json``, ``SOURCE.txt``;
 * ``chan_bert/``: the same, and ``bert/`` (config.json, vocab.txt, model.safetensors,
-  tokenizer_config.json, special_tokens_map.json): the small random BERT that upstream's
+  tokenizer_config.json, special_tokens_map.json, and tokenizer.json, the fast tokenizer of the
+  same vocab.txt that itm reads): the small random BERT that upstream's
   ``from_pretrained`` calls are redirected to. Upstream hard-codes ``Linear(768, .)``, so it is 768
   wide; it has no transformer layer (``num_hidden_layers=0``: one 768-wide layer would add ~9.6 MB,
   its attention alone being 4 x 768 x 768 floats),
@@ -207,6 +208,11 @@ def build_bert_folder(path, caps):
         model.pooler.dense.bias.zero_()
     model.save_pretrained(path, safe_serialization=True)
     BertTokenizer(os.path.join(path, 'vocab.txt'), do_lower_case=True).save_pretrained(path)
+    # itm reads a BERT folder's tokenizer.json (the Hugging Face "fast" tokenizer of the same
+    # vocab.txt, as bert-base-uncased ships it); the authors' code never reads it.
+    from transformers import BertTokenizerFast
+    BertTokenizerFast(os.path.join(path, 'vocab.txt'), do_lower_case=True).backend_tokenizer.save(
+        os.path.join(path, 'tokenizer.json'))
     return path
 
 

@@ -9,8 +9,8 @@ use clap::Args;
 use itm_core::eval::Protocol;
 use itm_core::similarity::HEADS;
 use itm_train::{
-    DataSection, ImageTower, Progress, RUN_FILE, ResolvedRun, RunConfig, RunError, RunOverrides,
-    TextTower, zoo,
+    DataSection, ImageTower, Progress, RUN_FILE, RegionTower, ResolvedRun, RunConfig, RunError,
+    RunOverrides, TextTower, Towers, zoo,
 };
 
 use crate::evaluate::print_table;
@@ -30,8 +30,8 @@ pub struct TrainArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "config", "model", "data", "embed", "clip", "init", "batch_size", "lr", "seed",
-            "output"
+            "config", "model", "data", "embed", "clip", "init", "towers", "batch_size", "lr",
+            "seed", "output"
         ]
     )]
     resume: Option<PathBuf>,
@@ -54,6 +54,11 @@ pub struct TrainArgs {
     /// (model.init).
     #[arg(long, value_name = "DIR")]
     init: Option<PathBuf>,
+    /// `system` (default): the system's own region tower (SCAN's and CHAN's fc, CHAN's
+    /// self-attention block); `vse_infinity`: VSE∞'s region tower under the system's head, for
+    /// ablations (model.towers).
+    #[arg(long, value_name = "system|vse_infinity", value_parser = parse_towers)]
+    towers: Option<Towers>,
     /// Training epochs (training.epochs); with --resume, a longer run than first planned.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -119,6 +124,22 @@ fn zoo_help() -> String {
     for tower in ImageTower::ALL {
         text.push_str(&format!("  {:<20} {}\n", tower.name(), tower.summary()));
     }
+    text.push_str(
+        "\nRegion towers (each system's own; --towers vse_infinity gives every head VSE∞'s):\n",
+    );
+    for tower in RegionTower::ALL {
+        let systems: Vec<&str> = zoo::ZOO
+            .iter()
+            .filter(|entry| entry.regions == tower)
+            .map(|entry| entry.name)
+            .collect();
+        text.push_str(&format!(
+            "  {:<20} {} [{}]\n",
+            tower.name(),
+            tower.summary(),
+            systems.join(", ")
+        ));
+    }
     text.push_str("\nText towers:\n");
     for tower in TextTower::ALL {
         text.push_str(&format!("  {:<20} {}\n", tower.name(), tower.summary()));
@@ -149,6 +170,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         embed: args.embed,
         clip: args.clip,
         init: args.init,
+        towers: args.towers,
         bert: None,
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -203,4 +225,13 @@ fn train(config: &ResolvedRun, device: Device, resume: bool, quiet: bool) -> Res
     );
     println!("run folder: {}", config.output.display());
     Ok(())
+}
+
+/// `--towers`: the run schema's spelling.
+fn parse_towers(value: &str) -> Result<Towers, String> {
+    match value {
+        "system" => Ok(Towers::System),
+        "vse_infinity" => Ok(Towers::VseInfinity),
+        other => Err(format!("{other:?} is not system or vse_infinity")),
+    }
 }

@@ -245,6 +245,64 @@ fn scan_scores_as_the_authors_code() {
     assert_scores_as_the_authors(&split, &legacy, &dir, 1e-4);
 }
 
+/// CHAN's two scripts, each trained and scored by the authors' code on SCAN's fixture split:
+/// the BiGRU one (fc + a pre-norm self-attention block over the regions, LogSumExp over words
+/// at 0.1; its vocabulary is the `word2idx` pickled in `opt`, so no `--vocab`) and the BERT one
+/// (fc alone, mean over words; a 0-layer BERT as for VSE∞).
+#[test]
+fn chan_scores_as_the_authors_code() {
+    let data = authors("scan_data");
+    for (name, system, bert) in [
+        ("chan_bigru", "chan_bigru", false),
+        ("chan_bert", "chan_bert", true),
+    ] {
+        let dir = TempDir::new(name);
+        let fixture = authors(name);
+        let run = dir.join("run");
+        let checkpoint = fixture.join("model_best.pth");
+        let bert_folder = fixture.join("bert");
+        let mut args = vec![
+            "import",
+            "--checkpoint",
+            s(&checkpoint),
+            "--output",
+            s(&run),
+        ];
+        if bert {
+            args.extend(["--bert", s(&bert_folder)]);
+        }
+        let out = ITM.ok(&args);
+        assert!(out.contains(system), "{out}");
+        let report = read_json(&run.join("import.json"));
+        assert_eq!(report["system"], system);
+        let split = TempDir::copy_of(&format!("{name}-split"), &data);
+        for file in ["sims.npy", "metrics.json"] {
+            std::fs::copy(fixture.join(file), split.join(file)).unwrap();
+        }
+        assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+    }
+    // The vocabulary in opt is the one the split's vocab.json + <mask> gives: a --vocab of
+    // another size is not consulted, and the imported vocabulary has the checkpoint's size.
+    let dir = TempDir::new("chan-vocab");
+    let run = dir.join("run");
+    ITM.ok(&[
+        "import",
+        "--checkpoint",
+        s(&authors("chan_bigru").join("model_best.pth")),
+        "--output",
+        s(&run),
+    ]);
+    let vocab = read_json(&run.join("vocab.json"));
+    let words = vocab["word2idx"].as_object().unwrap();
+    let saved = read_json(&data.join("vocab.json"));
+    assert_eq!(
+        words.len(),
+        saved["word2idx"].as_object().unwrap().len() + 1
+    );
+    assert_eq!(words["<mask>"], words.len() - 1);
+    assert_eq!(vocab["tokenizer"], "nltk");
+}
+
 /// The failures a user meets: each names the file and says what is wrong, and the output
 /// folder is not created.
 #[test]
@@ -321,6 +379,19 @@ fn bad_checkpoints_are_refused() {
         Some(&vocab),
         &["--system", "scan"],
         &["model_best.pth", "raw_feature_norm"],
+    );
+    // CHAN's self-attention checkpoint is not SCAN's, nor VSE∞'s CHAN's.
+    import(
+        &authors("chan_bigru").join("model_best.pth"),
+        Some(&vocab),
+        &["--system", "scan"],
+        &["model_best.pth", "selfattention"],
+    );
+    import(
+        &checkpoint,
+        Some(&vocab),
+        &["--system", "chan_bigru"],
+        &["model_best.pth", "coding_type"],
     );
     // A checkpoint whose layout no system has: not recognised, with what it holds.
     import(

@@ -219,50 +219,57 @@ impl Vocabulary {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         let file: VocabularyFile = serde_json::from_str(&text)
             .map_err(|e| DataError::invalid(path, format!("not a vocabulary JSON: {e}")))?;
-        let n = file.word2idx.len();
-        let mut index_to_word = vec![None; n];
-        for (word, &index) in &file.word2idx {
-            if index >= n {
-                return Err(DataError::invalid(
-                    path,
-                    format!("word {word:?} has index {index}, but there are {n} words"),
-                ));
-            }
-            if index_to_word[index].replace(word.clone()).is_some() {
-                return Err(DataError::invalid(
-                    path,
-                    format!("index {index} is used twice"),
-                ));
-            }
+        if file.idx != file.word2idx.len() {
+            return Err(DataError::invalid(
+                path,
+                format!(
+                    "idx is {} but there are {} words",
+                    file.idx,
+                    file.word2idx.len()
+                ),
+            ));
         }
-        for (index, word) in index_to_word.iter().enumerate() {
-            let listed = file.idx2word.get(&index.to_string());
-            if listed != word.as_ref() {
+        let vocab = Self::from_word_indices(file.word2idx, file.tokenizer)
+            .map_err(|message| DataError::invalid(path, message))?;
+        for (index, word) in vocab.index_to_word.iter().enumerate() {
+            if file.idx2word.get(&index.to_string()) != Some(word) {
                 return Err(DataError::invalid(
                     path,
                     format!("idx2word[{index}] disagrees with word2idx"),
                 ));
             }
         }
-        if file.idx != n {
-            return Err(DataError::invalid(
-                path,
-                format!("idx is {} but there are {n} words", file.idx),
-            ));
-        }
-        let index_to_word: Vec<String> = index_to_word.into_iter().flatten().collect();
-        for special in [PAD, START, END, UNK] {
-            if !file.word2idx.contains_key(special) {
-                return Err(DataError::invalid(
-                    path,
-                    format!("the special token {special} is missing"),
+        Ok(vocab)
+    }
+
+    /// A vocabulary from its `word → index` map alone (the `word2idx` that CHAN pickles in its
+    /// checkpoints' `opt`): indices must be 0..n without gaps or repeats and the four special
+    /// tokens present; the error says what is wrong.
+    pub fn from_word_indices(
+        word_to_index: HashMap<String, usize>,
+        tokenization: Tokenization,
+    ) -> Result<Self, String> {
+        let n = word_to_index.len();
+        let mut index_to_word = vec![None; n];
+        for (word, &index) in &word_to_index {
+            if index >= n {
+                return Err(format!(
+                    "word {word:?} has index {index}, but there are {n} words"
                 ));
+            }
+            if index_to_word[index].replace(word.clone()).is_some() {
+                return Err(format!("index {index} is used twice"));
+            }
+        }
+        for special in [PAD, START, END, UNK] {
+            if !word_to_index.contains_key(special) {
+                return Err(format!("the special token {special} is missing"));
             }
         }
         Ok(Self {
-            word_to_index: file.word2idx,
-            index_to_word,
-            tokenization: file.tokenizer,
+            word_to_index,
+            index_to_word: index_to_word.into_iter().flatten().collect(),
+            tokenization,
         })
     }
 

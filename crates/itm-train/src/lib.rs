@@ -50,7 +50,7 @@ pub use run::{
     BuiltModel, DataSection, FinishedRun, ModelSection, RUN_FILE, ResolvedRun, RunConfig, RunError,
     RunOverrides,
 };
-pub use towers::{ImageTower, TextTower};
+pub use towers::{ImageTower, RegionTower, TextTower, Towers};
 pub use trainer::{
     EpochRecord, RESUME_FILE, StepDecay, Trainer, TrainingOutcome, register_bundled_font,
     write_chart,

@@ -105,6 +105,72 @@ impl ImageTower {
     }
 }
 
+/// How a region tower turns precomputed region features into the joint space: each published
+/// system's own (the zoo names one per entry and script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionTower {
+    /// VSE∞'s "basic" encoder: `Linear(F→D)` plus a two-layer MLP with batch norm.
+    FcMlp,
+    /// One `Linear(F→D)` per region (SCAN; CHAN's BERT script).
+    Fc,
+    /// `Linear(F→D)` then a pre-norm self-attention block `x + MHA(LN(x))` with 8 heads over
+    /// the regions of an image (CHAN's BiGRU script).
+    FcSelfAttention,
+}
+
+impl RegionTower {
+    /// Every region tower, in the order lists show them.
+    pub const ALL: [RegionTower; 3] = [Self::FcMlp, Self::Fc, Self::FcSelfAttention];
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FcMlp => "fc_mlp",
+            Self::Fc => "fc",
+            Self::FcSelfAttention => "fc_self_attention",
+        }
+    }
+
+    /// One line: what the tower is.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::FcMlp => "Linear + MLP with batch norm per region (VSE∞)",
+            Self::Fc => "one Linear per region (SCAN, CHAN with BERT)",
+            Self::FcSelfAttention => {
+                "Linear, then x + MHA(LN(x)) over the regions, 8 heads (CHAN with the BiGRU)"
+            }
+        }
+    }
+
+    /// The encoder from regions `d_feature` wide to `d_embed`.
+    pub fn encoder(self, d_feature: usize, d_embed: usize) -> RegionEncoderConfig {
+        let fc = RegionEncoderConfig::new(d_feature, d_embed);
+        match self {
+            Self::FcMlp => fc,
+            Self::Fc => fc.with_mlp(false),
+            Self::FcSelfAttention => fc.with_mlp(false).with_self_attention(Some(8)),
+        }
+    }
+}
+
+/// Whose towers a zoo entry is built with (`model.towers`, `--towers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Towers {
+    /// The system's own region tower, as its authors published it.
+    #[default]
+    System,
+    /// VSE∞'s region tower under every head (for ablations: the head alone changes).
+    VseInfinity,
+}
+
+impl Towers {
+    /// Whether these are the system's own towers (the default, left out of `run.toml`).
+    pub fn is_system(&self) -> bool {
+        *self == Self::System
+    }
+}
+
 /// The text tower a system reads captions with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextTower {

@@ -13,11 +13,13 @@ use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::pooling::{GpoConfig, PoolingConfig};
 use itm_core::similarity::{
-    CHAN, COSINE, ESL, EslAggregator, SCAN_I2T, SCAN_T2I, SimilarityConfig, XDIM, esl,
+    CHAN, COSINE, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T, SCAN_T2I,
+    SimilarityConfig, XDIM, esl,
 };
 
 use crate::config::{LossKind, TrainingConfig};
 pub use crate::towers::TextTower;
+use crate::towers::{RegionTower, Towers};
 
 /// The text tower a system was published with (a row of the towers table).
 pub type ZooText = TextTower;
@@ -42,8 +44,13 @@ pub struct ZooEntry {
     similarity: fn(usize) -> SimilarityConfig,
     /// Whether the encoded regions go through CHAN-ASDG's multi-scale fusion.
     pub region_fusion: bool,
-    /// The pooling of both sets (GPO, or HREM's max-k mean).
+    /// The pooling of both sets (GPO, HREM's max-k mean; the mean where a fine-grained head
+    /// scores the sets themselves and the pooled vector only serves a first search stage).
     pooling: fn() -> PoolingConfig,
+    /// The system's own region tower (of its default, BiGRU script).
+    pub regions: RegionTower,
+    /// What the system's BERT script changes, when it has its own (CHAN).
+    pub bert_script: Option<BertScript>,
     /// Whether training adds HREM's losses on relation-enhanced batch embeddings
     /// ([`hrem_relation`]).
     pub instance_relation: bool,
@@ -51,10 +58,36 @@ pub struct ZooEntry {
     training: fn() -> TrainingConfig,
 }
 
+/// A system's BERT script where it differs from its BiGRU script: its region tower and head.
+#[derive(Debug, Clone, Copy)]
+pub struct BertScript {
+    /// The region tower.
+    pub regions: RegionTower,
+    /// The scoring head at width `D`.
+    similarity: fn(usize) -> SimilarityConfig,
+}
+
 impl ZooEntry {
-    /// The scoring head at joint width `d_embed`.
+    /// The scoring head at joint width `d_embed` (of the default, BiGRU script).
     pub fn similarity(&self, d_embed: usize) -> SimilarityConfig {
         (self.similarity)(d_embed)
+    }
+
+    /// The scoring head at joint width `d_embed` with the text tower `text`: the BERT
+    /// script's where the system has its own.
+    pub fn similarity_with(&self, d_embed: usize, text: TextTower) -> SimilarityConfig {
+        match (text, self.bert_script) {
+            (TextTower::Bert, Some(script)) => (script.similarity)(d_embed),
+            _ => self.similarity(d_embed),
+        }
+    }
+
+    /// The region tower of the script with the text tower `text`.
+    pub fn region_tower(&self, text: TextTower) -> RegionTower {
+        match (text, self.bert_script) {
+            (TextTower::Bert, Some(script)) => script.regions,
+            _ => self.regions,
+        }
     }
 
     /// Whether the system scores pairs by the cosine of pooled vectors at width `d_embed`
@@ -79,12 +112,33 @@ impl ZooEntry {
     }
 
     /// The model: `image` and `text` towers (of the same width `D`), this system's pooling on
-    /// both sides and scoring head and, if it has them, its region fusion and instance relation
-    /// layer.
-    pub fn model(&self, image: ImageEncoderConfig, text: TextEncoderConfig) -> VseModelConfig {
+    /// both sides and scoring head (its BERT script's with a BERT text tower) and, if it has
+    /// them, its region fusion and instance relation layer. With [`Towers::System`] a region
+    /// tower becomes the system's own ([`ZooEntry::region_tower`]); with
+    /// [`Towers::VseInfinity`] it stays as given.
+    pub fn model(
+        &self,
+        image: ImageEncoderConfig,
+        text: TextEncoderConfig,
+        towers: Towers,
+    ) -> VseModelConfig {
         let d_embed = image.d_embed();
+        let text_tower = match text {
+            TextEncoderConfig::Gru(_) => TextTower::BiGru,
+            TextEncoderConfig::Bert(_) => TextTower::Bert,
+            TextEncoderConfig::Clip(_) => TextTower::Clip,
+        };
+        let image = match image {
+            ImageEncoderConfig::Regions(regions) if towers == Towers::System => {
+                ImageEncoderConfig::Regions(
+                    self.region_tower(text_tower)
+                        .encoder(regions.d_feature, regions.d_embed),
+                )
+            }
+            other => other,
+        };
         VseModelConfig::new(image, text, self.pooling(), self.pooling())
-            .with_similarity(self.similarity(d_embed))
+            .with_similarity(self.similarity_with(d_embed, text_tower))
             .with_region_fusion(
                 self.region_fusion
                     .then(|| MultiScaleFusionConfig::new(d_embed)),
@@ -96,6 +150,29 @@ impl ZooEntry {
 /// VSE∞'s generalized pooling operator.
 fn gpo() -> PoolingConfig {
     PoolingConfig::Gpo(GpoConfig::new())
+}
+
+/// The mean over the set, for the fine-grained systems: their heads score the region and word
+/// sets, and none of their published models pools (the mean is only the first stage of a
+/// two-stage search).
+fn mean() -> PoolingConfig {
+    PoolingConfig::Mean
+}
+
+/// CHAN's BERT script: the regions' `fc` alone, the mean over words of every word's best
+/// region.
+const CHAN_BERT: BertScript = BertScript {
+    regions: RegionTower::Fc,
+    similarity: |_| SimilarityConfig::Chan(ChanConfig::new()),
+};
+
+/// CHAN's BiGRU script: LogSumExp over words at temperature 0.1 (`--belta 0.1`).
+fn chan_bigru(_: usize) -> SimilarityConfig {
+    SimilarityConfig::Chan(
+        ChanConfig::new()
+            .with_aggregation(ChanAggregation::LogSumExp)
+            .with_temperature(0.1),
+    )
 }
 
 /// HREM's instance relation layer at width `D` (the published settings): one post-norm
@@ -125,6 +202,8 @@ pub const ZOO: &[ZooEntry] = &[
         training: vse_infinity_training,
         region_fusion: false,
         pooling: gpo,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -139,6 +218,8 @@ pub const ZOO: &[ZooEntry] = &[
         training: vse_infinity_training,
         region_fusion: false,
         pooling: gpo,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -151,7 +232,9 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| SCAN_T2I.config(d),
         training: scan_training,
         region_fusion: false,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::Fc,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -164,7 +247,9 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| SCAN_I2T.config(d),
         training: scan_training,
         region_fusion: false,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::Fc,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -175,25 +260,30 @@ pub const ZOO: &[ZooEntry] = &[
                    Network, CVPR 2023",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |d| CHAN.config(d),
+        similarity: chan_bigru,
         training: chan_training,
         region_fusion: false,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::FcSelfAttention,
+        bert_script: Some(CHAN_BERT),
         instance_relation: false,
     },
     ZooEntry {
         name: "chan_asdg",
         family: "CHAN-ASDG",
-        summary: "CHAN-ASDG: CHAN hard alignment over multi-scale fused regions (our fusion \
-                  design: feature-space neighbourhoods of 1, 2, 4 regions and the image mean, \
-                  learned weighted sum)",
+        summary: "CHAN-ASDG: CHAN hard alignment (mean over words) over multi-scale fused \
+                  regions (our fusion design: feature-space neighbourhoods of 1, 2, 4 regions \
+                  and the image mean, learned weighted sum), on VSE∞'s region tower (its code \
+                  builds on VSE∞)",
         citation: "CHAN-ASDG: cross-modal hard aligning with multi-scale fusion (see METHODS §4)",
         d_embed: 1024,
         text: ZooText::BiGru,
         similarity: |d| CHAN.config(d),
         training: chan_training,
         region_fusion: true,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -210,6 +300,8 @@ pub const ZOO: &[ZooEntry] = &[
         training: daim_training,
         region_fusion: false,
         pooling: gpo,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -228,6 +320,8 @@ pub const ZOO: &[ZooEntry] = &[
         },
         region_fusion: false,
         pooling: gpo,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -241,7 +335,9 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| SimilarityConfig::Esl(esl(d).with_aggregator(EslAggregator::Heuristic)),
         training: esl_training,
         region_fusion: false,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -255,7 +351,9 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| ESL.config(d),
         training: esl_training,
         region_fusion: false,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -269,7 +367,9 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| XDIM.config(d),
         training: vse_infinity_training,
         region_fusion: false,
-        pooling: gpo,
+        pooling: mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
     ZooEntry {
@@ -285,6 +385,8 @@ pub const ZOO: &[ZooEntry] = &[
         training: hrem_training,
         region_fusion: false,
         pooling: || PoolingConfig::MaxKMean(2),
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: true,
     },
     ZooEntry {
@@ -304,6 +406,8 @@ pub const ZOO: &[ZooEntry] = &[
         // CLIP's towers pool themselves (class and end-of-text tokens): mean pooling of that
         // set of one only normalises it.
         pooling: || PoolingConfig::Mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
         instance_relation: false,
     },
 ];
@@ -416,7 +520,7 @@ mod tests {
             let d = 16;
             let image = ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, d));
             let text = TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, d).with_d_word(8));
-            let model = entry.model(image, text).init(&device);
+            let model = entry.model(image, text, Towers::System).init(&device);
             assert_eq!(model.is_cosine(), entry.is_cosine(d), "{}", entry.name);
             assert_eq!(model.fine_grained().is_none(), entry.is_cosine(d));
             let training = entry.training();
@@ -443,6 +547,7 @@ mod tests {
         let model = asdg.model(
             ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 16)),
             TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 16)),
+            Towers::System,
         );
         assert_eq!(model.region_fusion.map(|f| f.d_model), Some(16));
         assert_eq!(asdg.training().margin, 0.05);
@@ -464,6 +569,7 @@ mod tests {
         let model = hrem.model(
             ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 1024)),
             TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 1024)),
+            Towers::System,
         );
         let relation = model.instance_relation.expect("HREM's relation layer");
         assert_eq!(
@@ -493,9 +599,66 @@ mod tests {
         let model = clip.model(
             ImageEncoderConfig::Clip(config.image_encoder()),
             TextEncoderConfig::Clip(config.text_encoder()),
+            Towers::System,
         );
         assert_eq!(model.to_string(), VseModelConfig::clip(&config).to_string());
         assert!(matches!(model.image_pooling, PoolingConfig::Mean));
         assert!(matches!(model.text_pooling, PoolingConfig::Mean));
+    }
+
+    /// Each system gets its authors' region tower and, for CHAN, the head of the script of its
+    /// text tower; `Towers::VseInfinity` keeps VSE∞'s region tower under the same head.
+    #[test]
+    fn systems_get_their_own_towers() {
+        let regions = || ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 16));
+        let gru = || TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 16));
+        let bert = || {
+            TextEncoderConfig::Bert(itm_core::encoders::BertTextEncoderConfig::new(
+                itm_core::encoders::BertConfig::new(30, 16, 1, 2, 32, 16),
+                16,
+            ))
+        };
+        let tower = |config: &VseModelConfig| match &config.image {
+            ImageEncoderConfig::Regions(r) => (r.mlp, r.self_attention),
+            other => panic!("{other:?}"),
+        };
+        let chan = lookup("chan").unwrap();
+        let bigru = chan.model(regions(), gru(), Towers::System);
+        assert_eq!(tower(&bigru), (false, Some(8)));
+        assert!(matches!(
+            bigru.similarity,
+            SimilarityConfig::Chan(ChanConfig { aggregation: ChanAggregation::LogSumExp, temperature, .. }) if temperature == 0.1
+        ));
+        assert!(matches!(bigru.image_pooling, PoolingConfig::Mean));
+        let with_bert = chan.model(regions(), bert(), Towers::System);
+        assert_eq!(tower(&with_bert), (false, None));
+        assert!(matches!(
+            with_bert.similarity,
+            SimilarityConfig::Chan(ChanConfig {
+                aggregation: ChanAggregation::Mean,
+                ..
+            })
+        ));
+        let ablation = chan.model(regions(), gru(), Towers::VseInfinity);
+        assert_eq!(tower(&ablation), (true, None));
+        assert_eq!(
+            ablation.similarity.to_string(),
+            bigru.similarity.to_string()
+        );
+        for name in ["scan_t2i", "scan_i2t"] {
+            let scan = lookup(name)
+                .unwrap()
+                .model(regions(), gru(), Towers::System);
+            assert_eq!(tower(&scan), (false, None), "{name}");
+        }
+        for name in ["vse_infinity_bigru", "esl_a", "xdim", "hrem"] {
+            let model = lookup(name)
+                .unwrap()
+                .model(regions(), gru(), Towers::System);
+            assert_eq!(tower(&model), (true, None), "{name}");
+        }
+        for tower in RegionTower::ALL {
+            assert!(!tower.name().is_empty() && !tower.summary().is_empty());
+        }
     }
 }

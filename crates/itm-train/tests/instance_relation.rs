@@ -35,6 +35,7 @@ fn model(vocab: &Vocabulary, relation: bool) -> VseModelConfig {
     let config = hrem.model(
         ImageEncoderConfig::Regions(RegionEncoderConfig::new(24, 16)),
         TextEncoderConfig::Gru(GruTextEncoderConfig::new(vocab.len(), 16).with_d_word(8)),
+        itm_train::Towers::System,
     );
     assert!(config.instance_relation.is_some());
     if relation {

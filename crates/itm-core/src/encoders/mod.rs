@@ -21,7 +21,7 @@ pub use clip::{
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};
-pub use region::{RegionEncoder, RegionEncoderConfig};
+pub use region::{RegionEncoder, RegionEncoderConfig, RegionSelfAttention};
 pub use text::{BertTextEncoder, BertTextEncoderConfig, TextEncoder, TextEncoderConfig};
 pub use text_gru::{GruTextEncoder, GruTextEncoderConfig};
 pub use vit::{VitEncoder, VitEncoderConfig};

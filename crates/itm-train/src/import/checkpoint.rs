@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ModuleStore, PytorchStore};
+use burn::tensor::Bytes;
 use itm_data::pickle::{self, Value};
 
 use super::error::ImportError;
@@ -53,6 +54,48 @@ impl StateDict {
     /// Whether a key starts with `prefix`.
     pub fn has_prefix(&self, prefix: &str) -> bool {
         self.tensors.iter().any(|t| t.name.starts_with(prefix))
+    }
+
+    /// Replaces the tensor `key`, `[parts·n, …]`, by `parts.len()` tensors `[n, …]` named
+    /// `parts`, its consecutive blocks of rows (PyTorch's `MultiheadAttention` packs its
+    /// query, key and value projections into one `in_proj_weight [3D, D]` and
+    /// `in_proj_bias [3D]`). Nothing is done when `key` is absent; an error says why a present
+    /// tensor cannot be split.
+    pub fn split_rows(&mut self, key: &str, parts: &[&str]) -> Result<(), String> {
+        let Some(index) = self.tensors.iter().position(|t| t.name == key) else {
+            return Ok(());
+        };
+        let tensor = &self.tensors[index];
+        let shape = tensor.shape.as_slice().to_vec();
+        let rows = shape.first().copied().unwrap_or(0);
+        if parts.is_empty() || rows == 0 || rows % parts.len() != 0 {
+            return Err(format!(
+                "{key} is {shape:?}: its rows do not split into {} equal blocks",
+                parts.len()
+            ));
+        }
+        let bytes = tensor
+            .to_bytes()
+            .map_err(|e| format!("{key} cannot be read: {e}"))?;
+        let block = bytes.len() / parts.len();
+        let mut part_shape = shape.clone();
+        part_shape[0] = rows / parts.len();
+        let dtype = tensor.dtype;
+        let split: Vec<PackTensor> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                PackTensor::new(
+                    name.to_string(),
+                    dtype,
+                    part_shape.clone(),
+                    None,
+                    Bytes::from_bytes_vec(bytes[i * block..(i + 1) * block].to_vec()),
+                )
+            })
+            .collect();
+        self.tensors.splice(index..=index, split);
+        Ok(())
     }
 }
 

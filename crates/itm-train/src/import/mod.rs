@@ -8,6 +8,7 @@
 //!   options, and how its weights map onto the zoo's model (one file per system).
 //! - [`import_checkpoint`]: recognise (or take `--system`), convert, write atomically.
 
+mod chan;
 pub mod checkpoint;
 mod error;
 mod scan;
@@ -79,6 +80,18 @@ pub const SYSTEMS: &[ImportableSystem] = &[
         repository: "woodfrog/vse_infty, branch master",
         recognise: vse_infinity::recognise_bert,
         import: vse_infinity::import_bert,
+    },
+    ImportableSystem {
+        name: "chan_bigru",
+        repository: "ppanzx/CHAN (its BiGRU script)",
+        recognise: chan::recognise_bigru,
+        import: chan::import_bigru,
+    },
+    ImportableSystem {
+        name: "chan_bert",
+        repository: "ppanzx/CHAN (its BERT script)",
+        recognise: chan::recognise_bert,
+        import: chan::import_bert,
     },
     ImportableSystem {
         name: "scan",

@@ -18,8 +18,11 @@
 //! [`GruTextEncoder`]: itm_core::encoders::GruTextEncoder
 //! [`Gpo`]: itm_core::pooling::Gpo
 
+use std::path::PathBuf;
+
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
+use itm_core::encoders::BertConfig;
 use itm_data::{CaptionTokenizer, SubwordTokenizer, Tokenization, Vocabulary};
 
 use crate::pretrained::{BERT_KEY_REMAP, bert_config_from_json, sentence_max_length};
@@ -187,7 +190,7 @@ pub(super) fn recognise_bert(checkpoint: &AuthorsCheckpoint) -> bool {
 /// Renaming of the BERT text encoder's state dict (`txt_enc`, `module.` removed):
 /// `linear` → the projection, `gpool` → the text pooling, `bert.*` → the text tower's
 /// `bert` by the Hugging Face rules of [`BERT_KEY_REMAP`] (the same rules as a BERT folder).
-fn bert_text_remap() -> Vec<(String, String)> {
+pub(super) fn bert_text_remap() -> Vec<(String, String)> {
     let mut rules = vec![
         (r"^linear\.".to_string(), "text.projection.".to_string()),
         (r"^gpool\.".to_string(), "text_pooling.".to_string()),
@@ -225,11 +228,52 @@ pub(super) fn import_bert(
     let d_feature = checkpoint.opt_usize("img_dim")?;
     let d_embed = checkpoint.opt_usize("embed_size")?;
 
+    let (bert, tokenizer, folder) = read_bert_folder(inputs, text, "vse_infinity_bert")?;
+
+    let config = VseModelConfig::vse_infinity_bert(d_feature, bert, d_embed);
+    let rules = bert_text_remap();
+    let text_remap: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(p, r)| (p.as_str(), r.as_str()))
+        .collect();
+    let model = load_state_dicts(
+        checkpoint,
+        config.init(device),
+        &[(image, IMAGE_REMAP), (text, &text_remap)],
+        GRU_REMAP,
+        BERT_IGNORED_KEYS,
+    )?;
+    Ok(Imported {
+        system: "vse_infinity_bert",
+        model,
+        config,
+        tokenizer: tokenizer.into(),
+        notes: vec![
+            format!(
+                "BERT sizes and tokenizer from {}; its weights from the checkpoint",
+                folder.display()
+            ),
+            "bert.pooler and position_ids (saved, unused by the forward) are not imported".into(),
+            "mlp.bns.1 (saved, never used by the authors' forward) is not imported".into(),
+        ],
+    })
+}
+
+/// The BERT of a checkpoint's text encoder `text` (`bert.*`): its sizes (no pooler) and
+/// tokenizer from the `--bert` folder, which `system` needs; a folder whose vocabulary or
+/// width differs from the checkpoint's embeddings is refused. Returns the folder too.
+pub(super) fn read_bert_folder(
+    inputs: &ImportInputs,
+    text: &StateDict,
+    system: &str,
+) -> Result<(BertConfig, SubwordTokenizer, PathBuf), ImportError> {
     let folder = inputs.bert.as_ref().ok_or_else(|| {
         ImportError::invalid(
             &inputs.checkpoint,
-            "vse_infinity_bert needs the Hugging Face folder its BERT was built from \
-             (config.json, tokenizer.json): give it with --bert DIR",
+            format!(
+                "{system} needs the Hugging Face folder its BERT was built from \
+                 (config.json, tokenizer.json): give it with --bert DIR"
+            ),
         )
     })?;
     let config_path = folder.join("config.json");
@@ -261,32 +305,5 @@ pub(super) fn import_bert(
             ),
         ));
     }
-
-    let config = VseModelConfig::vse_infinity_bert(d_feature, bert, d_embed);
-    let rules = bert_text_remap();
-    let text_remap: Vec<(&str, &str)> = rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
-    let model = load_state_dicts(
-        checkpoint,
-        config.init(device),
-        &[(image, IMAGE_REMAP), (text, &text_remap)],
-        GRU_REMAP,
-        BERT_IGNORED_KEYS,
-    )?;
-    Ok(Imported {
-        system: "vse_infinity_bert",
-        model,
-        config,
-        tokenizer: tokenizer.into(),
-        notes: vec![
-            format!(
-                "BERT sizes and tokenizer from {}; its weights from the checkpoint",
-                folder.display()
-            ),
-            "bert.pooler and position_ids (saved, unused by the forward) are not imported".into(),
-            "mlp.bns.1 (saved, never used by the authors' forward) is not imported".into(),
-        ],
-    })
+    Ok((bert, tokenizer, folder.clone()))
 }

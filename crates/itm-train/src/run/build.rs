@@ -136,7 +136,11 @@ impl ResolvedRun {
                 let text = TextEncoderConfig::Gru(
                     GruTextEncoderConfig::new(vocab.len(), d).with_d_word(self.model.word_dim),
                 );
-                (self.entry().model(image, text), vocab.into(), None)
+                (
+                    self.entry().model(image, text, self.model.towers),
+                    vocab.into(),
+                    None,
+                )
             }
             Some(folder) => {
                 let (bert, bert_config) = load_bert(folder, device)?;
@@ -145,7 +149,7 @@ impl ResolvedRun {
                     SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
                 let text = TextEncoderConfig::Bert(BertTextEncoderConfig::new(bert_config, d));
                 (
-                    self.entry().model(image, text),
+                    self.entry().model(image, text, self.model.towers),
                     tokenizer.into(),
                     Some(PretrainedTowers::Bert(bert)),
                 )
@@ -217,6 +221,7 @@ impl ResolvedRun {
         let model = self.entry().model(
             ImageEncoderConfig::Clip(config.image_encoder()),
             TextEncoderConfig::Clip(config.text_encoder()),
+            self.model.towers,
         );
         Ok((model, tokenizer.into(), pretrained))
     }

@@ -14,7 +14,7 @@ use super::error::RunError;
 use super::resolve::ResolvedRun;
 use super::schema::{DataSection, ModelSection, RUN_FILE, RunConfig, RunOverrides};
 use crate::pretrained::read_clip_config;
-use crate::towers::TextTower;
+use crate::towers::{TextTower, Towers};
 use crate::zoo::{self, ZooEntry};
 
 /// The section whose given value replaces the default whole.
@@ -106,6 +106,7 @@ fn defaults(entry: &'static ZooEntry, given: &Table) -> Result<RunConfig, RunErr
             bert: None,
             clip: None,
             init: None,
+            towers: Towers::System,
         },
         data: DataSection::default(),
         training: entry.training(),
@@ -121,6 +122,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
         bert,
         clip,
         init,
+        towers,
         epochs,
         batch_size,
         learning_rate,
@@ -147,6 +149,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
     put(Some(0), "bert", to_value(bert)?);
     put(Some(0), "clip", to_value(clip)?);
     put(Some(0), "init", to_value(init)?);
+    put(Some(0), "towers", to_value(towers)?);
     put(Some(1), "epochs", to_value(epochs)?);
     put(Some(1), "batch_size", to_value(batch_size)?);
     put(Some(1), "learning_rate", to_value(learning_rate)?);

@@ -9,7 +9,7 @@ use itm_data::{DataError, atomic};
 use super::error::RunError;
 use super::schema::{DataSection, RUN_FILE, RunConfig};
 use crate::config::TrainingConfig;
-use crate::towers::{ImageTower, PATCH_GRID, TextTower};
+use crate::towers::{ImageTower, PATCH_GRID, TextTower, Towers};
 use crate::zoo::{self, ZooEntry};
 
 /// Where the values of a [`RunConfig`] built in code come from, in messages.
@@ -194,6 +194,28 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
                     entry.name
                 )
             },
+        ));
+    }
+    let text = if model.bert.is_some() {
+        TextTower::Bert
+    } else {
+        entry.text
+    };
+    if model.images == ImageTower::Regions
+        && model.towers == Towers::System
+        && let Some(heads) = entry
+            .region_tower(text)
+            .encoder(1, model.embed)
+            .self_attention
+        && !model.embed.is_multiple_of(heads)
+    {
+        return Err((
+            "model.embed",
+            format!(
+                "{}'s region tower has a self-attention block with {heads} heads: D must be a \
+                 multiple of {heads}, found {} (or set model.towers = \"vse_infinity\")",
+                entry.name, model.embed
+            ),
         ));
     }
     if let Some(relation) = entry.instance_relation(model.embed)

@@ -7,7 +7,7 @@ use itm_data::shapes::ShapesConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
-use crate::towers::ImageTower;
+use crate::towers::{ImageTower, Towers};
 
 /// Name of the effective configuration written in the output folder.
 pub const RUN_FILE: &str = "run.toml";
@@ -40,6 +40,10 @@ pub struct ModelSection {
     /// entry; `embed`, `word_dim`, `bert` and `clip` are then not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// `system` (the default): the system's own region tower; `vse_infinity`: VSE∞'s region
+    /// tower under the system's head, for ablations.
+    #[serde(default, skip_serializing_if = "Towers::is_system")]
+    pub towers: Towers,
 }
 
 /// The `[data]` section: `kind = "shapes" | "precomp" | "karpathy"` and its keys.
@@ -165,6 +169,8 @@ pub struct RunOverrides {
     pub clip: Option<PathBuf>,
     /// `model.init`.
     pub init: Option<PathBuf>,
+    /// `model.towers`.
+    pub towers: Option<Towers>,
     /// `training.epochs`.
     pub epochs: Option<usize>,
     /// `training.batch_size`.

@@ -212,6 +212,54 @@ fn a_configuration_built_in_code_is_checked_when_resolved() {
     assert!(message.contains("model.bert"), "{message}");
 }
 
+/// A run builds its system's own region tower unless `model.towers = "vse_infinity"`; a width
+/// that CHAN's 8 attention heads do not divide is refused, naming the key.
+#[test]
+fn runs_build_the_system_towers_or_vse_infinity_s() {
+    let data = ShapesDataset::generate(&ShapesConfig {
+        train_images: 8,
+        dev_images: 2,
+        test_images: 2,
+        ..ShapesConfig::default()
+    });
+    let device = Device::flex();
+    let regions = |text: &str| {
+        let run = parse(text).unwrap();
+        assert!(
+            toml::to_string(run.config()).unwrap().contains("towers") == text.contains("towers")
+        );
+        let built = run.build(&data.train.retrieval, &device).unwrap();
+        match built.config.image {
+            itm_core::encoders::ImageEncoderConfig::Regions(r) => (r.mlp, r.self_attention),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        regions("[model]\nname = \"chan\"\nembed = 16\n"),
+        (false, Some(8))
+    );
+    assert_eq!(
+        regions("[model]\nname = \"chan\"\nembed = 16\ntowers = \"vse_infinity\"\n"),
+        (true, None)
+    );
+    assert_eq!(
+        regions("[model]\nname = \"scan_t2i\"\nembed = 16\n"),
+        (false, None)
+    );
+    let message = parse("[model]\nname = \"chan\"\nembed = 12\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("model.embed") && message.contains("8 heads"),
+        "{message}"
+    );
+    assert!(parse("[model]\nname = \"chan\"\nembed = 12\ntowers = \"vse_infinity\"\n").is_ok());
+    let message = parse("[model]\nname = \"chan\"\ntowers = \"scan\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("towers"), "{message}");
+}
+
 /// Flags win over the file, the file over the defaults; a `[data]` given replaces the
 /// default one whole, and a flag's `[data]` the file's.
 #[test]
