@@ -303,6 +303,31 @@ fn chan_scores_as_the_authors_code() {
     assert_eq!(vocab["tokenizer"], "nltk");
 }
 
+/// X-Dim (BERT; `module.` keys; its dependency head with `Linear`-held scalars), trained and
+/// scored by the authors' code at D = 32 on SCAN's fixture split (the script documents the
+/// two in-memory fixes this width and current PyTorch need).
+#[test]
+fn xdim_scores_as_the_authors_code() {
+    let dir = TempDir::new("import-xdim");
+    let fixture = authors("xdim");
+    let run = dir.join("run");
+    let out = ITM.ok(&[
+        "import",
+        "--checkpoint",
+        s(&fixture.join("model_best.pth")),
+        "--bert",
+        s(&fixture.join("bert")),
+        "--output",
+        s(&run),
+    ]);
+    assert!(out.contains("xdim"), "{out}");
+    let split = TempDir::copy_of("xdim-split", &authors("scan_data"));
+    for file in ["sims.npy", "metrics.json"] {
+        std::fs::copy(fixture.join(file), split.join(file)).unwrap();
+    }
+    assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+}
+
 /// The failures a user meets: each names the file and says what is wrong, and the output
 /// folder is not created.
 #[test]

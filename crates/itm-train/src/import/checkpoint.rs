@@ -56,6 +56,24 @@ impl StateDict {
         self.tensors.iter().any(|t| t.name.starts_with(prefix))
     }
 
+    /// Gives the tensor `key` the shape `shape` with the same number of elements (PyTorch keeps
+    /// scalars and vectors as `Linear(1, 1)` or `Linear(D, 1)` weights, `[1, 1]` and `[1, D]`).
+    /// Nothing is done when `key` is absent; an error says why a present tensor cannot be.
+    pub fn reshape(&mut self, key: &str, shape: &[usize]) -> Result<(), String> {
+        let Some(tensor) = self.tensors.iter_mut().find(|t| t.name == key) else {
+            return Ok(());
+        };
+        let found = tensor.shape.as_slice().to_vec();
+        if found.iter().product::<usize>() != shape.iter().product::<usize>() {
+            return Err(format!(
+                "{key} is {found:?}, expected {} values",
+                shape.iter().product::<usize>()
+            ));
+        }
+        tensor.shape = shape.to_vec().into();
+        Ok(())
+    }
+
     /// Replaces the tensor `key`, `[parts·n, …]`, by `parts.len()` tensors `[n, …]` named
     /// `parts`, its consecutive blocks of rows (PyTorch's `MultiheadAttention` packs its
     /// query, key and value projections into one `in_proj_weight [3D, D]` and

@@ -13,6 +13,7 @@ pub mod checkpoint;
 mod error;
 mod scan;
 mod vse_infinity;
+mod xdim;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,12 @@ pub const SYSTEMS: &[ImportableSystem] = &[
         repository: "ppanzx/CHAN (its BERT script)",
         recognise: chan::recognise_bert,
         import: chan::import_bert,
+    },
+    ImportableSystem {
+        name: "xdim",
+        repository: "CrossmodalGroup/X-Dim",
+        recognise: xdim::recognise,
+        import: xdim::import,
     },
     ImportableSystem {
         name: "scan",
