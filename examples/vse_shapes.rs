@@ -252,6 +252,7 @@ fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
         clip: None,
         init: None,
         towers: None,
+        tokenizer: None,
         epochs: Some(args.epochs),
         batch_size: Some(args.batch_size),
         learning_rate: Some(args.lr),

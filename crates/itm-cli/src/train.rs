@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use clap::Args;
 use itm_core::eval::Protocol;
 use itm_core::similarity::HEADS;
+use itm_data::Tokenization;
 use itm_train::{
     DataSection, ImageTower, Progress, RUN_FILE, RegionTower, ResolvedRun, RunConfig, RunError,
     RunOverrides, TextTower, Towers, zoo,
@@ -30,8 +31,8 @@ pub struct TrainArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "config", "model", "data", "embed", "clip", "init", "towers", "batch_size", "lr",
-            "seed", "output"
+            "config", "model", "data", "embed", "clip", "init", "towers", "tokenizer",
+            "batch_size", "lr", "seed", "output"
         ]
     )]
     resume: Option<PathBuf>,
@@ -59,6 +60,10 @@ pub struct TrainArgs {
     /// ablations (model.towers).
     #[arg(long, value_name = "system|vse_infinity", value_parser = parse_towers)]
     towers: Option<Towers>,
+    /// How the BiGRU vocabulary splits captions: `simple` (itm's rule, default) or `nltk`
+    /// (NLTK's word_tokenize, as the published BiGRU systems did) (model.tokenizer).
+    #[arg(long, value_name = "simple|nltk", value_parser = parse_tokenizer)]
+    tokenizer: Option<Tokenization>,
     /// Training epochs (training.epochs); with --resume, a longer run than first planned.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -171,6 +176,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         clip: args.clip,
         init: args.init,
         towers: args.towers,
+        tokenizer: args.tokenizer,
         bert: None,
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -233,5 +239,14 @@ fn parse_towers(value: &str) -> Result<Towers, String> {
         "system" => Ok(Towers::System),
         "vse_infinity" => Ok(Towers::VseInfinity),
         other => Err(format!("{other:?} is not system or vse_infinity")),
+    }
+}
+
+/// `--tokenizer`: the vocabulary file's spelling.
+fn parse_tokenizer(value: &str) -> Result<Tokenization, String> {
+    match value {
+        "simple" => Ok(Tokenization::Simple),
+        "nltk" => Ok(Tokenization::Nltk),
+        other => Err(format!("{other:?} is not simple or nltk")),
     }
 }

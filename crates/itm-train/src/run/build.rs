@@ -132,7 +132,11 @@ impl ResolvedRun {
         };
         Ok(match &self.model.bert {
             None => {
-                let vocab = Vocabulary::build(train.captions.iter().map(String::as_str), 1);
+                let vocab = Vocabulary::build_with(
+                    train.captions.iter().map(String::as_str),
+                    1,
+                    self.model.tokenizer,
+                );
                 let text = TextEncoderConfig::Gru(
                     GruTextEncoderConfig::new(vocab.len(), d).with_d_word(self.model.word_dim),
                 );

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use itm_data::DataError;
+use itm_data::{DataError, Tokenization};
 use serde::Serialize;
 use toml::{Table, Value};
 
@@ -107,6 +107,7 @@ fn defaults(entry: &'static ZooEntry, given: &Table) -> Result<RunConfig, RunErr
             clip: None,
             init: None,
             towers: Towers::System,
+            tokenizer: Tokenization::Simple,
         },
         data: DataSection::default(),
         training: entry.training(),
@@ -123,6 +124,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
         clip,
         init,
         towers,
+        tokenizer,
         epochs,
         batch_size,
         learning_rate,
@@ -150,6 +152,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
     put(Some(0), "clip", to_value(clip)?);
     put(Some(0), "init", to_value(init)?);
     put(Some(0), "towers", to_value(towers)?);
+    put(Some(0), "tokenizer", to_value(tokenizer)?);
     put(Some(1), "epochs", to_value(epochs)?);
     put(Some(1), "batch_size", to_value(batch_size)?);
     put(Some(1), "learning_rate", to_value(learning_rate)?);

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use itm_data::Tokenization;
 use itm_data::shapes::ShapesConfig;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,16 @@ pub struct ModelSection {
     /// tower under the system's head, for ablations.
     #[serde(default, skip_serializing_if = "Towers::is_system")]
     pub towers: Towers,
+    /// How the BiGRU's vocabulary splits captions into words: `simple` (itm's rule, the
+    /// default) or `nltk` (NLTK's `word_tokenize`, as the published BiGRU systems did); the
+    /// choice is recorded in the checkpoint's `vocab.json`.
+    #[serde(default, skip_serializing_if = "is_simple")]
+    pub tokenizer: Tokenization,
+}
+
+/// Whether `tokenization` is the default (left out of `run.toml`).
+fn is_simple(tokenization: &Tokenization) -> bool {
+    *tokenization == Tokenization::Simple
 }
 
 /// The `[data]` section: `kind = "shapes" | "precomp" | "karpathy"` and its keys.
@@ -171,6 +182,8 @@ pub struct RunOverrides {
     pub init: Option<PathBuf>,
     /// `model.towers`.
     pub towers: Option<Towers>,
+    /// `model.tokenizer`.
+    pub tokenizer: Option<Tokenization>,
     /// `training.epochs`.
     pub epochs: Option<usize>,
     /// `training.batch_size`.

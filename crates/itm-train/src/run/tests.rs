@@ -260,6 +260,41 @@ fn runs_build_the_system_towers_or_vse_infinity_s() {
     assert!(message.contains("towers"), "{message}");
 }
 
+/// `model.tokenizer = "nltk"` builds the BiGRU vocabulary with NLTK's rule and records it; the
+/// default stays itm's rule and is left out of the written run.
+#[test]
+fn the_vocabulary_tokenizer_is_a_run_key() {
+    let data = ShapesDataset::generate(&ShapesConfig {
+        train_images: 8,
+        dev_images: 2,
+        test_images: 2,
+        ..ShapesConfig::default()
+    });
+    let device = Device::flex();
+    for (text, expected) in [
+        ("", itm_data::Tokenization::Simple),
+        ("tokenizer = \"nltk\"\n", itm_data::Tokenization::Nltk),
+    ] {
+        let run = parse(&format!(
+            "[model]\nname = \"vse_infinity_bigru\"\nembed = 16\n{text}"
+        ))
+        .unwrap();
+        assert_eq!(
+            toml::to_string(run.config()).unwrap().contains("tokenizer"),
+            !text.is_empty()
+        );
+        let built = run.build(&data.train.retrieval, &device).unwrap();
+        let itm_data::CaptionTokenizer::Words(vocab) = &built.tokenizer else {
+            panic!("a word vocabulary")
+        };
+        assert_eq!(vocab.tokenization(), expected);
+    }
+    let message = parse("[model]\nname = \"chan\"\ntokenizer = \"spacy\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("tokenizer"), "{message}");
+}
+
 /// Flags win over the file, the file over the defaults; a `[data]` given replaces the
 /// default one whole, and a flag's `[data]` the file's.
 #[test]
