@@ -103,13 +103,14 @@ class _TorchWithIndexLinspace(types.ModuleType):
         return out.clamp(max=end - 1)
 
 
-def load_vse(upstream):
-    """lib/vse.py executed from its source with VSE_FIXES, as the module lib.vse."""
+def load_vse(upstream, fixes=VSE_FIXES):
+    """lib/vse.py executed from its source with `fixes`, as the module lib.vse (its torch sees
+    the index-clamping linspace)."""
     import lib
     path = os.path.join(upstream, 'lib', 'vse.py')
     with open(path) as f:
         src = f.read()
-    for old, new, count in VSE_FIXES:
+    for old, new, count in fixes:
         if src.count(old) != count:
             sys.exit('%s: expected %d x %r (different upstream version?)' % (path, count, old))
         src = src.replace(old, new)
@@ -123,7 +124,7 @@ def load_vse(upstream):
     return mod
 
 
-def install_shims(upstream, bert_dir):
+def install_shims(upstream, bert_dir, fixes=VSE_FIXES):
     import transformers
     import transformers.models.bert.modeling_bert  # noqa: F401
 
@@ -168,7 +169,7 @@ def install_shims(upstream, bert_dir):
         cls.from_pretrained = classmethod(fp)
 
     sys.path.insert(0, upstream)
-    load_vse(upstream)
+    load_vse(upstream, fixes)
     import lib.evaluation  # noqa: F401
 
 

@@ -328,6 +328,49 @@ fn xdim_scores_as_the_authors_code() {
     assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
 }
 
+/// ESL, adaptive and heuristic (BERT; `module.` keys; nine levels, so D = 256 at the least),
+/// trained and scored by the authors' code on SCAN's fixture split; the strategy, which `opt`
+/// does not record, is recognised from the level encoders' keys.
+#[test]
+fn esl_scores_as_the_authors_code() {
+    for (name, system) in [("esl_a", "esl_a"), ("esl_h", "esl_h")] {
+        let dir = TempDir::new(name);
+        let fixture = authors(name);
+        let run = dir.join("run");
+        let out = ITM.ok(&[
+            "import",
+            "--checkpoint",
+            s(&fixture.join("model_best.pth")),
+            "--bert",
+            s(&authors("xdim").join("bert")),
+            "--output",
+            s(&run),
+        ]);
+        assert!(out.contains(system), "{out}");
+        let split = TempDir::copy_of(&format!("{name}-split"), &authors("scan_data"));
+        for file in ["sims.npy", "metrics.json"] {
+            std::fs::copy(fixture.join(file), split.join(file)).unwrap();
+        }
+        assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+    }
+    // Forced as the other strategy: refused, naming what is missing.
+    let dir = TempDir::new("esl-forced");
+    ITM.fails(
+        &[
+            "import",
+            "--checkpoint",
+            s(&authors("esl_a").join("model_best.pth")),
+            "--bert",
+            s(&authors("xdim").join("bert")),
+            "--system",
+            "esl_h",
+            "--output",
+            s(&dir.join("out")),
+        ],
+        &["model_best.pth", "heuristic", "kernel_img_k"],
+    );
+}
+
 /// The failures a user meets: each names the file and says what is wrong, and the output
 /// folder is not created.
 #[test]

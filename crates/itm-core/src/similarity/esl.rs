@@ -61,6 +61,15 @@ pub struct EslConfig {
     /// Initial attention temperature `τ = exp(learned)` (published `1/0.07`).
     #[config(default = 14.285714285714286)]
     pub initial_temperature: f64,
+    /// One set of aggregators for the regions and another for the words, as the published
+    /// code has (`image_levels`, `text_levels`); `false`: one set shared by both, METHODS'
+    /// single `M_j` (and the layout of checkpoints written before this option).
+    #[config(default = false)]
+    pub per_modality_levels: bool,
+    /// The heuristic sharpening exponent is learned (`λ = exp(log λ)`, `log λ` initialised at
+    /// 3, the published code's `temp_scale_2`); `false`: the constant `e^3` of METHODS.
+    #[config(default = false)]
+    pub learned_sharpness: bool,
 }
 
 impl EslConfig {
@@ -97,26 +106,38 @@ impl EslConfig {
             mean: 0.0,
             std: 1.0,
         };
-        let aggregators = match self.aggregator {
-            EslAggregator::Adaptive => widths
-                .windows(2)
-                .map(|w| normal.init([w[1], w[0]], device))
-                .collect(),
-            EslAggregator::Heuristic => Vec::new(),
+        let aggregators = || -> Vec<Param<Tensor<2>>> {
+            match self.aggregator {
+                EslAggregator::Adaptive => widths
+                    .windows(2)
+                    .map(|w| normal.init([w[1], w[0]], device))
+                    .collect(),
+                EslAggregator::Heuristic => Vec::new(),
+            }
         };
         let bound = 1.0 / 2f64.sqrt();
-        let kernels = match self.aggregator {
-            EslAggregator::Adaptive => Vec::new(),
-            EslAggregator::Heuristic => (1..self.levels)
-                .map(|_| {
-                    Initializer::Uniform {
-                        min: -bound,
-                        max: bound,
-                    }
-                    .init([4, 1, 2], device)
-                })
-                .collect(),
+        let kernels = || -> Vec<Param<Tensor<3>>> {
+            match self.aggregator {
+                EslAggregator::Adaptive => Vec::new(),
+                EslAggregator::Heuristic => (1..self.levels)
+                    .map(|_| {
+                        Initializer::Uniform {
+                            min: -bound,
+                            max: bound,
+                        }
+                        .init([4, 1, 2], device)
+                    })
+                    .collect(),
+            }
         };
+        let (region_aggregators, region_kernels) = (aggregators(), kernels());
+        let (word_aggregators, word_kernels) = if self.per_modality_levels {
+            (aggregators(), kernels())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let log_sharpness = (self.learned_sharpness && self.aggregator == EslAggregator::Heuristic)
+            .then(|| Initializer::Constant { value: 3.0 }.init([1], device));
         let bilinear = widths
             .iter()
             .map(|&d| normal.init([d, d], device))
@@ -142,13 +163,16 @@ impl EslConfig {
         }
         .init([1], device);
         Esl {
-            aggregators,
-            kernels,
+            aggregators: region_aggregators,
+            kernels: region_kernels,
+            word_aggregators,
+            word_kernels,
             bilinear,
             norm_gains,
             norm_biases,
             level_weights,
             threshold_position,
+            log_sharpness,
             log_temperature,
             aggregator: self.aggregator,
         }
@@ -173,7 +197,9 @@ impl EslConfig {
 /// - "9 levels for D = 512" counts the input features as level 0: 8 aggregations, widths
 ///   512, 256, …, 2, all 9 of them contributing to `A`.
 /// - The aggregators (`P_j` or the kernels) are shared by words and regions, as METHODS
-///   writes one `M_j` for both (the published code keeps one copy per modality).
+///   writes one `M_j` for both, unless [`EslConfig::per_modality_levels`]: then the regions
+///   and the words have their own, as in the published code (the heads table's `esl` and the
+///   zoo use that layout; `itm import` checks it against the authors' code).
 /// - Heuristic kernels are **learned** (bias-free `Conv1d` weights `[4, 1, 2]` per level,
 ///   PyTorch default init); "fixed" refers to the fixed stride-2 pairing of dimensions.
 /// - Top-2 keeps the two largest *signed* entries of each row of `l2norm_rows(P_j)` (ties at
@@ -182,7 +208,8 @@ impl EslConfig {
 /// - `LayerNorm(E_j)` normalises over all `d_j²` entries of `E_j` (biased variance, epsilon
 ///   [`ESL_LAYER_NORM_EPSILON`]) and has learned elementwise gain and bias `[d_j, d_j]`.
 /// - "Sharpens them with `exp(…)`" multiplies `c_j` by the factor. The sharpness is the
-///   constant `e^3` of METHODS (the published code learns its logarithm, initialised at 3).
+///   constant `e^3` of METHODS, or learned as in the published code
+///   ([`EslConfig::learned_sharpness`]: its logarithm, initialised at 3).
 /// - `τ = exp(log_temperature)`, with `log_temperature` initialised at `ln(1/0.07)` so that
 ///   `τ` starts at `1/0.07`.
 /// - The input features are used as given (level 0 is not renormalised).
@@ -196,11 +223,17 @@ impl EslConfig {
 /// handful of element-wise tensors of that shape. A caller bounds memory by its block sizes.
 #[derive(Module, Debug)]
 pub struct Esl {
-    /// Adaptive aggregators `P_j` `[d_j, d_{j−1}]`, `j = 1..n` (empty in heuristic mode).
+    /// Adaptive aggregators `P_j` `[d_j, d_{j−1}]`, `j = 1..n` (empty in heuristic mode), of
+    /// the regions, and of the words too unless [`Esl::word_aggregators`] has its own.
     pub aggregators: Vec<Param<Tensor<2>>>,
     /// Heuristic `Conv1d` weights `[4, 1, 2]` (out, in, kernel) of `j = 1..n` (empty in
-    /// adaptive mode).
+    /// adaptive mode), of the regions, and of the words unless [`Esl::word_kernels`] has its
+    /// own.
     pub kernels: Vec<Param<Tensor<3>>>,
+    /// The words' own adaptive aggregators (empty when shared or in heuristic mode).
+    pub word_aggregators: Vec<Param<Tensor<2>>>,
+    /// The words' own heuristic kernels (empty when shared or in adaptive mode).
+    pub word_kernels: Vec<Param<Tensor<3>>>,
     /// Bilinear forms `E_j` `[d_j, d_j]`, `j = 0..n`.
     pub bilinear: Vec<Param<Tensor<2>>>,
     /// LayerNorm gains `[d_j, d_j]`, `j = 0..n`.
@@ -213,6 +246,8 @@ pub struct Esl {
     /// While all `c_j` are equal (as initialised) `max|c| − min|c| = 0` and `σ` gets no
     /// gradient; it starts learning once the level weights differ.
     pub threshold_position: Option<Param<Tensor<1>>>,
+    /// `log λ` `[1]` of a learned heuristic sharpening (`None`: the constant `e^3`).
+    pub log_sharpness: Option<Param<Tensor<1>>>,
     /// `log τ` `[1]`.
     pub log_temperature: Param<Tensor<1>>,
     /// Aggregator of the levels.
@@ -253,7 +288,12 @@ impl Esl {
                 let low = magnitude.clone().min();
                 let high = magnitude.clone().max();
                 let threshold = low.clone() + sigma.val() * (high - low);
-                c * ((magnitude - threshold) * ESL_SHARPENING).exp()
+                let sharpened = magnitude - threshold;
+                let sharpened = match &self.log_sharpness {
+                    Some(log) => sharpened * log.val().exp(),
+                    None => sharpened * ESL_SHARPENING,
+                };
+                c * sharpened.exp()
             }
         }
     }
@@ -276,17 +316,25 @@ impl Esl {
             .collect()
     }
 
-    /// Level `j` from level `j − 1` (before the l2 norm): `[n, len, d_{j−1}]` → `[n, len, d_j]`.
-    fn aggregate(&self, j: usize, x: Tensor<3>) -> Tensor<3> {
+    /// Level `j` from level `j − 1` (before the l2 norm) of the words (`words`) or the
+    /// regions: `[n, len, d_{j−1}]` → `[n, len, d_j]`.
+    fn aggregate(&self, j: usize, x: Tensor<3>, words: bool) -> Tensor<3> {
+        let (aggregators, kernels) = if words && !self.word_aggregators.is_empty() {
+            (&self.word_aggregators, &self.kernels)
+        } else if words && !self.word_kernels.is_empty() {
+            (&self.aggregators, &self.word_kernels)
+        } else {
+            (&self.aggregators, &self.kernels)
+        };
         match self.aggregator {
             EslAggregator::Adaptive => {
-                let m = esl_adaptive_matrix(self.aggregators[j - 1].val());
+                let m = esl_adaptive_matrix(aggregators[j - 1].val());
                 x.matmul(m.transpose().unsqueeze_dim::<3>(0))
             }
             EslAggregator::Heuristic => {
                 let [n, len, d] = x.dims();
                 // Σ_o w_{o,0,k}: the 4 output channels summed → taps [2].
-                let taps = self.kernels[j - 1].val().sum_dim(0).reshape([1, 1, 1, 2]);
+                let taps = kernels[j - 1].val().sum_dim(0).reshape([1, 1, 1, 2]);
                 (x.reshape([n, len, d / 2, 2]) * taps)
                     .sum_dim(3)
                     .reshape([n, len, d / 2])
@@ -297,11 +345,15 @@ impl Esl {
     /// The levels of one side, concatenated along the features: `x` `[n, len, D]` with its
     /// lengths → `[n, len, Σ_j d_j]`, `[X_0 | X_1 | … | X_{n−1}]`. Padding is set to ones
     /// before the levels and after every aggregation, so that no l2 norm sees a zero row.
-    fn levels_of(&self, x: Tensor<3>, lengths: &[usize]) -> Vec<Tensor<3>> {
+    fn levels_of(&self, x: Tensor<3>, lengths: &[usize], words: bool) -> Vec<Tensor<3>> {
         let mut current = fill_padding(x, lengths, 1.0);
         let mut out = vec![current.clone()];
         for j in 1..self.levels() {
-            current = l2_normalize(fill_padding(self.aggregate(j, current), lengths, 1.0));
+            current = l2_normalize(fill_padding(
+                self.aggregate(j, current, words),
+                lengths,
+                1.0,
+            ));
             out.push(current.clone());
         }
         out
@@ -325,12 +377,12 @@ impl Esl {
         let masks = PairMasks::new(dims, region_counts, word_lengths, &regions.device());
         let forms = self.bilinear_forms();
         let word_levels: Vec<Tensor<3>> = self
-            .levels_of(words, word_lengths)
+            .levels_of(words, word_lengths, true)
             .into_iter()
             .zip(forms)
             .map(|(x, g)| x.matmul(g.unsqueeze_dim::<3>(0)))
             .collect();
-        let region_levels = self.levels_of(regions, region_counts);
+        let region_levels = self.levels_of(regions, region_counts, false);
         let words = Tensor::cat(word_levels, 2); // [n_cap, L, Σd]
         let regions = Tensor::cat(region_levels, 2); // [n_img, K, Σd]
         pair_products(regions, words).mask_fill(masks.regions.bool_or(masks.words), 0.0)
@@ -398,7 +450,7 @@ impl FineGrainedSimilarity for Esl {
 mod tests {
     use super::*;
     use crate::similarity::fine_grained::test_support::*;
-    use burn::tensor::{Gradients, TensorData};
+    use burn::tensor::{Distribution, Gradients, TensorData};
 
     /// Both aggregators at `D = 8` with 3 levels (widths 8, 4, 2); the level weights are made
     /// distinct and `σ` non-zero so that every parameter matters.
@@ -554,6 +606,56 @@ mod tests {
             if let Some(sigma) = &esl.threshold_position {
                 assert_param_gradient(sigma, &grads, &format!("{what}: σ"));
             }
+        }
+    }
+
+    /// The published layout (aggregators per modality, learned sharpness) scores as the shared
+    /// one when the words' aggregators equal the regions' and the sharpness is at its initial
+    /// `e^3`; different word aggregators change the scores.
+    #[test]
+    fn per_modality_levels_reduce_to_shared_ones() {
+        let device = Device::default();
+        for aggregator in [EslAggregator::Adaptive, EslAggregator::Heuristic] {
+            device.seed(11);
+            let config = EslConfig::new(8)
+                .with_levels(3)
+                .with_aggregator(aggregator)
+                .with_initial_level_weight(0.3);
+            let shared = config.init(&device);
+            let mut own = config
+                .clone()
+                .with_per_modality_levels(true)
+                .with_learned_sharpness(true)
+                .init(&device);
+            assert_eq!(
+                own.log_sharpness.is_some(),
+                aggregator == EslAggregator::Heuristic
+            );
+            let (regions, words) = (
+                Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device),
+                Tensor::<3>::random([3, 4, 8], Distribution::Normal(0.0, 1.0), &device),
+            );
+            let (counts, lengths) = ([3, 2], [4, 2, 3]);
+            own.aggregators = shared.aggregators.clone();
+            own.kernels = shared.kernels.clone();
+            own.bilinear = shared.bilinear.clone();
+            own.norm_gains = shared.norm_gains.clone();
+            own.norm_biases = shared.norm_biases.clone();
+            own.level_weights = shared.level_weights.clone();
+            own.threshold_position = shared.threshold_position.clone();
+            own.log_temperature = shared.log_temperature.clone();
+            let different = own.similarity(regions.clone(), &counts, words.clone(), &lengths);
+            own.word_aggregators = shared.aggregators.clone();
+            own.word_kernels = shared.kernels.clone();
+            let expected = shared.similarity(regions.clone(), &counts, words.clone(), &lengths);
+            own.similarity(regions, &counts, words, &lengths)
+                .into_data()
+                .assert_approx_eq::<f32>(&expected.clone().into_data(), Default::default());
+            let gap = (different - expected).abs().max().into_scalar::<f32>();
+            assert!(
+                gap > 1e-4,
+                "{aggregator:?}: word aggregators unused ({gap})"
+            );
         }
     }
 

@@ -169,9 +169,13 @@ pub fn esl_levels(d_embed: usize) -> usize {
 pub const ESL_PUBLISHED_LEVELS: usize = 9;
 
 /// ESL at width `D` with the published settings: [`esl_levels`] levels, adaptive
-/// aggregation (ESL-A; ESL-H sets [`super::EslAggregator::Heuristic`]).
+/// aggregation (ESL-A; ESL-H sets [`super::EslAggregator::Heuristic`]), the published code's
+/// parameters (aggregators per modality, a learned sharpening exponent).
 pub fn esl(d_embed: usize) -> EslConfig {
-    EslConfig::new(d_embed).with_levels(esl_levels(d_embed))
+    EslConfig::new(d_embed)
+        .with_levels(esl_levels(d_embed))
+        .with_per_modality_levels(true)
+        .with_learned_sharpness(true)
 }
 
 /// Cosine of the pooled vectors (VSE++, VSE∞).

@@ -11,6 +11,7 @@
 mod chan;
 pub mod checkpoint;
 mod error;
+mod esl;
 mod scan;
 mod vse_infinity;
 mod xdim;
@@ -93,6 +94,18 @@ pub const SYSTEMS: &[ImportableSystem] = &[
         repository: "ppanzx/CHAN (its BERT script)",
         recognise: chan::recognise_bert,
         import: chan::import_bert,
+    },
+    ImportableSystem {
+        name: "esl_a",
+        repository: "CrossmodalGroup/ESL (adaptive strategy, as published)",
+        recognise: esl::recognise_adaptive,
+        import: esl::import_adaptive,
+    },
+    ImportableSystem {
+        name: "esl_h",
+        repository: "CrossmodalGroup/ESL (heuristic_strategy = True)",
+        recognise: esl::recognise_heuristic,
+        import: esl::import_heuristic,
     },
     ImportableSystem {
         name: "xdim",
