@@ -371,6 +371,30 @@ fn esl_scores_as_the_authors_code() {
     );
 }
 
+/// HREM (BERT; FC+MLP and a post-norm transformer aggregation on both sides, residual max-2
+/// mean; cosine), trained and scored by the authors' code on SCAN's fixture split.
+#[test]
+fn hrem_scores_as_the_authors_code() {
+    let dir = TempDir::new("import-hrem");
+    let fixture = authors("hrem");
+    let run = dir.join("run");
+    let out = ITM.ok(&[
+        "import",
+        "--checkpoint",
+        s(&fixture.join("model_best.pth")),
+        "--bert",
+        s(&authors("xdim").join("bert")),
+        "--output",
+        s(&run),
+    ]);
+    assert!(out.contains("hrem"), "{out}");
+    let split = TempDir::copy_of("hrem-split", &authors("scan_data"));
+    for file in ["sims.npy", "metrics.json"] {
+        std::fs::copy(fixture.join(file), split.join(file)).unwrap();
+    }
+    assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+}
+
 /// The failures a user meets: each names the file and says what is wrong, and the output
 /// folder is not created.
 #[test]

@@ -11,7 +11,7 @@ use itm_core::VseModelConfig;
 use itm_core::encoders::{ImageEncoderConfig, TextEncoderConfig};
 use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
-use itm_core::pooling::{GpoConfig, PoolingConfig};
+use itm_core::pooling::{GpoConfig, HremPoolingConfig, PoolingConfig};
 use itm_core::similarity::{
     CHAN, COSINE, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T, SCAN_T2I,
     SimilarityConfig, XDIM, esl,
@@ -46,7 +46,7 @@ pub struct ZooEntry {
     pub region_fusion: bool,
     /// The pooling of both sets (GPO, HREM's max-k mean; the mean where a fine-grained head
     /// scores the sets themselves and the pooled vector only serves a first search stage).
-    pooling: fn() -> PoolingConfig,
+    pooling: fn(usize) -> PoolingConfig,
     /// The system's own region tower (of its default, BiGRU script).
     pub regions: RegionTower,
     /// What the system's BERT script changes, when it has its own (CHAN).
@@ -101,9 +101,9 @@ impl ZooEntry {
         (self.training)()
     }
 
-    /// The pooling of the region set and of the word set.
-    pub fn pooling(&self) -> PoolingConfig {
-        (self.pooling)()
+    /// The pooling of the region set and of the word set at joint width `d_embed`.
+    pub fn pooling(&self, d_embed: usize) -> PoolingConfig {
+        (self.pooling)(d_embed)
     }
 
     /// The instance relation layer at joint width `d_embed`, if the system has one.
@@ -137,7 +137,7 @@ impl ZooEntry {
             }
             other => other,
         };
-        VseModelConfig::new(image, text, self.pooling(), self.pooling())
+        VseModelConfig::new(image, text, self.pooling(d_embed), self.pooling(d_embed))
             .with_similarity(self.similarity_with(d_embed, text_tower))
             .with_region_fusion(
                 self.region_fusion
@@ -148,14 +148,14 @@ impl ZooEntry {
 }
 
 /// VSE∞'s generalized pooling operator.
-fn gpo() -> PoolingConfig {
+fn gpo(_: usize) -> PoolingConfig {
     PoolingConfig::Gpo(GpoConfig::new())
 }
 
 /// The mean over the set, for the fine-grained systems: their heads score the region and word
 /// sets, and none of their published models pools (the mean is only the first stage of a
 /// two-stage search).
-fn mean() -> PoolingConfig {
+fn mean(_: usize) -> PoolingConfig {
     PoolingConfig::Mean
 }
 
@@ -173,6 +173,12 @@ fn chan_bigru(_: usize) -> SimilarityConfig {
             .with_aggregation(ChanAggregation::LogSumExp)
             .with_temperature(0.1),
     )
+}
+
+/// HREM's aggregation of each set at width `D` (the published settings: 16 heads, residual
+/// weight 0.8, max-2 mean, dropout 0.1).
+fn hrem_pooling(d_embed: usize) -> PoolingConfig {
+    PoolingConfig::Hrem(HremPoolingConfig::new(d_embed))
 }
 
 /// HREM's instance relation layer at width `D` (the published settings): one post-norm
@@ -375,8 +381,9 @@ pub const ZOO: &[ZooEntry] = &[
     ZooEntry {
         name: "hrem",
         family: "HREM",
-        summary: "HREM: losses on batch embeddings refined by an instance relation layer \
-                  (training only), max-2 mean pooling, cosine retrieval",
+        summary: "HREM: each set aggregated as 0.8 x its max-2 mean + 0.2 x the mean after a \
+                  fragment relation layer (HREM's towers), losses on batch embeddings refined \
+                  by an instance relation layer (training only), cosine retrieval",
         citation: "Fu et al., Learning Semantic Relationship among Instances for Image-Text \
                    Matching, CVPR 2023",
         d_embed: 1024,
@@ -384,7 +391,7 @@ pub const ZOO: &[ZooEntry] = &[
         similarity: |d| COSINE.config(d),
         training: hrem_training,
         region_fusion: false,
-        pooling: || PoolingConfig::MaxKMean(2),
+        pooling: hrem_pooling,
         regions: RegionTower::FcMlp,
         bert_script: None,
         instance_relation: true,
@@ -405,7 +412,7 @@ pub const ZOO: &[ZooEntry] = &[
         region_fusion: false,
         // CLIP's towers pool themselves (class and end-of-text tokens): mean pooling of that
         // set of one only normalises it.
-        pooling: || PoolingConfig::Mean,
+        pooling: mean,
         regions: RegionTower::FcMlp,
         bert_script: None,
         instance_relation: false,
@@ -577,12 +584,19 @@ mod tests {
             (1024, 16, 1024)
         );
         assert_eq!((relation.keep_ratio, relation.dropout), (0.5, 0.1));
-        assert!(matches!(model.image_pooling, PoolingConfig::MaxKMean(2)));
-        assert!(matches!(model.text_pooling, PoolingConfig::MaxKMean(2)));
+        for pooling in [&model.image_pooling, &model.text_pooling] {
+            let PoolingConfig::Hrem(hrem) = pooling else {
+                panic!("HREM's aggregation")
+            };
+            assert_eq!(
+                (hrem.d_model, hrem.heads, hrem.k, hrem.residual_weight),
+                (1024, 16, 2, 0.8)
+            );
+        }
         assert_eq!(hrem.training().relation_warmup_steps, 8000);
         let vse = lookup("vse_infinity_bigru").unwrap();
         assert!(vse.instance_relation(1024).is_none());
-        assert!(matches!(vse.pooling(), PoolingConfig::Gpo(_)));
+        assert!(matches!(vse.pooling(1024), PoolingConfig::Gpo(_)));
     }
 
     /// The `clip` entry is CLIP's named dual-encoder configuration trained with InfoNCE.

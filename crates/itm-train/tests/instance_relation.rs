@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor};
 use itm_core::encoders::{
     GruTextEncoderConfig, ImageEncoderConfig, RegionEncoderConfig, TextEncoderConfig,
 };
+use itm_core::pooling::PoolingConfig;
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::shapes::ShapesDataset;
 use itm_data::{CaptionTokenizer, Vocabulary};
@@ -29,14 +30,22 @@ fn dataset() -> ShapesDataset {
 const STEPS_PER_EPOCH: usize = 600 / 40;
 
 /// The `hrem` entry at `D` = 16 (its 16 heads are one channel wide here), with or without the
-/// relation layer.
+/// relation layer. The dropout of HREM's set aggregation is off: its masks are drawn from the
+/// device's generator, whose position the relation layer's initialisation moves, and the
+/// comparison of runs with and without the layer must see the layer alone.
 fn model(vocab: &Vocabulary, relation: bool) -> VseModelConfig {
     let hrem = zoo::lookup("hrem").expect("the hrem entry");
-    let config = hrem.model(
+    let mut config = hrem.model(
         ImageEncoderConfig::Regions(RegionEncoderConfig::new(24, 16)),
         TextEncoderConfig::Gru(GruTextEncoderConfig::new(vocab.len(), 16).with_d_word(8)),
         itm_train::Towers::System,
     );
+    for pooling in [&mut config.image_pooling, &mut config.text_pooling] {
+        let PoolingConfig::Hrem(hrem) = pooling else {
+            panic!("HREM's aggregation")
+        };
+        hrem.dropout = 0.0;
+    }
     assert!(config.instance_relation.is_some());
     if relation {
         config

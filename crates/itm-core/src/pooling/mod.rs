@@ -3,9 +3,11 @@
 
 mod basic;
 mod gpo;
+mod hrem;
 
 pub use basic::{max_k_mean_pool, max_pool, mean_pool};
 pub use gpo::{Gpo, GpoConfig, positional_encoding};
+pub use hrem::{HremPooling, HremPoolingConfig};
 
 use burn::config::Config;
 use burn::module::Module;
@@ -24,6 +26,8 @@ pub enum PoolingConfig {
     MaxKMean(usize),
     /// Generalized pooling operator (VSE∞).
     Gpo(GpoConfig),
+    /// HREM's max-2 mean mixed with the mean after a fragment relation layer.
+    Hrem(HremPoolingConfig),
 }
 
 /// Mean pooling over valid positions (no parameters).
@@ -54,6 +58,8 @@ pub enum Pooling {
     MaxKMean(MaxKMeanPool),
     /// See [`PoolingConfig::Gpo`].
     Gpo(Gpo),
+    /// See [`PoolingConfig::Hrem`].
+    Hrem(HremPooling),
 }
 
 impl PoolingConfig {
@@ -64,6 +70,7 @@ impl PoolingConfig {
             PoolingConfig::Max => Pooling::Max(MaxPool),
             PoolingConfig::MaxKMean(k) => Pooling::MaxKMean(MaxKMeanPool { k: *k }),
             PoolingConfig::Gpo(config) => Pooling::Gpo(config.init(device)),
+            PoolingConfig::Hrem(config) => Pooling::Hrem(config.init(device)),
         }
     }
 }
@@ -77,6 +84,7 @@ impl Pooling {
             Pooling::Max(_) => l2_normalize(max_pool(x, lengths)),
             Pooling::MaxKMean(pool) => l2_normalize(max_k_mean_pool(x, lengths, pool.k)),
             Pooling::Gpo(gpo) => gpo.forward(x, lengths),
+            Pooling::Hrem(hrem) => hrem.forward(x, lengths),
         }
     }
 }

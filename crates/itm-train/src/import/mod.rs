@@ -12,6 +12,7 @@ mod chan;
 pub mod checkpoint;
 mod error;
 mod esl;
+mod hrem;
 mod scan;
 mod vse_infinity;
 mod xdim;
@@ -112,6 +113,12 @@ pub const SYSTEMS: &[ImportableSystem] = &[
         repository: "CrossmodalGroup/X-Dim",
         recognise: xdim::recognise,
         import: xdim::import,
+    },
+    ImportableSystem {
+        name: "hrem",
+        repository: "CrossmodalGroup/HREM",
+        recognise: hrem::recognise,
+        import: hrem::import,
     },
     ImportableSystem {
         name: "scan",
