@@ -85,6 +85,32 @@ fn assert_scores_as_the_authors(fixture: &Path, run: &Path, dir: &Path, toleranc
     assert_eq!(json["rsum"].as_f64(), expected["rsum"].as_f64());
 }
 
+/// `itm import` of the fixture folder `name` (its checkpoint `file`, with `extra` arguments)
+/// prints `system`, and the imported run scores the test split `split` (a fixture folder
+/// holding the data) as the authors' code did: their matrix and metrics beside the checkpoint.
+fn import_scores_as_the_authors(name: &str, file: &str, extra: &[&str], system: &str, split: &str) {
+    let dir = TempDir::new(name);
+    let fixture = authors(name);
+    let run = dir.join("run");
+    let checkpoint = fixture.join(file);
+    let mut args = vec![
+        "import",
+        "--checkpoint",
+        s(&checkpoint),
+        "--output",
+        s(&run),
+    ];
+    args.extend(extra);
+    let out = ITM.ok(&args);
+    assert!(out.contains(system), "{out}");
+    assert_eq!(read_json(&run.join("import.json"))["system"], system);
+    let data = TempDir::copy_of(&format!("{name}-split"), &authors(split));
+    for file in ["sims.npy", "metrics.json"] {
+        std::fs::copy(fixture.join(file), data.join(file)).unwrap();
+    }
+    assert_scores_as_the_authors(&data, &run, &dir, 1e-4);
+}
+
 #[test]
 fn vse_infinity_bigru_scores_as_the_authors_code() {
     let dir = TempDir::new("import-vse-bigru");
@@ -138,26 +164,17 @@ fn vse_infinity_bigru_scores_as_the_authors_code() {
 /// those of a Hugging Face folder, whose loader is checked against transformers elsewhere.
 #[test]
 fn vse_infinity_bert_scores_as_the_authors_code() {
-    let dir = TempDir::new("import-vse-bert");
     let fixture = authors("vse_infty_bert");
-    let run = dir.join("run");
-    let out = ITM.ok(&[
-        "import",
-        "--checkpoint",
-        s(&fixture.join("model_best.pth")),
-        "--bert",
-        s(&fixture.join("bert")),
-        "--output",
-        s(&run),
-    ]);
-    assert!(out.contains("vse_infinity_bert"), "{out}");
-    assert!(run.join("tokenizer.json").is_file());
     // The test split is the BiGRU fixture's (byte-identical); the matrix is BERT's.
-    let split = TempDir::copy_of("vse-bert-split", &authors("vse_infty_bigru"));
-    for file in ["sims.npy", "metrics.json"] {
-        std::fs::copy(fixture.join(file), split.join(file)).unwrap();
-    }
-    assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+    let bert = fixture.join("bert");
+    import_scores_as_the_authors(
+        "vse_infty_bert",
+        "model_best.pth",
+        &["--bert", s(&bert)],
+        "vse_infinity_bert",
+        "vse_infty_bigru",
+    );
+    let dir = TempDir::new("import-vse-bert");
 
     // Without --bert, and with a BERT folder of another width: refused, naming the file.
     let output = dir.join("refused");
@@ -200,49 +217,30 @@ fn vse_infinity_bert_scores_as_the_authors_code() {
 #[test]
 fn scan_scores_as_the_authors_code() {
     let data = authors("scan_data");
+    let vocab = data.join("vocab.json");
     for (name, system) in [
         ("scan_t2i_avg", "scan_t2i"),
         ("scan_i2t_avg", "scan_i2t"),
         ("scan_t2i_lse", "scan_t2i"),
         ("scan_i2t_lse", "scan_i2t"),
     ] {
-        let dir = TempDir::new(name);
-        let fixture = authors(name);
-        let run = dir.join("run");
-        let out = ITM.ok(&[
-            "import",
-            "--checkpoint",
-            s(&fixture.join("model_best.pth.tar")),
-            "--vocab",
-            s(&data.join("vocab.json")),
-            "--output",
-            s(&run),
-        ]);
-        assert!(out.contains(system), "{out}");
         // The test split lives once in scan_data; the authors' matrix beside each checkpoint.
-        let split = TempDir::copy_of(&format!("{name}-split"), &data);
-        for file in ["sims.npy", "metrics.json"] {
-            std::fs::copy(fixture.join(file), split.join(file)).unwrap();
-        }
-        assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+        import_scores_as_the_authors(
+            name,
+            "model_best.pth.tar",
+            &["--vocab", s(&vocab)],
+            system,
+            "scan_data",
+        );
     }
     // The legacy file of PyTorch < 1.6, as SCAN's published checkpoints are, imports the same.
-    let dir = TempDir::new("scan-legacy");
-    let legacy = dir.join("legacy");
-    ITM.ok(&[
-        "import",
-        "--checkpoint",
-        s(&authors("scan_t2i_avg").join("model_best_legacy.pth.tar")),
-        "--vocab",
-        s(&data.join("vocab.json")),
-        "--output",
-        s(&legacy),
-    ]);
-    let split = TempDir::copy_of("scan-legacy-split", &data);
-    for file in ["sims.npy", "metrics.json"] {
-        std::fs::copy(authors("scan_t2i_avg").join(file), split.join(file)).unwrap();
-    }
-    assert_scores_as_the_authors(&split, &legacy, &dir, 1e-4);
+    import_scores_as_the_authors(
+        "scan_t2i_avg",
+        "model_best_legacy.pth.tar",
+        &["--vocab", s(&vocab)],
+        "scan_t2i",
+        "scan_data",
+    );
 }
 
 /// CHAN's two scripts, each trained and scored by the authors' code on SCAN's fixture split:
@@ -252,35 +250,21 @@ fn scan_scores_as_the_authors_code() {
 #[test]
 fn chan_scores_as_the_authors_code() {
     let data = authors("scan_data");
-    for (name, system, bert) in [
-        ("chan_bigru", "chan_bigru", false),
-        ("chan_bert", "chan_bert", true),
-    ] {
-        let dir = TempDir::new(name);
-        let fixture = authors(name);
-        let run = dir.join("run");
-        let checkpoint = fixture.join("model_best.pth");
-        let bert_folder = fixture.join("bert");
-        let mut args = vec![
-            "import",
-            "--checkpoint",
-            s(&checkpoint),
-            "--output",
-            s(&run),
-        ];
-        if bert {
-            args.extend(["--bert", s(&bert_folder)]);
-        }
-        let out = ITM.ok(&args);
-        assert!(out.contains(system), "{out}");
-        let report = read_json(&run.join("import.json"));
-        assert_eq!(report["system"], system);
-        let split = TempDir::copy_of(&format!("{name}-split"), &data);
-        for file in ["sims.npy", "metrics.json"] {
-            std::fs::copy(fixture.join(file), split.join(file)).unwrap();
-        }
-        assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
-    }
+    import_scores_as_the_authors(
+        "chan_bigru",
+        "model_best.pth",
+        &[],
+        "chan_bigru",
+        "scan_data",
+    );
+    let bert = authors("chan_bert").join("bert");
+    import_scores_as_the_authors(
+        "chan_bert",
+        "model_best.pth",
+        &["--bert", s(&bert)],
+        "chan_bert",
+        "scan_data",
+    );
     // The vocabulary in opt is the one the split's vocab.json + <mask> gives: a --vocab of
     // another size is not consulted, and the imported vocabulary has the checkpoint's size.
     let dir = TempDir::new("chan-vocab");
@@ -308,24 +292,14 @@ fn chan_scores_as_the_authors_code() {
 /// two in-memory fixes this width and current PyTorch need).
 #[test]
 fn xdim_scores_as_the_authors_code() {
-    let dir = TempDir::new("import-xdim");
-    let fixture = authors("xdim");
-    let run = dir.join("run");
-    let out = ITM.ok(&[
-        "import",
-        "--checkpoint",
-        s(&fixture.join("model_best.pth")),
-        "--bert",
-        s(&fixture.join("bert")),
-        "--output",
-        s(&run),
-    ]);
-    assert!(out.contains("xdim"), "{out}");
-    let split = TempDir::copy_of("xdim-split", &authors("scan_data"));
-    for file in ["sims.npy", "metrics.json"] {
-        std::fs::copy(fixture.join(file), split.join(file)).unwrap();
-    }
-    assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+    let bert = authors("xdim").join("bert");
+    import_scores_as_the_authors(
+        "xdim",
+        "model_best.pth",
+        &["--bert", s(&bert)],
+        "xdim",
+        "scan_data",
+    );
 }
 
 /// ESL, adaptive and heuristic (BERT; `module.` keys; nine levels, so D = 256 at the least),
@@ -333,25 +307,15 @@ fn xdim_scores_as_the_authors_code() {
 /// does not record, is recognised from the level encoders' keys.
 #[test]
 fn esl_scores_as_the_authors_code() {
-    for (name, system) in [("esl_a", "esl_a"), ("esl_h", "esl_h")] {
-        let dir = TempDir::new(name);
-        let fixture = authors(name);
-        let run = dir.join("run");
-        let out = ITM.ok(&[
-            "import",
-            "--checkpoint",
-            s(&fixture.join("model_best.pth")),
-            "--bert",
-            s(&authors("xdim").join("bert")),
-            "--output",
-            s(&run),
-        ]);
-        assert!(out.contains(system), "{out}");
-        let split = TempDir::copy_of(&format!("{name}-split"), &authors("scan_data"));
-        for file in ["sims.npy", "metrics.json"] {
-            std::fs::copy(fixture.join(file), split.join(file)).unwrap();
-        }
-        assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+    let bert = authors("xdim").join("bert");
+    for name in ["esl_a", "esl_h"] {
+        import_scores_as_the_authors(
+            name,
+            "model_best.pth",
+            &["--bert", s(&bert)],
+            name,
+            "scan_data",
+        );
     }
     // Forced as the other strategy: refused, naming what is missing.
     let dir = TempDir::new("esl-forced");
@@ -375,24 +339,14 @@ fn esl_scores_as_the_authors_code() {
 /// mean; cosine), trained and scored by the authors' code on SCAN's fixture split.
 #[test]
 fn hrem_scores_as_the_authors_code() {
-    let dir = TempDir::new("import-hrem");
-    let fixture = authors("hrem");
-    let run = dir.join("run");
-    let out = ITM.ok(&[
-        "import",
-        "--checkpoint",
-        s(&fixture.join("model_best.pth")),
-        "--bert",
-        s(&authors("xdim").join("bert")),
-        "--output",
-        s(&run),
-    ]);
-    assert!(out.contains("hrem"), "{out}");
-    let split = TempDir::copy_of("hrem-split", &authors("scan_data"));
-    for file in ["sims.npy", "metrics.json"] {
-        std::fs::copy(fixture.join(file), split.join(file)).unwrap();
-    }
-    assert_scores_as_the_authors(&split, &run, &dir, 1e-4);
+    let bert = authors("xdim").join("bert");
+    import_scores_as_the_authors(
+        "hrem",
+        "model_best.pth",
+        &["--bert", s(&bert)],
+        "hrem",
+        "scan_data",
+    );
 }
 
 /// The failures a user meets: each names the file and says what is wrong, and the output
