@@ -51,12 +51,9 @@ Usage:
 """
 
 import argparse
-import json
 import os
-import random
 import shutil
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True  # do not write __pycache__ into the upstream checkout
 
@@ -64,12 +61,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import chan as chan_gen  # noqa: E402  the shared data, random BERT and helpers
-import xdim as xdim_gen  # noqa: E402  the shims of the VSE-infinity BERT family
+import chan as chan_gen  # noqa: E402  the recorders and helpers
+import common  # noqa: E402  the shims, data and outputs shared with xdim.py and hrem.py
 import scan as scan_gen  # noqa: E402
+import xdim as xdim_gen  # noqa: E402  lib/vse.py from its source, with the linspace shim
 
-SEED = scan_gen.SEED
-N_TRAIN, N_DEV, N_TEST = scan_gen.N_TRAIN, scan_gen.N_DEV, scan_gen.N_TEST
 IMG_DIM = scan_gen.IMG_DIM
 EMBED_SIZE, BATCH_SIZE = 256, 8
 DATA_NAME = 'f30k_precomp'
@@ -118,45 +114,17 @@ def main():
         sys.exit('%s does not look like a checkout of CrossmodalGroup/ESL' % upstream)
     commit = chan_gen.git_commit(upstream, args.commit)
     out = os.path.abspath(args.out)
-    shared = os.path.join(out, 'scan_data')
-    if not os.path.exists(os.path.join(shared, 'test_ims.npy')):
-        sys.exit('%s missing: run scripts/authors/scan.py first (the shared test split)' % shared)
-    work = os.path.abspath(args.work or os.path.join(tempfile.gettempdir(), 'itm_authors_esl'))
-    marker = os.path.join(work, '.itm_authors_scratch')
-    if os.path.exists(work):
-        if not os.path.exists(marker):
-            sys.exit('refusing to clear %s: not a scratch folder of this script' % work)
-        shutil.rmtree(work)
-    os.makedirs(work)
-    open(marker, 'w').close()
-
+    work = common.scratch_folder(args.work, 'esl')
     torch.set_num_threads(1)
-    rng = np.random.default_rng(SEED)
     data_path = os.path.join(work, 'data')
-    precomp = os.path.join(data_path, DATA_NAME)
-    os.makedirs(precomp)
-    splits = {'train': scan_gen.make_split(rng, N_TRAIN, 0.0),
-              'dev': scan_gen.make_split(rng, N_DEV, 0.0),
-              'test': scan_gen.make_split(rng, N_TEST, 0.3)}
-    for name, (caps, ims) in splits.items():
-        scan_gen.write_split(precomp, name, caps, ims)
-    for f in ('test_ims.npy', 'test_caps.txt'):
-        if not chan_gen.same_bytes(os.path.join(precomp, f), os.path.join(shared, f)):
-            sys.exit('%s differs from the shared test split (regenerate with scan.py?)' % f)
-
-    bert_dir = os.path.join(work, 'bert')
-    chan_gen.build_bert_folder(bert_dir, splits['train'][0] + splits['dev'][0])
-    for f in os.listdir(bert_dir):
-        shared_bert = os.path.join(out, 'xdim', 'bert', f)
-        if not chan_gen.same_bytes(os.path.join(bert_dir, f), shared_bert):
-            sys.exit('%s differs from the random BERT built here' % shared_bert)
+    splits = common.precomp_splits(data_path, DATA_NAME, out)
+    bert_dir = common.random_bert(work, splits, out)
     install_shims(upstream, bert_dir)
     import train as up_train  # keeps its own references to i2t/t2i (validation): not recorded
     import lib.evaluation as up_eval
     chan_gen.record_rankers()
     up_train.validate = lambda *a, **k: VALIDATION_RSUM
 
-    from importlib.metadata import version
     for name, fixes in CONFIGS:
         if args.only and name not in args.only:
             continue
@@ -167,58 +135,18 @@ def main():
         argv = ['train.py', '--data_path=' + data_path, '--data_name=' + DATA_NAME,
                 '--logger_name=' + run_dir + '/log', '--model_name=' + run_dir] + PUBLISHED + \
                ['--embed_size=%d' % EMBED_SIZE, '--img_dim=%d' % IMG_DIM, '--batch_size=%d' % BATCH_SIZE]
-        random.seed(SEED)
-        np.random.seed(SEED)
-        torch.manual_seed(SEED)
-        saved_argv, sys.argv = sys.argv, argv
-        try:
-            up_train.main()
-        finally:
-            sys.argv = saved_argv
-        best = os.path.join(run_dir, 'model_best.pth')
-        if not os.path.exists(best):
-            sys.exit('%s: upstream did not write model_best.pth' % name)
-        gz = chan_gen.gz_size(best)
-        print('checkpoint', name, 'bytes', os.path.getsize(best), 'gzip -9', gz)
-        if gz > MAX_GZ_BYTES:
-            sys.exit('%s: model_best.pth is %d bytes after gzip -9 (> %d): not written'
-                     % (name, gz, MAX_GZ_BYTES))
+        common.train(up_train, argv)
         cfg_out = os.path.join(out, name)
-        os.makedirs(cfg_out, exist_ok=True)
-        ckpt = os.path.join(cfg_out, 'model_best.pth')
-        shutil.copyfile(best, ckpt)
-
-        npts, sims, (r, rk), (ri, rki) = chan_gen.evaluate(ckpt, data_path)
-        np.save(os.path.join(cfg_out, 'sims.npy'), np.ascontiguousarray(sims))
-        keys = ['r1', 'r5', 'r10', 'medr', 'meanr']
-        metrics = {'npts': int(npts),
-                   'i2t': {k: float(v) for k, v in zip(keys, r)},
-                   't2i': {k: float(v) for k, v in zip(keys, ri)},
-                   'rsum': float(r[0] + r[1] + r[2] + ri[0] + ri[1] + ri[2]),
-                   'i2t_ranks': [int(x) for x in rk[0]], 'i2t_top1': [int(x) for x in rk[1]],
-                   't2i_ranks': [int(x) for x in rki[0]], 't2i_top1': [int(x) for x in rki[1]],
-                   'ties': scan_gen.tie_report(sims)}
-        with open(os.path.join(cfg_out, 'metrics.json'), 'w') as f:
-            json.dump(metrics, f, indent=1)
-        with open(os.path.join(cfg_out, 'SOURCE.txt'), 'w') as f:
-            f.write('Generated by scripts/authors/esl.py running the authors\' code (not copied here).\n'
-                    'upstream: https://github.com/CrossmodalGroup/ESL commit %s (run-time shims listed in '
-                    'the script)\n'
-                    'torch %s, numpy %s, transformers %s, python %s\n'
-                    'command: python scripts/authors/esl.py --upstream <checkout> --out <fixtures/authors> '
-                    '--commit %s\n'
-                    'strategy: %s (lib/vse.py%s)\n'
-                    'upstream training argv: %s\n'
-                    'evaluation: lib.evaluation.evalrank(model_best.pth, data_path, split=\'test\')\n'
-                    'test split: ../scan_data/ (test_ims.npy, test_caps.txt, test_ids.txt)\n'
-                    'BERT folder: ../xdim/bert (the random BERT of chan.py that from_pretrained(\'bert-base-uncased\') '
-                    'is redirected to)\n'
-                    % (commit, torch.__version__, np.__version__, version('transformers'),
-                       sys.version.split()[0], commit,
-                       'heuristic' if fixes else 'adaptive',
-                       ' with heuristic_strategy = True, in memory' if fixes else ' as published',
-                       ' '.join(a.replace(work, '<work>') for a in argv[1:])))
-        print('metrics', name, json.dumps({k: metrics[k] for k in ('i2t', 't2i', 'rsum', 'ties')}))
+        ckpt = common.keep_checkpoint(os.path.join(run_dir, 'model_best.pth'), cfg_out, MAX_GZ_BYTES)
+        common.write_results(cfg_out, chan_gen.evaluate(ckpt, data_path))
+        common.write_source(
+            cfg_out, 'esl.py', 'CrossmodalGroup/ESL', commit, argv, work,
+            "lib.evaluation.evalrank(model_best.pth, data_path, split='test')",
+            ['strategy: %s (lib/vse.py%s)' % ('heuristic' if fixes else 'adaptive',
+                                              ' with heuristic_strategy = True, in memory'
+                                              if fixes else ' as published'),
+             "BERT folder: ../xdim/bert (the random BERT of chan.py that "
+             "from_pretrained('bert-base-uncased') is redirected to)"])
     if args.work is None:
         shutil.rmtree(work)
 
