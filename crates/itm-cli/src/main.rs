@@ -78,7 +78,8 @@ enum Command {
     /// Exact (every row scored) unless the index was built with --approximate: then its HNSW
     /// graph is searched, unless --exact is given. The output says which search ran.
     Search(search::SearchArgs),
-    /// Contact sheet: a few captions of an index and their top images as a PNG grid.
+    /// Contact sheet: a few captions of an index and their top images as a PNG grid, captions
+    /// and scores written on it (or, with --image, images and the captions found).
     Sheet(search::SheetArgs),
     /// Inspect datasets.
     Data {

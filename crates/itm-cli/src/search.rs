@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use clap::Args;
 use itm_serve::index::{Collection, Hit, Index, RECALL_K, encode_image_file, encode_texts};
-use itm_serve::{sidecar, write_contact_sheet};
+use itm_serve::{sidecar, write_contact_sheet, write_image_sheet};
 
 /// Options of `itm search`.
 #[derive(Args, Debug)]
@@ -45,13 +45,17 @@ pub struct SheetArgs {
     /// The PNG to write; its rows are described in the .json beside it.
     #[arg(long, value_name = "sheet.png")]
     output: PathBuf,
-    /// Captions to show, spread evenly over the index (ignored with --caption).
+    /// Captions to show, spread evenly over the index (ignored with --caption or --image).
     #[arg(long, default_value_t = 6)]
     captions: usize,
     /// A caption row of the index to show (repeatable).
-    #[arg(long = "caption", value_name = "ROW")]
+    #[arg(long = "caption", value_name = "ROW", conflicts_with = "image_ids")]
     caption_rows: Vec<usize>,
-    /// Images per caption.
+    /// Image queries instead: an image id of the index (repeatable); each row shows the image
+    /// on the left and the captions found beside it.
+    #[arg(long = "image", value_name = "ID")]
+    image_ids: Vec<String>,
+    /// Images per caption (captions per image with --image).
     #[arg(long, default_value_t = 5)]
     top: usize,
 }
@@ -296,6 +300,9 @@ pub fn sheet(args: &SheetArgs) -> Result<(), String> {
         return Err("--top must be at least 1".to_string());
     }
     let index = open(&args.index)?;
+    if !args.image_ids.is_empty() {
+        return image_sheet(&index, args);
+    }
     let n = index.items().captions.len();
     let rows: Vec<usize> = if args.caption_rows.is_empty() {
         let count = args.captions.clamp(1, n);
@@ -311,6 +318,33 @@ pub fn sheet(args: &SheetArgs) -> Result<(), String> {
         .count();
     println!(
         "wrote {} ({} captions × top {}; the caption's image found in {found}) and {}",
+        args.output.display(),
+        sheet.len(),
+        args.top,
+        sidecar(&args.output).display()
+    );
+    Ok(())
+}
+
+/// `itm sheet --image ID ...`: image queries, each with the captions found.
+fn image_sheet(index: &Index, args: &SheetArgs) -> Result<(), String> {
+    let images = &index.items().images;
+    let rows = args
+        .image_ids
+        .iter()
+        .map(|id| {
+            images
+                .iter()
+                .position(|item| &item.id == id)
+                .ok_or_else(|| format!("{id}: not an image id of the index"))
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    let sheet =
+        write_image_sheet(index, &rows, args.top, &args.output).map_err(|e| e.to_string())?;
+    let found: usize = sheet.iter().map(|row| row.ground_truth_found).sum();
+    println!(
+        "wrote {} ({} images × top {} captions; {found} of the captions shown describe their \
+         image) and {}",
         args.output.display(),
         sheet.len(),
         args.top,

@@ -16,6 +16,10 @@ use itm_core::similarity::ScanConfig;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
 use itm_serve::index::{CAPTION_GRAPH, Collection, Hit, IMAGE_GRAPH, Index};
+use itm_serve::sheet::{
+    Band, MARK, caption_band, caption_line, image_query_label, image_query_origin,
+    image_sheet_size, score_band,
+};
 use itm_serve::{MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, frame_origin, sheet_size};
 use itm_test_support::{Binary, TempDir, copy_tree, failed, itm_binary, succeeded};
 use itm_train::{Checkpoint, Trainer, TrainingConfig, cosine_scores, encode_split};
@@ -235,7 +239,8 @@ fn index_search_and_sheet() {
     ]));
     assert!(err.contains("neither an image id"), "{err}");
 
-    // Contact sheet: size, and frames where the JSON places the ground truth.
+    // Contact sheet: size, frames where the JSON places the ground truth, the caption written
+    // above each row and a score under each picture.
     let png = work.join("sheet.png");
     let rows = ["0", "55", "130", "260", "499"];
     let mut args = vec![
@@ -260,6 +265,15 @@ fn index_search_and_sheet() {
         assert_eq!(entry["text"], test.captions[caption].as_str());
         let (x, y) = frame_origin(row, 0);
         assert_eq!(sheet.get_pixel(x + 1, y + 1).0, QUERY_COLOUR);
+        let ink = ink(&sheet, caption_band(row, 5));
+        assert!(
+            ink > 150,
+            "row {row}: {ink} dark pixels in the caption band"
+        );
+        for column in 0..=5 {
+            let ink = ink_or_green(&sheet, score_band(row, column));
+            assert!(ink > 40, "row {row} column {column}: {ink} pixels of text");
+        }
         for (column, hit) in entry["results"].as_array().unwrap().iter().enumerate() {
             let truth = hit["image"].as_u64().unwrap() as usize == test.caption_image[caption];
             assert_eq!(hit["ground_truth"].as_bool(), Some(truth));
@@ -282,10 +296,112 @@ fn index_search_and_sheet() {
     let centre = sheet.get_pixel(x + 4 + 48, y + 4 + 48).0;
     assert_ne!(centre, QUERY_COLOUR);
 
+    image_sheet(&index_dir, test, &work);
     approximate_search(&checkpoint, &index_dir, &test.captions, &work);
     refuses_altered_indexes(&index_dir, &work);
     replaces_only_indexes(&checkpoint, &index_dir, &work);
     refuses_fine_grained_models(&data, &work);
+}
+
+/// Dark (text) pixels in `band`.
+fn ink(sheet: &image::RgbImage, band: Band) -> usize {
+    band_pixels(sheet, band, |p| p.iter().all(|&c| c < 100))
+}
+
+/// Dark or green (ground-truth text) pixels in `band`.
+fn ink_or_green(sheet: &image::RgbImage, band: Band) -> usize {
+    band_pixels(sheet, band, |p| {
+        p.iter().all(|&c| c < 100) || (p[1] > 100 && p[0] < 100 && p[2] < 100)
+    })
+}
+
+fn band_pixels(sheet: &image::RgbImage, band: Band, keep: impl Fn([u8; 3]) -> bool) -> usize {
+    (band.y..band.y + band.height)
+        .flat_map(|y| (band.x..band.x + band.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| keep(sheet.get_pixel(x, y).0))
+        .count()
+}
+
+/// `itm sheet --image ID`: the image on the left, framed as the query, its id under it, and one
+/// line of text per caption found, the image's own captions marked green where the JSON says;
+/// an unknown id is refused.
+fn image_sheet(index_dir: &Path, test: &itm_data::RetrievalSplit, work: &Path) {
+    let png = work.join("image-sheet.png");
+    let ids = ["3", "40", "99"];
+    let mut args = vec![
+        "sheet",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--output",
+        png.to_str().unwrap(),
+        "--top",
+        "6",
+    ];
+    for id in &ids {
+        args.extend(["--image", id]);
+    }
+    let stdout = succeeded(ITM.run(&args));
+    assert!(stdout.contains("3 images × top 6 captions"), "{stdout}");
+    let sheet = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(sheet.dimensions(), image_sheet_size(ids.len(), 6));
+    let described = json(&std::fs::read_to_string(work.join("image-sheet.json")).unwrap());
+    let described = described.as_array().unwrap();
+    let mut own = 0;
+    for (row, entry) in described.iter().enumerate() {
+        let image = entry["image"].as_u64().unwrap() as usize;
+        assert_eq!(entry["id"], ids[row]);
+        let (x, y) = image_query_origin(row, 6);
+        assert_eq!(sheet.get_pixel(x + 1, y + 1).0, QUERY_COLOUR);
+        assert!(
+            ink(&sheet, image_query_label(row, 6)) > 40,
+            "row {row}: no id"
+        );
+        let results = entry["results"].as_array().unwrap();
+        assert_eq!(results.len(), 6);
+        for (rank, hit) in results.iter().enumerate() {
+            let caption = hit["caption"].as_u64().unwrap() as usize;
+            assert_eq!(hit["text"], test.captions[caption].as_str());
+            let truth = test.caption_image[caption] == image;
+            assert_eq!(hit["ground_truth"].as_bool(), Some(truth));
+            let line = caption_line(row, rank, 6);
+            let mark = sheet
+                .get_pixel(line.x + MARK / 2, line.y + line.height / 2)
+                .0;
+            assert_eq!(
+                mark == MATCH_COLOUR,
+                truth,
+                "row {row} rank {rank}: mark {mark:?}"
+            );
+            let text = ink_or_green(
+                &sheet,
+                Band {
+                    x: line.x + 2 * MARK,
+                    width: line.width - 2 * MARK,
+                    ..line
+                },
+            );
+            assert!(text > 150, "row {row} rank {rank}: {text} pixels of text");
+            own += usize::from(truth);
+        }
+    }
+    assert!(
+        own >= 3,
+        "only {own} of the captions shown describe their image"
+    );
+    let err = failed(ITM.run(&[
+        "sheet",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--output",
+        work.join("never.png").to_str().unwrap(),
+        "--image",
+        "no-such-id",
+    ]));
+    assert!(
+        err.contains("no-such-id") && err.contains("not an image id"),
+        "{err}"
+    );
+    assert!(!work.join("never.png").exists());
 }
 
 /// `itm index build --approximate`: the recall it prints is the one the manifest records, the
