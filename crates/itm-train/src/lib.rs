@@ -52,6 +52,6 @@ pub use run::{
 };
 pub use towers::{ImageTower, TextTower};
 pub use trainer::{
-    EpochRecord, RESUME_FILE, StepDecay, Trainer, TrainingOutcome, register_bundled_font,
-    write_chart,
+    EpochRecord, IntervalRecord, LOG_STEPS, RESUME_FILE, StepDecay, Trainer, TrainingOutcome,
+    register_bundled_font, write_chart,
 };
