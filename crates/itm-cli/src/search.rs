@@ -450,12 +450,12 @@ fn rank(
                 return Ok((hits, used));
             }
             let asked = if top == args.top {
-                format!("--top {top}")
+                format!("--top {top} exceeds")
             } else {
-                format!("the first stage's {top} candidates")
+                format!("the first stage's {top} candidates exceed")
             };
             instead_of_graph = Some(format!(
-                "{asked} exceeds the ef_search {ef_search} of {}",
+                "{asked} the ef_search {ef_search} of {}",
                 record.file
             ));
         }

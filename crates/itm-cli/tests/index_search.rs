@@ -758,6 +758,31 @@ fn searches_fine_grained_models(data: &ShapesDataset, cosine_index: &Path, work:
     assert_eq!(out["search"]["rerank_top"], 10);
     assert_eq!(out["search"]["second_stage"]["rescored"], 10);
 
+    // With HNSW graphs, the first stage walks the graph when k fits its ef_search and says so.
+    let approximate = work.join("scan-index-hnsw");
+    succeeded(build(
+        &folder,
+        &approximate,
+        &["--approximate", "--ef-search", "50"],
+    ));
+    let query = ["a red circle", "--top", "3", "--json", "--rerank-top"];
+    let run = |k: &str| {
+        let mut args = vec!["search", "--index", s(&approximate)];
+        args.extend(query);
+        args.push(k);
+        json(&succeeded(ITM.run(&args)))["search"].clone()
+    };
+    let graph = run("50");
+    assert_eq!(graph["first_stage"]["method"], "approximate", "{graph}");
+    assert_eq!(graph["second_stage"]["rescored"], 50);
+    let exact = run("60");
+    assert_eq!(exact["first_stage"]["method"], "exact", "{exact}");
+    let note = exact["first_stage"]["note"].as_str().unwrap();
+    assert!(
+        note.contains("60 candidates exceed the ef_search 50"),
+        "{note}"
+    );
+
     // No second-stage features: a cosine model's index (what an older itm wrote) ...
     let err = failed(ITM.run(&[
         "search",
