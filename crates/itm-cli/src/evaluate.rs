@@ -8,7 +8,9 @@ use clap::{Args, ValueEnum};
 use itm_core::eval::{Metrics, Protocol, evaluate};
 use itm_data::images::ImageTransform;
 use itm_data::npy::{FloatArray, write_f32};
-use itm_train::{Checkpoint, DataSection, RunConfig, check_image_input, score_split};
+use itm_train::{
+    Checkpoint, DataSection, RunConfig, check_image_input, evaluate_split_two_stage, score_split,
+};
 use rayon::prelude::*;
 
 /// `itm evaluate` options.
@@ -49,6 +51,16 @@ pub struct EvaluateArgs {
     /// No progress bars or progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Two-stage scoring of a fine-grained model: per query, the first stage (cosine of mean
+    /// region and word features) keeps K items and the head re-scores them; reported as a
+    /// two-stage result, not as the protocol's (which scores every pair: omit this option).
+    #[arg(
+        long,
+        value_name = "K",
+        requires = "checkpoint",
+        conflicts_with = "save_sims"
+    )]
+    rerank_top: Option<usize>,
 }
 
 /// Evaluation protocols.
@@ -157,6 +169,38 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
     let split = data
         .load_split(&args.split, pixels.as_ref())
         .map_err(|e| e.to_string())?;
+    if let Some(k) = args.rerank_top {
+        if args.checkpoint.len() > 1 {
+            return Err("--rerank-top scores one checkpoint, not an ensemble".to_string());
+        }
+        let (model, config, tokenizer) = load_checkpoint(first, &device)?;
+        check_image_input(&config, &split.images)
+            .map_err(|e| format!("{}: {e}", first.display()))?;
+        let report = evaluate_split_two_stage(&model, &split, &tokenizer, &device, protocol, k)
+            .map_err(|e| format!("{}: {e}", first.display()))?;
+        let (n_img, n_cap) = (split.n_images(), split.captions.len());
+        if args.json {
+            let mut json = to_json(&report.report.metrics);
+            json["scoring"] = "two-stage".into();
+            json["rerank_top"] = k.into();
+            json["pairs_rescored"] = report.pairs_rescored.into();
+            json["full_pairs"] = (n_img * n_cap).into();
+            println!("{json}");
+        } else {
+            println!(
+                "two-stage scoring, not the full protocol: 1. cosine of mean region and word \
+                 features, top {k} per query; 2. the model's head re-scored {} pairs, both \
+                 directions ({:.1}s + {:.1}s); the protocol scores all {} pairs (omit \
+                 --rerank-top).",
+                report.pairs_rescored,
+                report.first_stage_seconds,
+                report.second_stage_seconds,
+                n_img * n_cap
+            );
+            print_table(&report.report.metrics, protocol, n_img, n_cap);
+        }
+        return Ok(());
+    }
     let mut sum: Vec<f32> = Vec::new();
     for folder in &args.checkpoint {
         let scores = score_checkpoint(folder, &split, &device, args.quiet)?;

@@ -20,8 +20,11 @@ pub enum IndexCommand {
     /// The folder holds images.npy [N, D] and captions.npy [M, D] (float32, unit rows),
     /// items.json (ids, file names, captions), a copy of the checkpoint (model/) and
     /// manifest.json with the length and SHA-256 of every file. It is written beside OUTPUT and
-    /// moved into place when complete; an existing index is replaced only then. Only models
-    /// scored by cosine of pooled embeddings can be indexed (not SCAN, CHAN, ESL, X-Dim).
+    /// moved into place when complete; an existing index is replaced only then. For a
+    /// fine-grained model (SCAN, CHAN, ESL, X-Dim) the rows are the means of its unit region
+    /// and word features (the first stage of a two-stage search), and the sets themselves are
+    /// written too (image_sets.npy, caption_sets.npy, set_lengths.json) for its head to
+    /// re-score the first stage's top k.
     ///
     /// With --approximate it also builds an HNSW graph over each matrix (images.hnsw,
     /// captions.hnsw), measures its recall@10 against exact search on up to --recall-queries

@@ -73,12 +73,16 @@ enum Command {
         #[command(subcommand)]
         command: index::IndexCommand,
     },
-    /// Search an index: text → images, or image → captions (cosine, top-k).
+    /// Search an index: text → images, or image → captions (cosine, top-k; two stages for a
+    /// fine-grained model).
     ///
     /// Exact (every row scored) unless the index was built with --approximate: then its HNSW
-    /// graph is searched, unless --exact is given. The output says which search ran.
+    /// graph is searched, unless --exact is given. A fine-grained model's index is searched in
+    /// two stages: that search keeps the top --rerank-top rows, and the model's head re-scores
+    /// them. The output says which searches ran.
     Search(search::SearchArgs),
-    /// Contact sheet: a few captions of an index and their top images as a PNG grid.
+    /// Contact sheet: a few captions of an index and their top images as a PNG grid, captions
+    /// and scores written on it (or, with --image, images and the captions found).
     Sheet(search::SheetArgs),
     /// Inspect datasets.
     Data {

@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Args;
-use itm_serve::index::{Collection, Hit, Index, RECALL_K, encode_image_file, encode_texts};
-use itm_serve::{sidecar, write_contact_sheet};
+use itm_core::similarity::{FeatureSets, QueryModality, ShardedScorer, mean_of_sets};
+use itm_data::TokenBatch;
+use itm_serve::index::{
+    Collection, Hit, Index, RECALL_K, SecondStage, encode_image_file, encode_texts,
+};
+use itm_serve::{sidecar, write_contact_sheet, write_image_sheet};
 
 /// Options of `itm search`.
 #[derive(Args, Debug)]
@@ -34,7 +38,14 @@ pub struct SearchArgs {
     /// Score every row even when the index has an HNSW graph (built with --approximate).
     #[arg(long)]
     exact: bool,
+    /// Candidates the first stage keeps for the model's fine-grained head to re-score (an
+    /// index of a fine-grained model is searched in two stages; default 100).
+    #[arg(long, value_name = "K")]
+    rerank_top: Option<usize>,
 }
+
+/// Candidates re-scored by default.
+const RERANK_TOP: usize = 100;
 
 /// Options of `itm sheet`.
 #[derive(Args, Debug)]
@@ -45,13 +56,17 @@ pub struct SheetArgs {
     /// The PNG to write; its rows are described in the .json beside it.
     #[arg(long, value_name = "sheet.png")]
     output: PathBuf,
-    /// Captions to show, spread evenly over the index (ignored with --caption).
+    /// Captions to show, spread evenly over the index (ignored with --caption or --image).
     #[arg(long, default_value_t = 6)]
     captions: usize,
     /// A caption row of the index to show (repeatable).
-    #[arg(long = "caption", value_name = "ROW")]
+    #[arg(long = "caption", value_name = "ROW", conflicts_with = "image_ids")]
     caption_rows: Vec<usize>,
-    /// Images per caption.
+    /// Image queries instead: an image id of the index (repeatable); each row shows the image
+    /// on the left and the captions found beside it.
+    #[arg(long = "image", value_name = "ID")]
+    image_ids: Vec<String>,
+    /// Images per caption (captions per image with --image).
     #[arg(long, default_value_t = 5)]
     top: usize,
 }
@@ -67,15 +82,52 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
     }
     let index = open(&args.index)?;
     let items = index.items();
+    let second = second_stage(&index, args)?;
     if let Some(text) = &args.text {
         let device = Device::default();
         let (model, _, tokenizer) = index
             .checkpoint()
             .load(&device)
             .map_err(|e| e.to_string())?;
-        let query = encode_texts(&model, &tokenizer, std::slice::from_ref(text), &device)
-            .map_err(|e| e.to_string())?;
-        let (hits, used) = rank(&index, Collection::Images, &query, args)?;
+        let (hits, used) = match &second {
+            None => {
+                let query = encode_texts(&model, &tokenizer, std::slice::from_ref(text), &device)
+                    .map_err(|e| e.to_string())?;
+                let (hits, used) = rank(&index, Collection::Images, &query, args.top, args)?;
+                (hits, Stages::One(used))
+            }
+            Some((sets, k)) => {
+                let ids = tokenizer
+                    .encode_all(std::slice::from_ref(text))
+                    .map_err(|e| e.to_string())?;
+                let refs: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
+                let batch = TokenBatch::pad(&refs);
+                if batch.lengths.contains(&0) {
+                    return Err(format!("{text:?}: the query has no words"));
+                }
+                let (words, lengths) =
+                    model.encode_caption_sets(batch.to_tensor(&device), &batch.lengths);
+                let [_, slots, dim] = words.dims();
+                let values = words
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| format!("{e:?}"))?;
+                let query = FeatureSets::new(&values, &lengths, slots, dim);
+                let method = model
+                    .fine_grained()
+                    .ok_or("the index's model has no fine-grained head")?;
+                two_stage(
+                    &index,
+                    method,
+                    QueryModality::Captions,
+                    query,
+                    sets.images(),
+                    *k,
+                    args,
+                    &device,
+                )?
+            }
+        };
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .enumerate()
@@ -111,8 +163,42 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
         .image
         .as_deref()
         .expect("clap requires TEXT or --image");
-    let query = image_query(&index, image)?;
-    let (hits, used) = rank(&index, Collection::Captions, &query, args)?;
+    let (hits, used) = match &second {
+        None => {
+            let query = image_query(&index, image)?;
+            let (hits, used) = rank(&index, Collection::Captions, &query, args.top, args)?;
+            (hits, Stages::One(used))
+        }
+        Some((sets, k)) => {
+            let Some(row) = items.images.iter().position(|item| item.id == image) else {
+                return Err(format!(
+                    "{image}: not an image id of the index (a fine-grained model's index is \
+                     queried by the ids of its images)"
+                ));
+            };
+            let device = Device::default();
+            let (model, _, _) = index
+                .checkpoint()
+                .load(&device)
+                .map_err(|e| e.to_string())?;
+            let method = model
+                .fine_grained()
+                .ok_or("the index's model has no fine-grained head")?;
+            let images = sets.images();
+            let lengths = [images.lengths[row]];
+            let query = FeatureSets::new(images.set(row), &lengths, lengths[0], images.dim);
+            two_stage(
+                &index,
+                method,
+                QueryModality::Images,
+                query,
+                sets.captions(),
+                *k,
+                args,
+                &device,
+            )?
+        }
+    };
     if args.json {
         let rows: Vec<serde_json::Value> = hits
             .iter()
@@ -144,6 +230,58 @@ pub fn run(args: &SearchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The stages a search ran.
+enum Stages {
+    /// One stage: the model's own score is the cosine of the rows.
+    One(SearchUsed),
+    /// A first stage over the rows (cosine of set means), then the model's fine-grained head
+    /// on its top `k`.
+    Two {
+        first: SearchUsed,
+        k: usize,
+        head: String,
+        rescored: usize,
+        collection: Collection,
+    },
+}
+
+impl Stages {
+    /// The line printed above the table.
+    fn line(&self) -> String {
+        match self {
+            Stages::One(used) => used.line(),
+            Stages::Two {
+                first,
+                k,
+                head,
+                rescored,
+                collection,
+            } => format!(
+                "two-stage search: 1. {} by the cosine of mean features, top {k} kept; 2. {head} \
+                 re-scored {rescored} {}s (--rerank-top to change {k})",
+                first.line(),
+                collection.row_noun()
+            ),
+        }
+    }
+
+    /// The `"search"` field of the JSON output.
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Stages::One(used) => used.json(),
+            Stages::Two {
+                first,
+                k,
+                head,
+                rescored,
+                ..
+            } => serde_json::json!({"method": "two-stage", "first_stage": first.json(),
+                                    "rerank_top": k,
+                                    "second_stage": {"head": head, "rescored": rescored}}),
+        }
+    }
 }
 
 /// Which search ranked the rows.
@@ -207,13 +345,90 @@ impl SearchUsed {
     }
 }
 
-/// The best `--top` rows of `collection` for `query` (`[1, D]`): by the index's HNSW graph over
-/// them when it has one, unless `--exact` is given or `--top` exceeds the graph's ef_search;
+/// The second stage of a search on `index`, with the candidates it re-scores: `None` for an
+/// index of a cosine model (unless `--rerank-top` asks for one: refused, saying how to build
+/// an index that has it); refused likewise for a fine-grained model's index without its sets.
+fn second_stage(index: &Index, args: &SearchArgs) -> Result<Option<(SecondStage, usize)>, String> {
+    if index.manifest().rerank.is_none() && args.rerank_top.is_none() {
+        // A fine-grained model's rows are only its first stage: never searched alone.
+        let config = index.checkpoint().config().map_err(|e| e.to_string())?;
+        if config.is_cosine() {
+            return Ok(None);
+        }
+    }
+    let k = args.rerank_top.unwrap_or(RERANK_TOP);
+    if k == 0 {
+        return Err("--rerank-top must be at least 1".to_string());
+    }
+    let sets = index
+        .second_stage()
+        .map_err(|e| format!("cannot re-rank: {e}"))?;
+    Ok(Some((sets, k)))
+}
+
+/// Two-stage search for `query` (one set): the first stage ranks the rows of the collection
+/// `modality` searches by the cosine of the query's mean (graph or exact, as [`rank`]) and keeps
+/// `k`; `method` re-scores those against `collection`'s sets; the best `--top` are returned.
+#[allow(clippy::too_many_arguments)]
+fn two_stage(
+    index: &Index,
+    method: &dyn itm_core::similarity::FineGrainedSimilarity,
+    modality: QueryModality,
+    query: FeatureSets,
+    collection: FeatureSets,
+    k: usize,
+    args: &SearchArgs,
+    device: &Device,
+) -> Result<(Vec<Hit>, Stages), String> {
+    let rows = match modality {
+        QueryModality::Captions => Collection::Images,
+        QueryModality::Images => Collection::Captions,
+    };
+    let mean = mean_of_sets(query);
+    let (candidates, first) = rank(index, rows, &mean, k.max(args.top), args)?;
+    let candidates: Vec<usize> = candidates
+        .into_iter()
+        .take(k)
+        .map(|hit| hit.index)
+        .collect();
+    let rescored = candidates.len();
+    let found = ShardedScorer::new(device.clone()).rerank(
+        method,
+        modality,
+        query,
+        collection,
+        &[candidates],
+    );
+    let hits = found[0]
+        .iter()
+        .take(args.top)
+        .map(|&(index, score)| Hit { index, score })
+        .collect();
+    let head = index
+        .manifest()
+        .rerank
+        .as_ref()
+        .map_or_else(String::new, |r| r.head.clone());
+    Ok((
+        hits,
+        Stages::Two {
+            first,
+            k,
+            head,
+            rescored,
+            collection: rows,
+        },
+    ))
+}
+
+/// The best `top` rows of `collection` for `query` (`[1, D]`): by the index's HNSW graph over
+/// them when it has one, unless `--exact` is given or `top` exceeds the graph's ef_search;
 /// otherwise by scoring every row.
 fn rank(
     index: &Index,
     collection: Collection,
     query: &[f32],
+    top: usize,
     args: &SearchArgs,
 ) -> Result<(Vec<Hit>, SearchUsed), String> {
     let mut instead_of_graph = None;
@@ -225,8 +440,8 @@ fn rank(
             .map_err(|e| format!("cannot open the index: {e}"))?
         {
             let ef_search = graph.parameters().ef_search;
-            if args.top <= ef_search {
-                let hits = graph.top_k(query, args.top).swap_remove(0);
+            if top <= ef_search {
+                let hits = graph.top_k(query, top).swap_remove(0);
                 let used = SearchUsed::Approximate {
                     file: record.file.clone(),
                     ef_search,
@@ -234,9 +449,14 @@ fn rank(
                 };
                 return Ok((hits, used));
             }
+            let asked = if top == args.top {
+                format!("--top {top} exceeds")
+            } else {
+                format!("the first stage's {top} candidates exceed")
+            };
             instead_of_graph = Some(format!(
-                "--top {} exceeds the ef_search {ef_search} of {}",
-                args.top, record.file
+                "{asked} the ef_search {ef_search} of {}",
+                record.file
             ));
         }
     }
@@ -244,7 +464,7 @@ fn rank(
         Collection::Images => index.images(),
         Collection::Captions => index.captions(),
     };
-    let hits = first(matrix.top_k(query, args.top))?;
+    let hits = first(matrix.top_k(query, top))?;
     let used = SearchUsed::Exact {
         rows: matrix.rows(),
         collection,
@@ -296,6 +516,9 @@ pub fn sheet(args: &SheetArgs) -> Result<(), String> {
         return Err("--top must be at least 1".to_string());
     }
     let index = open(&args.index)?;
+    if !args.image_ids.is_empty() {
+        return image_sheet(&index, args);
+    }
     let n = index.items().captions.len();
     let rows: Vec<usize> = if args.caption_rows.is_empty() {
         let count = args.captions.clamp(1, n);
@@ -311,6 +534,33 @@ pub fn sheet(args: &SheetArgs) -> Result<(), String> {
         .count();
     println!(
         "wrote {} ({} captions × top {}; the caption's image found in {found}) and {}",
+        args.output.display(),
+        sheet.len(),
+        args.top,
+        sidecar(&args.output).display()
+    );
+    Ok(())
+}
+
+/// `itm sheet --image ID ...`: image queries, each with the captions found.
+fn image_sheet(index: &Index, args: &SheetArgs) -> Result<(), String> {
+    let images = &index.items().images;
+    let rows = args
+        .image_ids
+        .iter()
+        .map(|id| {
+            images
+                .iter()
+                .position(|item| &item.id == id)
+                .ok_or_else(|| format!("{id}: not an image id of the index"))
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    let sheet =
+        write_image_sheet(index, &rows, args.top, &args.output).map_err(|e| e.to_string())?;
+    let found: usize = sheet.iter().map(|row| row.ground_truth_found).sum();
+    println!(
+        "wrote {} ({} images × top {} captions; {found} of the captions shown describe their \
+         image) and {}",
         args.output.display(),
         sheet.len(),
         args.top,

@@ -3,7 +3,9 @@
 //! matrix, text search finds the described image, altered index folders are refused with the
 //! file's name, and the contact sheet frames the ground truth where the JSON says it is. Built
 //! with `--approximate`, the index carries HNSW graphs whose recall the build reports and
-//! records, and `itm search` uses them (or not, with `--exact`) and says so.
+//! records, and `itm search` uses them (or not, with `--exact`) and says so. A fine-grained
+//! model's index is searched in two stages, equal to the head's exhaustive ranking when the
+//! first stage keeps every item.
 
 use std::path::Path;
 use std::process::Output;
@@ -13,12 +15,19 @@ use itm_core::VseModelConfig;
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
 use itm_core::similarity::ScanConfig;
+use itm_core::similarity::top_k_of_row;
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
-use itm_serve::index::{CAPTION_GRAPH, Collection, Hit, IMAGE_GRAPH, Index};
+use itm_serve::index::{
+    CAPTION_GRAPH, CAPTION_SETS, Collection, Hit, IMAGE_GRAPH, IMAGE_SETS, Index, SET_LENGTHS,
+};
+use itm_serve::sheet::{
+    Band, MARK, caption_band, caption_line, image_query_label, image_query_origin,
+    image_sheet_size, score_band,
+};
 use itm_serve::{MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, frame_origin, sheet_size};
 use itm_test_support::{Binary, TempDir, copy_tree, failed, itm_binary, succeeded};
-use itm_train::{Checkpoint, Trainer, TrainingConfig, cosine_scores, encode_split};
+use itm_train::{Checkpoint, Trainer, TrainingConfig, cosine_scores, encode_split, score_split};
 
 const SEED: u64 = 11;
 const TEST_IMAGES: usize = 100;
@@ -235,7 +244,8 @@ fn index_search_and_sheet() {
     ]));
     assert!(err.contains("neither an image id"), "{err}");
 
-    // Contact sheet: size, and frames where the JSON places the ground truth.
+    // Contact sheet: size, frames where the JSON places the ground truth, the caption written
+    // above each row and a score under each picture.
     let png = work.join("sheet.png");
     let rows = ["0", "55", "130", "260", "499"];
     let mut args = vec![
@@ -260,6 +270,15 @@ fn index_search_and_sheet() {
         assert_eq!(entry["text"], test.captions[caption].as_str());
         let (x, y) = frame_origin(row, 0);
         assert_eq!(sheet.get_pixel(x + 1, y + 1).0, QUERY_COLOUR);
+        let ink = ink(&sheet, caption_band(row, 5));
+        assert!(
+            ink > 150,
+            "row {row}: {ink} dark pixels in the caption band"
+        );
+        for column in 0..=5 {
+            let ink = ink_or_green(&sheet, score_band(row, column));
+            assert!(ink > 40, "row {row} column {column}: {ink} pixels of text");
+        }
         for (column, hit) in entry["results"].as_array().unwrap().iter().enumerate() {
             let truth = hit["image"].as_u64().unwrap() as usize == test.caption_image[caption];
             assert_eq!(hit["ground_truth"].as_bool(), Some(truth));
@@ -282,10 +301,112 @@ fn index_search_and_sheet() {
     let centre = sheet.get_pixel(x + 4 + 48, y + 4 + 48).0;
     assert_ne!(centre, QUERY_COLOUR);
 
+    image_sheet(&index_dir, test, &work);
     approximate_search(&checkpoint, &index_dir, &test.captions, &work);
     refuses_altered_indexes(&index_dir, &work);
     replaces_only_indexes(&checkpoint, &index_dir, &work);
-    refuses_fine_grained_models(&data, &work);
+    searches_fine_grained_models(&data, &index_dir, &work);
+}
+
+/// Dark (text) pixels in `band`.
+fn ink(sheet: &image::RgbImage, band: Band) -> usize {
+    band_pixels(sheet, band, |p| p.iter().all(|&c| c < 100))
+}
+
+/// Dark or green (ground-truth text) pixels in `band`.
+fn ink_or_green(sheet: &image::RgbImage, band: Band) -> usize {
+    band_pixels(sheet, band, |p| {
+        p.iter().all(|&c| c < 100) || (p[1] > 100 && p[0] < 100 && p[2] < 100)
+    })
+}
+
+fn band_pixels(sheet: &image::RgbImage, band: Band, keep: impl Fn([u8; 3]) -> bool) -> usize {
+    (band.y..band.y + band.height)
+        .flat_map(|y| (band.x..band.x + band.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| keep(sheet.get_pixel(x, y).0))
+        .count()
+}
+
+/// `itm sheet --image ID`: the image on the left, framed as the query, its id under it, and one
+/// line of text per caption found, the image's own captions marked green where the JSON says;
+/// an unknown id is refused.
+fn image_sheet(index_dir: &Path, test: &itm_data::RetrievalSplit, work: &Path) {
+    let png = work.join("image-sheet.png");
+    let ids = ["3", "40", "99"];
+    let mut args = vec![
+        "sheet",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--output",
+        png.to_str().unwrap(),
+        "--top",
+        "6",
+    ];
+    for id in &ids {
+        args.extend(["--image", id]);
+    }
+    let stdout = succeeded(ITM.run(&args));
+    assert!(stdout.contains("3 images × top 6 captions"), "{stdout}");
+    let sheet = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(sheet.dimensions(), image_sheet_size(ids.len(), 6));
+    let described = json(&std::fs::read_to_string(work.join("image-sheet.json")).unwrap());
+    let described = described.as_array().unwrap();
+    let mut own = 0;
+    for (row, entry) in described.iter().enumerate() {
+        let image = entry["image"].as_u64().unwrap() as usize;
+        assert_eq!(entry["id"], ids[row]);
+        let (x, y) = image_query_origin(row, 6);
+        assert_eq!(sheet.get_pixel(x + 1, y + 1).0, QUERY_COLOUR);
+        assert!(
+            ink(&sheet, image_query_label(row, 6)) > 40,
+            "row {row}: no id"
+        );
+        let results = entry["results"].as_array().unwrap();
+        assert_eq!(results.len(), 6);
+        for (rank, hit) in results.iter().enumerate() {
+            let caption = hit["caption"].as_u64().unwrap() as usize;
+            assert_eq!(hit["text"], test.captions[caption].as_str());
+            let truth = test.caption_image[caption] == image;
+            assert_eq!(hit["ground_truth"].as_bool(), Some(truth));
+            let line = caption_line(row, rank, 6);
+            let mark = sheet
+                .get_pixel(line.x + MARK / 2, line.y + line.height / 2)
+                .0;
+            assert_eq!(
+                mark == MATCH_COLOUR,
+                truth,
+                "row {row} rank {rank}: mark {mark:?}"
+            );
+            let text = ink_or_green(
+                &sheet,
+                Band {
+                    x: line.x + 2 * MARK,
+                    width: line.width - 2 * MARK,
+                    ..line
+                },
+            );
+            assert!(text > 150, "row {row} rank {rank}: {text} pixels of text");
+            own += usize::from(truth);
+        }
+    }
+    assert!(
+        own >= 3,
+        "only {own} of the captions shown describe their image"
+    );
+    let err = failed(ITM.run(&[
+        "sheet",
+        "--index",
+        index_dir.to_str().unwrap(),
+        "--output",
+        work.join("never.png").to_str().unwrap(),
+        "--image",
+        "no-such-id",
+    ]));
+    assert!(
+        err.contains("no-such-id") && err.contains("not an image id"),
+        "{err}"
+    );
+    assert!(!work.join("never.png").exists());
 }
 
 /// `itm index build --approximate`: the recall it prints is the one the manifest records, the
@@ -527,23 +648,218 @@ fn replaces_only_indexes(checkpoint: &Path, index: &Path, work: &Path) {
     );
 }
 
-fn refuses_fine_grained_models(data: &ShapesDataset, work: &Path) {
+/// A fine-grained model (SCAN) is indexed for two-stage search: the manifest lists its sets
+/// with their checksums, `itm search` says which stages ran, and with `--rerank-top` covering
+/// the collection both directions return the head's exhaustive ranking (the scores of
+/// `score_split`). Re-ranking is refused, with how to rebuild, on an index without the sets:
+/// one of a cosine model (as an older itm wrote) and one whose rerank section is gone.
+fn searches_fine_grained_models(data: &ShapesDataset, cosine_index: &Path, work: &Path) {
     let vocab = Vocabulary::build(data.train.retrieval.captions.iter().map(String::as_str), 1);
     let config = VseModelConfig::vse_infinity_bigru_sized(64, vocab.len(), 64, 32)
         .with_similarity(SimilarityConfig::Scan(ScanConfig::new()));
     let device = Device::flex();
+    device.seed(9);
     let folder = work.join("scan-checkpoint");
+    let tokenizer = CaptionTokenizer::from(vocab);
+    let model = config.init(&device);
     Checkpoint::new(&folder)
-        .save(
-            &config.init(&device),
-            &config,
-            &CaptionTokenizer::from(vocab),
-        )
+        .save(&model, &config, &tokenizer)
         .unwrap();
-    let err = failed(build(&folder, &work.join("scan-index"), &[]));
+    let index_dir = work.join("scan-index");
+    let stdout = succeeded(build(&folder, &index_dir, &[]));
+    assert!(stdout.contains("indexed 100 images"), "{stdout}");
+    let manifest = json(&std::fs::read_to_string(index_dir.join("manifest.json")).unwrap());
+    assert_eq!(manifest["rerank"]["head"], "scan_t2i");
+    for name in [IMAGE_SETS, CAPTION_SETS, SET_LENGTHS] {
+        let listed = manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == name);
+        assert!(listed, "{name} is not in the manifest");
+    }
+    let test = &data.test.retrieval;
+    let (n_img, n_cap) = (test.n_images(), test.captions.len());
+    let scores = score_split(&model, test, &tokenizer, &device, true).unwrap();
+    let index = s(&index_dir);
+
+    // Text → image, every image re-scored: the head's exhaustive ranking of the caption.
+    let caption = 37;
+    let out = json(&succeeded(ITM.run(&[
+        "search",
+        "--index",
+        index,
+        test.captions[caption].as_str(),
+        "--top",
+        "5",
+        "--rerank-top",
+        "100",
+        "--json",
+    ])));
+    assert_eq!(out["search"]["method"], "two-stage");
+    assert_eq!(out["search"]["second_stage"]["head"], "scan_t2i");
+    assert_eq!(out["search"]["second_stage"]["rescored"], 100);
+    assert_eq!(out["search"]["first_stage"]["method"], "exact");
+    let column: Vec<f32> = (0..n_img).map(|i| scores[i * n_cap + caption]).collect();
+    let expected = top_k_of_row(&column, 5);
+    let results = out["results"].as_array().unwrap();
+    for (hit, &image) in results.iter().zip(&expected) {
+        assert_eq!(hit["image"].as_u64().unwrap() as usize, image, "{out}");
+        let score = hit["score"].as_f64().unwrap() as f32;
+        assert!(
+            (score - column[image]).abs() < 1e-4,
+            "{score} vs {}",
+            column[image]
+        );
+    }
+    assert_eq!(results.len(), 5);
+
+    // Image → text, every caption re-scored: the head's exhaustive ranking of the image.
+    let out = json(&succeeded(ITM.run(&[
+        "search",
+        "--index",
+        index,
+        "--image",
+        "3",
+        "--top",
+        "4",
+        "--rerank-top",
+        "500",
+        "--json",
+    ])));
+    let expected = top_k_of_row(&scores[3 * n_cap..4 * n_cap], 4);
+    let found: Vec<usize> = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["caption"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(found, expected, "{out}");
+
+    // The default: two stages, 100 candidates, said in the first line.
+    let text = succeeded(ITM.run(&["search", "--index", index, "a red circle", "--top", "3"]));
+    let first = text.lines().next().unwrap();
     assert!(
-        err.contains("fine-grained") && err.contains("model.json"),
+        first.starts_with("two-stage search: 1. exact search over 100 images")
+            && first.contains("top 100 kept; 2. scan_t2i re-scored 100 images"),
+        "{text}"
+    );
+    let out = json(&succeeded(ITM.run(&[
+        "search",
+        "--index",
+        index,
+        "a red circle",
+        "--top",
+        "3",
+        "--rerank-top",
+        "10",
+        "--json",
+    ])));
+    assert_eq!(out["search"]["rerank_top"], 10);
+    assert_eq!(out["search"]["second_stage"]["rescored"], 10);
+
+    // With HNSW graphs, the first stage walks the graph when k fits its ef_search and says so.
+    let approximate = work.join("scan-index-hnsw");
+    succeeded(build(
+        &folder,
+        &approximate,
+        &["--approximate", "--ef-search", "50"],
+    ));
+    let query = ["a red circle", "--top", "3", "--json", "--rerank-top"];
+    let run = |k: &str| {
+        let mut args = vec!["search", "--index", s(&approximate)];
+        args.extend(query);
+        args.push(k);
+        json(&succeeded(ITM.run(&args)))["search"].clone()
+    };
+    let graph = run("50");
+    assert_eq!(graph["first_stage"]["method"], "approximate", "{graph}");
+    assert_eq!(graph["second_stage"]["rescored"], 50);
+    let exact = run("60");
+    assert_eq!(exact["first_stage"]["method"], "exact", "{exact}");
+    let note = exact["first_stage"]["note"].as_str().unwrap();
+    assert!(
+        note.contains("60 candidates exceed the ef_search 50"),
+        "{note}"
+    );
+
+    // No second-stage features: a cosine model's index (what an older itm wrote) ...
+    let err = failed(ITM.run(&[
+        "search",
+        "--index",
+        s(cosine_index),
+        "a red circle",
+        "--rerank-top",
+        "10",
+    ]));
+    assert!(
+        err.contains("no second-stage features") && err.contains("itm index build"),
         "{err}"
     );
-    assert!(!work.join("scan-index").exists());
+    // ... and a fine-grained model's index whose manifest lost its rerank section: refused,
+    // not searched by the first stage alone; nothing in the folder is changed.
+    let stripped = work.join("scan-index-old");
+    copy_tree(&index_dir, &stripped);
+    let path = stripped.join("manifest.json");
+    let mut manifest = json(&std::fs::read_to_string(&path).unwrap());
+    manifest.as_object_mut().unwrap().remove("rerank");
+    let text = serde_json::to_string_pretty(&manifest).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let err = failed(ITM.run(&["search", "--index", s(&stripped), "a red circle"]));
+    assert!(
+        err.contains("no second-stage features") && err.contains(s(&stripped)),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    evaluates_in_two_stages(&folder);
+}
+
+/// `itm evaluate --rerank-top K`: reported as two-stage, never as the protocol; with `K`
+/// covering every caption its metrics are the full protocol's; an ensemble is refused.
+fn evaluates_in_two_stages(checkpoint: &Path) {
+    std::fs::write(
+        checkpoint.join("run.toml"),
+        format!(
+            "[model]\nname = \"scan_t2i\"\nembed = 64\nword_dim = 32\n[data]\nkind = \"shapes\"\n\
+             seed = {SEED}\ntrain_images = 600\ndev_images = 50\ntest_images = {TEST_IMAGES}\n\
+             feature_width = 64\n"
+        ),
+    )
+    .unwrap();
+    let evaluate = |extra: &[&str]| {
+        let mut args = vec!["evaluate", "--checkpoint", s(checkpoint), "--quiet"];
+        args.extend(extra);
+        succeeded(ITM.run(&args))
+    };
+    let mut full = json(&evaluate(&["--json"]));
+    let mut two = json(&evaluate(&["--json", "--rerank-top", "500"]));
+    assert_eq!(two["scoring"], "two-stage");
+    assert_eq!(two["rerank_top"], 500);
+    assert_eq!(two["pairs_rescored"], 2 * 100 * 500);
+    for key in ["scoring", "rerank_top", "pairs_rescored", "full_pairs"] {
+        two.as_object_mut().unwrap().remove(key);
+    }
+    assert!(full.get("scoring").is_none(), "{full}");
+    full.as_object_mut().unwrap().remove("scoring");
+    assert_eq!(two, full);
+    let table = evaluate(&["--rerank-top", "5"]);
+    assert!(
+        table.starts_with("two-stage scoring, not the full protocol")
+            && table.contains("re-scored 3000 pairs"),
+        "{table}"
+    );
+    let err = failed(ITM.run(&[
+        "evaluate",
+        "--checkpoint",
+        s(checkpoint),
+        "--checkpoint",
+        s(checkpoint),
+        "--rerank-top",
+        "5",
+    ]));
+    assert!(err.contains("not an ensemble"), "{err}");
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
 }

@@ -88,8 +88,27 @@ fn train_resume_evaluate_encode() {
     assert_eq!(rows.len(), 3, "{csv}");
     assert!(rows[0].starts_with("epoch,learning_rate,mean_loss,margin,"));
     assert!(rows[2].starts_with("1,0.00005"), "{csv}");
+    // Per logging interval: the step curve's records, steps counted through the run.
+    let steps = std::fs::read_to_string(full.join("steps.csv")).unwrap();
+    let steps: Vec<&str> = steps.lines().collect();
+    assert_eq!(steps[0], "epoch,step,steps,mean_loss,margin,skipped");
+    let intervals = read_jsonl(&full.join("steps.jsonl"));
+    assert_eq!(intervals.len(), steps.len() - 1);
+    assert!(intervals.len() >= 4, "{} intervals", intervals.len());
+    let ends: Vec<u64> = intervals
+        .iter()
+        .map(|i| i["step"].as_u64().unwrap())
+        .collect();
+    assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+    assert_eq!(intervals.last().unwrap()["epoch"], 1);
+    assert!(
+        intervals
+            .iter()
+            .all(|i| i["mean_loss"].as_f64().unwrap() > 0.0)
+    );
+    // Loss, margin, the six recalls, rsum.
     let chart = image::open(full.join("chart.png")).unwrap();
-    assert_eq!(chart.height(), 3 * 240);
+    assert_eq!(chart.height(), 4 * 240);
     let written = RunConfig::from_run_folder(&full).unwrap();
     assert_eq!((written.training.epochs, written.model.embed), (2, 32));
     assert_eq!(written.training.margin, 0.2);
@@ -102,6 +121,11 @@ fn train_resume_evaluate_encode() {
     let (a, b) = (records(&full), records(&part));
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "resumed history differs");
+    assert_eq!(
+        read_jsonl(&full.join("steps.jsonl")),
+        read_jsonl(&part.join("steps.jsonl")),
+        "resumed step records differ"
+    );
 
     // The best models score the test split identically.
     let sims = |name: &str, checkpoints: &[&Path], extra: &[&str]| {

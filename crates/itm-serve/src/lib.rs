@@ -6,16 +6,17 @@
 //! - [`index`]: retrieval indexes — build one from a checkpoint and a split, open it with every
 //!   file checked, search it exactly ([`index::EmbeddingMatrix::top_k`]) or through HNSW graphs
 //!   ([`index::HnswGraph`]). The folder's format is described in docs/search.md.
-//! - [`write_contact_sheet`]: a PNG grid of the top images of a few captions of an index, with
-//!   a JSON description of its rows beside it.
+//! - [`sheet`]: contact sheets — the top images of a few captions ([`write_contact_sheet`]) or
+//!   the top captions of a few images ([`write_image_sheet`]) as a PNG with the captions and
+//!   scores written on it, and a JSON description of its rows beside it.
 //! - [`ServeError`]: what failed, naming the file.
 
-mod contact_sheet;
 mod error;
 pub mod index;
+pub mod sheet;
 
-pub use contact_sheet::{
-    BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
-    frame_origin, sheet_size, sidecar, write_contact_sheet,
-};
 pub use error::ServeError;
+pub use sheet::{
+    BACKGROUND, BORDER, CELL, GAP, MATCH_COLOUR, OTHER_COLOUR, QUERY_COLOUR, SheetHit, SheetRow,
+    frame_origin, sheet_size, sidecar, write_contact_sheet, write_image_sheet,
+};

@@ -107,6 +107,7 @@ fn large_index_answers_with_bounded_memory() {
             .map(|name| record(&folder, name))
             .collect(),
         approximate: None,
+        rerank: None,
     };
     std::fs::write(
         folder.join(MANIFEST),

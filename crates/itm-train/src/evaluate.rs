@@ -129,7 +129,8 @@ pub fn cosine_scores(embeddings: &Embeddings, device: &Device) -> Vec<f32> {
 }
 
 /// Set features of a whole split on the host, padded to the longest set: `[n, max_len, D]`.
-struct HostSets {
+#[derive(Debug, Clone)]
+pub struct HostSets {
     values: Vec<f32>,
     lengths: Vec<usize>,
     max_len: usize,
@@ -163,9 +164,35 @@ impl HostSets {
         }
     }
 
-    fn sets(&self) -> FeatureSets<'_> {
+    /// The sets, `[n, max_len, D]` with their lengths.
+    pub fn sets(&self) -> FeatureSets<'_> {
         FeatureSets::new(&self.values, &self.lengths, self.max_len, self.dim)
     }
+}
+
+/// The unit region sets of every image and the unit word sets of every caption of `split`
+/// under `model` (what a fine-grained head scores), in batches of 256.
+pub fn encode_sets(
+    model: &VseModel,
+    split: &RetrievalSplit,
+    tokenizer: &CaptionTokenizer,
+    device: &Device,
+) -> Result<(HostSets, HostSets), DataError> {
+    let batch_size = 256;
+    let indices: Vec<usize> = (0..split.n_images()).collect();
+    let chunks: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    let mut image_sets = Vec::new();
+    for batch in split.images.prefetch(chunks, None, 2) {
+        image_sets.push(model.encode_image_sets(batch?.to_input(device)));
+    }
+    let encoded = tokenizer.encode_all(&split.captions)?;
+    let mut caption_sets = Vec::new();
+    for chunk in encoded.chunks(batch_size) {
+        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
+        let batch = TokenBatch::pad(&refs);
+        caption_sets.push(model.encode_caption_sets(batch.to_tensor(device), &batch.lengths));
+    }
+    Ok((HostSets::gather(image_sets), HostSets::gather(caption_sets)))
 }
 
 /// The `[n_images, n_captions]` score matrix of `split` under `model`: cosine of the pooled
@@ -182,21 +209,7 @@ pub fn score_split(
         let embeddings = encode_split(model, split, tokenizer, device, 256, quiet)?;
         return Ok(cosine_scores(&embeddings, device));
     };
-    let batch_size = 256;
-    let indices: Vec<usize> = (0..split.n_images()).collect();
-    let chunks: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    let mut image_sets = Vec::new();
-    for batch in split.images.prefetch(chunks, None, 2) {
-        image_sets.push(model.encode_image_sets(batch?.to_input(device)));
-    }
-    let encoded = tokenizer.encode_all(&split.captions)?;
-    let mut caption_sets = Vec::new();
-    for chunk in encoded.chunks(batch_size) {
-        let refs: Vec<&[i64]> = chunk.iter().map(Vec::as_slice).collect();
-        let batch = TokenBatch::pad(&refs);
-        caption_sets.push(model.encode_caption_sets(batch.to_tensor(device), &batch.lengths));
-    }
-    let (images, captions) = (HostSets::gather(image_sets), HostSets::gather(caption_sets));
+    let (images, captions) = encode_sets(model, split, tokenizer, device)?;
     let scorer = ShardedScorer::new(device.clone());
     let mut progress: Option<Progress> = None;
     Ok(

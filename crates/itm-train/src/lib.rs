@@ -30,14 +30,15 @@ mod progress;
 mod run;
 pub mod towers;
 mod trainer;
+mod two_stage;
 pub mod zoo;
 
 pub use checkpoint::Checkpoint;
 pub use config::TrainingConfig;
 pub use error::{PretrainedError, TrainError};
 pub use evaluate::{
-    Embeddings, check_image_input, cosine_scores, encode_captions, encode_images, encode_split,
-    evaluate_split, score_split,
+    Embeddings, HostSets, check_image_input, cosine_scores, encode_captions, encode_images,
+    encode_sets, encode_split, evaluate_split, score_split,
 };
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, BertConfigError, CLIP_IGNORED, CLIP_KEY_REMAP, ClipConfigError,
@@ -52,6 +53,10 @@ pub use run::{
 };
 pub use towers::{ImageTower, RegionTower, TextTower, Towers};
 pub use trainer::{
-    EpochRecord, RESUME_FILE, StepDecay, Trainer, TrainingOutcome, register_bundled_font,
-    write_chart,
+    EpochRecord, IntervalRecord, LOG_STEPS, RESUME_FILE, StepDecay, Trainer, TrainingOutcome,
+    register_bundled_font, write_chart,
+};
+pub use two_stage::{
+    Direction, TwoStageRankings, TwoStageReport, evaluate_split_two_stage, two_stage_matrix,
+    two_stage_rankings,
 };

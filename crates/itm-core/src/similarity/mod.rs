@@ -8,6 +8,7 @@ mod fine_grained;
 mod heads;
 mod scan;
 mod sharded;
+mod two_stage;
 mod xdim;
 
 pub use chan::{CHAN_INVALID_SCORE, Chan, ChanAggregation, ChanConfig};
@@ -24,4 +25,5 @@ pub use heads::{
 };
 pub use scan::{SCAN_LEAKY_SLOPE, Scan, ScanAggregation, ScanConfig, ScanDirection};
 pub use sharded::{FeatureSets, ShardedScorer};
+pub use two_stage::{QueryModality, mean_of_sets, top_k_of_row};
 pub use xdim::{XDIM_LEAKY_SLOPE, XDIM_MASK_ARGUMENT_MAX, XDIM_VARIANCE_FLOOR, XDim, XDimConfig};

@@ -61,18 +61,31 @@ impl<'a> FeatureSets<'a> {
     /// Sets `range` as a tensor `[range.len(), longest, dim]` on `device` (trimmed to the
     /// longest of them) with their lengths.
     fn upload(&self, range: std::ops::Range<usize>, device: &Device) -> (Tensor<3>, Vec<usize>) {
-        let lengths = self.lengths[range.clone()].to_vec();
+        let sets: Vec<usize> = range.collect();
+        self.upload_sets(&sets, device)
+    }
+
+    /// Sets `sets` (any rows, in this order) as a tensor `[sets.len(), longest, dim]` on
+    /// `device` (trimmed to the longest of them) with their lengths.
+    pub(crate) fn upload_sets(&self, sets: &[usize], device: &Device) -> (Tensor<3>, Vec<usize>) {
+        let lengths: Vec<usize> = sets.iter().map(|&set| self.lengths[set]).collect();
         let longest = lengths.iter().copied().max().unwrap_or(1);
-        let mut values = Vec::with_capacity(range.len() * longest * self.dim);
-        for set in range.clone() {
+        let mut values = Vec::with_capacity(sets.len() * longest * self.dim);
+        for &set in sets {
             let start = set * self.max_len * self.dim;
             values.extend_from_slice(&self.values[start..start + longest * self.dim]);
         }
         let tensor = Tensor::from_data(
-            TensorData::new(values, [range.len(), longest, self.dim]),
+            TensorData::new(values, [sets.len(), longest, self.dim]),
             device,
         );
         (tensor, lengths)
+    }
+
+    /// Set `set`'s valid rows, `[lengths[set], dim]` row-major.
+    pub fn set(&self, set: usize) -> &'a [f32] {
+        let start = set * self.max_len * self.dim;
+        &self.values[start..start + self.lengths[set] * self.dim]
     }
 }
 

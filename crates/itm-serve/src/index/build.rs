@@ -7,10 +7,11 @@ use std::time::Instant;
 use burn::tensor::Device;
 use itm_core::VseModel;
 use itm_core::encoders::ImageEncoderConfig;
+use itm_core::similarity::mean_of_sets;
 use itm_data::images::{ImageTransform, PixelBatch};
 use itm_data::npy::write_f32;
 use itm_data::{CaptionTokenizer, ImageBatch, atomic};
-use itm_train::{Checkpoint, Embeddings, encode_captions, encode_split};
+use itm_train::{Checkpoint, Embeddings, encode_captions, encode_sets, encode_split};
 
 use super::approximate::{HNSW_LIBRARY, HnswGraph, HnswParameters, RECALL_K, recall_at_k};
 use super::format::{
@@ -19,6 +20,7 @@ use super::format::{
 };
 use super::record::{FileRecord, file_digest};
 use super::search::EmbeddingMatrix;
+use super::second_stage::{CAPTION_SETS, IMAGE_SETS, SET_LENGTHS, head_name, write_sets};
 use super::source::IndexSource;
 use crate::ServeError;
 
@@ -70,8 +72,10 @@ impl Default for ApproximateOptions {
 
 /// Encodes the split of `source` with the model of `checkpoint` and writes the index to
 /// `output`. An existing index there is replaced only after the new one is complete; a folder
-/// that is not an index is never replaced. Models scored by a fine-grained similarity are
-/// refused: an index holds one pooled vector per item, compared by cosine. With `approximate`,
+/// that is not an index is never replaced. For a model scored by a fine-grained head, the rows
+/// are the l2-normalised means of its unit region and word sets (the first stage of a two-stage
+/// search), and the sets are written beside them for the head to re-score (the second stage;
+/// the manifest's `rerank` section). With `approximate`,
 /// an HNSW graph over each matrix is built too, and its recall@10 against exact search measured
 /// and recorded in the manifest.
 pub fn build_index(
@@ -94,16 +98,7 @@ pub fn build_index(
         ));
     }
     let (model, config, tokenizer) = checkpoint.load(device)?;
-    if model.fine_grained().is_some() {
-        return Err(ServeError::refused(
-            checkpoint.folder().join("model.json"),
-            format!(
-                "the model scores pairs with a fine-grained similarity ({:?}); an index holds one \
-                 pooled embedding per item compared by cosine, so only cosine models can be indexed",
-                config.similarity
-            ),
-        ));
-    }
+    let head = head_name(&config.similarity);
     source
         .check_model(&config)
         .map_err(|e| ServeError::refused(checkpoint.folder().join("model.json"), e))?;
@@ -120,7 +115,22 @@ pub fn build_index(
                 "the split to index has no image",
             ));
         }
-        let embeddings = encode_split(&model, &split, &tokenizer, device, BATCH, quiet)?;
+        let (embeddings, rerank) = match head {
+            None => (
+                encode_split(&model, &split, &tokenizer, device, BATCH, quiet)?,
+                None,
+            ),
+            Some(head) => {
+                let (images, captions) = encode_sets(&model, &split, &tokenizer, device)?;
+                let record = write_sets(&staging, images.sets(), captions.sets(), head)?;
+                let embeddings = Embeddings {
+                    images: mean_of_sets(images.sets()),
+                    captions: mean_of_sets(captions.sets()),
+                    dim: images.sets().dim,
+                };
+                (embeddings, Some(record))
+            }
+        };
         drop(split);
         let _ = std::fs::remove_dir_all(&scratch);
         let dim = embeddings.dim;
@@ -138,6 +148,11 @@ pub fn build_index(
         let mut files = Vec::new();
         for name in [IMAGES, CAPTIONS, ITEMS] {
             files.push(record(&staging, name)?);
+        }
+        if rerank.is_some() {
+            for name in [IMAGE_SETS, CAPTION_SETS, SET_LENGTHS] {
+                files.push(record(&staging, name)?);
+            }
         }
         let mut model_files: Vec<String> = std::fs::read_dir(staging.join(MODEL))
             .map_err(|e| ServeError::io(staging.join(MODEL), e))?
@@ -170,6 +185,7 @@ pub fn build_index(
             source: source.clone(),
             files,
             approximate,
+            rerank,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
         atomic::write(&staging.join(MANIFEST), text.as_bytes())?;

@@ -9,6 +9,8 @@
 //!   model/          the checkpoint that encoded them (weights, configuration, tokenizer)
 //!   images.hnsw     with --approximate: HNSW graph over the image rows (text → image)
 //!   captions.hnsw   with --approximate: HNSW graph over the caption rows (image → text)
+//!   image_sets.npy, caption_sets.npy, set_lengths.json
+//!                   for a fine-grained model: what its head re-scores (the second stage)
 //! ```
 //!
 //! The graphs' format is in [`super::approximate`]; the manifest's `approximate` section records
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::approximate::{HnswGraph, HnswParameters};
 use super::record::{FileRecord, file_digest};
 use super::search::EmbeddingMatrix;
+use super::second_stage::{CAPTION_SETS, IMAGE_SETS, RerankRecord, SET_LENGTHS, SecondStage};
 use super::source::{IndexItems, IndexSource};
 use crate::ServeError;
 
@@ -114,6 +117,10 @@ pub struct Manifest {
     /// otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approximate: Option<ApproximateRecord>,
+    /// For a model with a fine-grained head: the second stage of its two-stage search (the
+    /// rows are then the means of its sets; absent for a cosine model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankRecord>,
 }
 
 /// The manifest's `approximate` section.
@@ -289,6 +296,40 @@ impl Index {
             images,
             captions,
         })
+    }
+
+    /// The second stage's sets, memory-mapped: refused, saying how to rebuild the index, when
+    /// the index has none (built by an older itm, or from a cosine model).
+    pub fn second_stage(&self) -> Result<SecondStage, ServeError> {
+        let manifest = &self.manifest;
+        let Some(record) = &manifest.rerank else {
+            return Err(ServeError::refused(
+                &self.folder,
+                format!(
+                    "the index holds no second-stage features ({IMAGE_SETS}, {CAPTION_SETS}): it \
+                     was built by an older itm or from a model scored by cosine alone; to search a \
+                     fine-grained model in two stages, build the index again with this itm (itm \
+                     index build --checkpoint {} --output {} and the same data options)",
+                    manifest.checkpoint.display(),
+                    self.folder.display()
+                ),
+            ));
+        };
+        for name in [IMAGE_SETS, CAPTION_SETS, SET_LENGTHS] {
+            if !manifest.files.iter().any(|f| f.name == name) {
+                return Err(ServeError::corrupt(
+                    self.folder.join(MANIFEST),
+                    format!("a rerank section but no record of {name}"),
+                ));
+            }
+        }
+        SecondStage::open(
+            &self.folder,
+            record,
+            manifest.n_images,
+            manifest.n_captions,
+            manifest.dim,
+        )
     }
 
     /// The folder.

@@ -86,6 +86,7 @@ impl Trainer {
                 skipped_steps: steps.skipped,
                 validation,
                 seconds: started.elapsed().as_secs_f64(),
+                intervals: steps.intervals,
             };
             self.end_epoch(
                 &mut standing,

@@ -28,7 +28,7 @@ use burn::tensor::Device;
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, RetrievalSplit};
 
-pub use history::{EpochRecord, register_bundled_font, write_chart};
+pub use history::{EpochRecord, IntervalRecord, register_bundled_font, write_chart};
 pub use resume::RESUME_FILE;
 pub use schedule::StepDecay;
 
@@ -60,7 +60,14 @@ pub struct Trainer {
     pub quiet: bool,
     /// InfoNCE's initial inverse temperature `e^t` (`None`: 1/0.07).
     pub temperature: Option<f64>,
+    /// Steps per logging interval: the loss, margin and skipped steps of every this many steps
+    /// are recorded beside the epoch ([`IntervalRecord`], `steps.jsonl` / `steps.csv`);
+    /// [`LOG_STEPS`] unless set.
+    pub log_steps: usize,
 }
+
+/// Default steps per logging interval.
+pub const LOG_STEPS: usize = 20;
 
 impl Trainer {
     /// A trainer on `device`, writing nothing to disk.
@@ -71,6 +78,7 @@ impl Trainer {
             output: None,
             quiet: false,
             temperature: None,
+            log_steps: LOG_STEPS,
         }
     }
 
@@ -84,6 +92,12 @@ impl Trainer {
     /// Hides the progress display.
     pub fn with_quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
+        self
+    }
+
+    /// Records the step metrics every `steps` steps (at least 1).
+    pub fn with_log_steps(mut self, steps: usize) -> Self {
+        self.log_steps = steps.max(1);
         self
     }
 

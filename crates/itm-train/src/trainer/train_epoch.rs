@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use super::Trainer;
 use super::guards::{Buffers, Fault, gradients_are_finite};
+use super::history::{IntervalRecord, IntervalTally};
 use super::objective::{Batch, Objective, Step, StepLoss};
 use super::schedule::learning_rates;
 use crate::TrainError;
@@ -78,6 +79,8 @@ pub(super) struct EpochSteps {
     /// Sum of the margins of every step (taken or skipped) that had one, and their count.
     pub margin_sum: f64,
     pub margin_steps: usize,
+    /// The steps by logging interval.
+    pub intervals: Vec<IntervalRecord>,
 }
 
 impl EpochSteps {
@@ -139,6 +142,7 @@ impl Trainer {
             .prefetch(image_batches.clone(), Some(augmentations), 2);
         view.start_split("train", batches.len());
         let mut totals = EpochSteps::default();
+        let mut tally = IntervalTally::new(epoch, self.log_steps);
         let steps_of_epoch = batches.iter().zip(&image_batches).zip(prepared.iter());
         for (index, ((captions, images), image_batch)) in steps_of_epoch.enumerate() {
             let image_input = image_batch?.to_input(&device);
@@ -166,8 +170,11 @@ impl Trainer {
                 epoch,
                 run_step: epoch * batches.len() + index,
             };
+            let done = at.run_step + 1;
             let (stepped, result) = step(model, stepping, &rates, batch, at);
             model = stepped;
+            let loss = result.outcome.as_ref().ok().copied();
+            tally.add(loss, result.margin, done);
             if let Some(margin) = result.margin {
                 totals.margin_sum += margin;
                 totals.margin_steps += 1;
@@ -187,6 +194,7 @@ impl Trainer {
             view.update_split(index + 1);
         }
         view.end_split();
+        totals.intervals = tally.finish((epoch + 1) * batches.len());
         if totals.steps == 0 && totals.skipped > 0 {
             return Err(TrainError::Diverged {
                 epoch,

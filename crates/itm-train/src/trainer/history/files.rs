@@ -1,29 +1,64 @@
-//! `metrics.jsonl` and `metrics.csv`: the history as text, rewritten after every epoch.
+//! `metrics.jsonl` and `metrics.csv` (one record an epoch), `steps.jsonl` and `steps.csv` (one
+//! record a logging interval): the history as text, rewritten after every epoch.
 
 use std::path::Path;
 
 use itm_data::{DataError, atomic};
 
-use super::EpochRecord;
+use super::{EpochRecord, IntervalRecord};
 use crate::TrainError;
 
-/// Writes `metrics.jsonl` (one record a line) and `metrics.csv` (one row an epoch; the margin
-/// column is empty for a loss without one) to `folder`, each replaced atomically.
+/// Writes `metrics.jsonl` (one record a line, without its intervals) and `metrics.csv` (one row
+/// an epoch; the margin column is empty for a loss without one), `steps.jsonl` and `steps.csv`
+/// (one interval a line or row, every epoch's in order; empty loss or margin cells where the
+/// record has none) to `folder`, each replaced atomically.
 pub(crate) fn write_history(folder: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
     // The folder exists once a checkpoint was saved; not yet when no epoch could be kept.
     std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
     atomic::write(&folder.join("metrics.jsonl"), jsonl(history).as_bytes())?;
     atomic::write(&folder.join("metrics.csv"), csv(history).as_bytes())?;
+    let intervals: Vec<&IntervalRecord> = history.iter().flat_map(|r| &r.intervals).collect();
+    atomic::write(&folder.join("steps.jsonl"), lines(&intervals).as_bytes())?;
+    atomic::write(&folder.join("steps.csv"), steps_csv(&intervals).as_bytes())?;
     Ok(())
 }
 
-/// One JSON record a line.
+/// One JSON record an epoch a line, its intervals left to `steps.jsonl`.
 fn jsonl(history: &[EpochRecord]) -> String {
-    let lines: Vec<String> = history
+    let epochs: Vec<EpochRecord> = history
         .iter()
-        .map(|record| serde_json::to_string(record).expect("records serialise"))
+        .map(|record| EpochRecord {
+            intervals: Vec::new(),
+            ..record.clone()
+        })
         .collect();
-    lines.join("\n") + "\n"
+    lines(&epochs)
+}
+
+/// One JSON record a line (an empty file for no records).
+fn lines<T: serde::Serialize>(records: &[T]) -> String {
+    records
+        .iter()
+        .map(|record| serde_json::to_string(record).expect("records serialise") + "\n")
+        .collect()
+}
+
+/// A header and one row a logging interval.
+fn steps_csv(intervals: &[&IntervalRecord]) -> String {
+    let cell = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
+    let mut csv = String::from("epoch,step,steps,mean_loss,margin,skipped\n");
+    for r in intervals {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            r.epoch,
+            r.step,
+            r.steps,
+            cell(r.mean_loss),
+            cell(r.margin),
+            r.skipped
+        ));
+    }
+    csv
 }
 
 /// A header and one row an epoch.
@@ -86,6 +121,14 @@ mod tests {
                 degenerate: false,
             },
             seconds: 0.5,
+            intervals: vec![IntervalRecord {
+                epoch,
+                step: 10 * (epoch + 1),
+                steps: 10,
+                mean_loss: Some(2.5),
+                margin,
+                skipped: 2,
+            }],
         }
     }
 
@@ -110,7 +153,45 @@ mod tests {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
-        assert_eq!(read, history);
+        let without_intervals: Vec<EpochRecord> = history
+            .iter()
+            .map(|r| EpochRecord {
+                intervals: Vec::new(),
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(read, without_intervals);
         assert!(!jsonl(&history).contains("\"margin\":null"));
+        assert!(!jsonl(&history).contains("intervals"));
+    }
+
+    /// `steps.csv` has a row per interval of every epoch, an empty cell for a missing margin;
+    /// `steps.jsonl` reads back as the intervals; all four files land in the folder.
+    #[test]
+    fn intervals_go_to_the_steps_files() {
+        let history = [record(0, Some(0.2)), record(1, None)];
+        let intervals: Vec<&IntervalRecord> = history.iter().flat_map(|r| &r.intervals).collect();
+        assert_eq!(
+            steps_csv(&intervals),
+            "epoch,step,steps,mean_loss,margin,skipped\n0,10,10,2.5,0.2,2\n1,20,10,2.5,,2\n"
+        );
+        let dir = std::env::temp_dir().join(format!("itm-history-{}", std::process::id()));
+        write_history(&dir, &history).unwrap();
+        let read: Vec<IntervalRecord> = std::fs::read_to_string(dir.join("steps.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(
+            read,
+            [
+                history[0].intervals[0].clone(),
+                history[1].intervals[0].clone()
+            ]
+        );
+        for file in ["metrics.jsonl", "metrics.csv", "steps.csv"] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
