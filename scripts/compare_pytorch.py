@@ -11,10 +11,12 @@ The same operations at the same shapes, one after another on the same machine:
 - one VSE-infinity training step (regions 36 x 2048 -> 1024, BiGRU over 12 words, GPO on both
   sides, hinge loss with hardest negatives, batch 128, AdamW with gradient clipping) against
   the same model in PyTorch (CPU);
-- SCAN (both directions) and CHAN over the Flickr30K test shapes (1,000 images x 36 regions,
-  5,000 captions x 12 words, D = 1024) against batched PyTorch, as time for the whole matrix
-  (extrapolated from blocks: both sides score blocks one after another) and peak resident
-  memory above the inputs.
+- SCAN (both directions), CHAN, ESL (adaptive, nine levels, the authors' level encoders per
+  modality) and X-Dim over the Flickr30K test shapes (1,000 images x 36 regions, 5,000
+  captions x 12 words, D = 1024) against batched PyTorch written from METHODS and the authors'
+  code (ESL's and X-Dim's learned tables random at their initial scales: the cost does not
+  depend on their values), as time for the whole matrix (extrapolated from blocks: both sides
+  score blocks one after another) and peak resident memory above the inputs.
 
 Each PyTorch/NumPy measurement runs in a fresh interpreter, so that its peak memory is its own.
 The itm numbers are criterion's (target/criterion/<group>/<bench>/new/estimates.json, mean)
@@ -62,6 +64,8 @@ BATCH, REGIONS, D_FEATURE, WORDS, VOCAB, D_WORD = 128, 36, 2048, 12, 10_000, 300
 GIB = 1 << 30
 # Images and captions of the timed fraction of benches/fine_grained.rs.
 FRACTION = (10, 2_000)
+# The fine-grained heads compared (the heads table's names, as the benchmarks call them).
+FG_METHODS = ("scan_t2i", "scan_i2t", "chan", "esl", "xdim")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,13 +368,99 @@ def chan_block(regions, words):
     return products.amax(dim=1).mean(dim=2)
 
 
+def esl_levels(x, aggregators):
+    """ESL's levels of one side: x_0 = x, x_j = l2norm(x_{j-1} M_j^T), M_j the top 2 of each row
+    of l2norm_rows(P_j); concatenated along the features."""
+    import torch
+    levels = [x]
+    for p in aggregators:
+        m = p / (p.norm(dim=1, keepdim=True) + 1e-8)
+        kth = m.topk(2, dim=1).values[:, 1:2]
+        m = m * (m >= kth)
+        x = x @ m.t()
+        x = x / (x.norm(dim=-1, keepdim=True) + 1e-8)
+        levels.append(x)
+    return torch.cat(levels, -1)
+
+
+def esl_block(regions, words, params):
+    """Batched ESL (Zhang et al. 2023, adaptive; the authors' layout: level encoders per
+    modality): A = sum_j X_j G_j Y_j^T for all pairs, then both attention directions."""
+    import torch
+    n_img, k, d = regions.shape
+    n_cap, l, _ = words.shape
+    region_levels = esl_levels(regions, params["region_aggregators"])
+    word_levels = esl_levels(words, params["word_aggregators"])
+    forms, start = [], 0
+    for e, c in zip(params["bilinear"], params["level_weights"]):
+        normed = (e - e.mean()) / (e.var(unbiased=False) + 1e-8).sqrt()
+        forms.append(normed * c)
+    width = [f.shape[0] for f in forms]
+    words_g = torch.cat([word_levels[..., sum(width[:j]):sum(width[:j + 1])] @ forms[j]
+                         for j in range(len(forms))], -1)
+    a = (region_levels.reshape(n_img * k, -1) @ words_g.reshape(n_cap * l, -1).t()).reshape(n_img, k, n_cap, l)
+    a = a.permute(0, 2, 1, 3)  # [i, c, K, L]
+    tau = 1 / 0.07
+
+    def direction(scores):  # context axis 2, query axis 3
+        s = torch.nn.functional.leaky_relu(torch.tanh(scores), 0.1)
+        s = s / (s.norm(dim=3, keepdim=True) + 1e-8)
+        weights = torch.softmax(s * tau, dim=2)
+        return (scores * weights).sum(2).mean(2)
+    return direction(a) + direction(a.transpose(2, 3))
+
+
+def xdim_block(regions, words, params):
+    """Batched X-Dim (Zhang et al. 2023): the sparsified dependency W', g = its column sums,
+    A = tanh(words diag(g) regions^T), attention over regions, S = mean_w sum l2norm((c_w * x_w) W'^T)."""
+    import torch
+    n_img, k, d = regions.shape
+    n_cap, l, _ = words.shape
+    w = torch.sigmoid(params["dependency"])
+    threshold = w.mean(1, keepdim=True) + 2.5 * w.std(1, keepdim=True)
+    mask = torch.tanh(torch.exp((w - threshold) * torch.exp(torch.tensor(4.0))))
+    dependency = mask * w
+    dependency = dependency / (dependency.norm(dim=1, keepdim=True) + 1e-8)
+    g = dependency.sum(0)
+    a = torch.tanh(((words * g).reshape(n_cap * l, d) @ regions.reshape(n_img * k, d).t())
+                   .reshape(n_cap, l, n_img, k).permute(2, 0, 1, 3))  # [i, c, L, K]
+    s = torch.nn.functional.leaky_relu(a, 0.1)
+    s = s / (s.norm(dim=2, keepdim=True) + 1e-8)  # over words
+    weights = torch.softmax(s * (1 / 0.07), dim=3)
+    context = torch.einsum("iclk,ikd->icld", weights, regions)
+    context = context / (context.norm(dim=-1, keepdim=True) + 1e-8)
+    z = (context * words[None]) @ dependency.t()
+    z = z / (z.norm(dim=-1, keepdim=True) + 1e-8)
+    return z.sum(-1).mean(-1)
+
+
+def head_parameters(method):
+    """Random parameters of the learned heads at their initial scales (N(0, 1) tables, level
+    weights 0.1), for timing: ESL at D = 1024 has the heads table's 9 levels."""
+    import torch
+    generator = torch.Generator().manual_seed(3)
+    if method == "esl":
+        widths = [DIM >> j for j in range(9)]
+        table = lambda r, c: torch.randn(r, c, generator=generator)  # noqa: E731
+        return {"region_aggregators": [table(widths[j], widths[j - 1]) for j in range(1, 9)],
+                "word_aggregators": [table(widths[j], widths[j - 1]) for j in range(1, 9)],
+                "bilinear": [table(w, w) for w in widths],
+                "level_weights": [0.1] * 9}
+    if method == "xdim":
+        return {"dependency": torch.randn(DIM, DIM, generator=generator)}
+    return {}
+
+
 def measure_fine_grained(method, rows, cols):
     import torch
     torch.set_grad_enabled(False)
     regions, words = fine_grained_inputs(rows, cols)
+    params = head_parameters(method)
     run = {"scan_t2i": lambda: scan_block(regions, words, "t2i"),
            "scan_i2t": lambda: scan_block(regions, words, "i2t"),
-           "chan": lambda: chan_block(regions, words)}[method]
+           "chan": lambda: chan_block(regions, words),
+           "esl": lambda: esl_block(regions, words, params),
+           "xdim": lambda: xdim_block(regions, words, params)}[method]
     reset_peak()
     _, start = memory()
     run()
@@ -501,7 +591,7 @@ def main():
     blocks = {method: tuple(shape) for method, shape in peak_report.get("blocks", {}).items()}
     shard = (args.pytorch_block, args.pytorch_block)
     pt_blocks = {method: shard if method.startswith("scan") else blocks.get(method, shard)
-                 for method in ("scan_t2i", "scan_i2t", "chan")}
+                 for method in FG_METHODS}
     # Every reference measurement first, then the itm results (which may still be running).
     references = {}
     for kind in ("cosine", "recall"):
@@ -549,7 +639,7 @@ def main():
     peaks = peak_report.get("peak_bytes_above_inputs", {})
     block_seconds = peak_report.get("block_seconds", {})
     pairs = FG_IMAGES * FG_CAPTIONS
-    for method in ("scan_t2i", "scan_i2t", "chan") if "fine_grained" in only else []:
+    for method in FG_METHODS if "fine_grained" in only else []:
         pt_block, block = pt_blocks[method], blocks.get(method)
         reference = references[method]
         # The whole matrix is scored in the driver's full-size blocks: extrapolate from one of
