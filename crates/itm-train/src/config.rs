@@ -33,6 +33,10 @@ pub struct TrainingConfig {
     pub region_drop: f64,
     /// Validation captions (the first ones of the dev split; the published protocol uses 5,000).
     pub validation_captions: usize,
+    /// Steps per logging interval: the loss, margin and skipped steps of every this many steps
+    /// go to `steps.jsonl` / `steps.csv` and the chart's step curve (default 20).
+    #[serde(default = "default_log_steps")]
+    pub log_steps: usize,
     /// Seed of shuffling, region drop and initialisation.
     pub seed: u64,
     /// The objective on the batch scores (default: the hinge loss above).
@@ -92,10 +96,16 @@ impl Default for TrainingConfig {
             mask_same_image: false,
             region_drop: 0.2,
             validation_captions: 5000,
+            log_steps: default_log_steps(),
             seed: 0,
             loss: LossKind::Hinge,
             distinguishability: 0.0,
             relation_warmup_steps: 0,
         }
     }
+}
+
+/// `training.log_steps` when a run does not set it.
+fn default_log_steps() -> usize {
+    crate::trainer::LOG_STEPS
 }

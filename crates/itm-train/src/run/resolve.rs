@@ -140,6 +140,7 @@ fn check_training(t: &TrainingConfig) -> Result<(), Problem> {
     at_least("training.epochs", t.epochs, 1)?;
     at_least("training.batch_size", t.batch_size, 2)?;
     at_least("training.validation_captions", t.validation_captions, 1)?;
+    at_least("training.log_steps", t.log_steps, 1)?;
     positive("training.learning_rate", t.learning_rate)?;
     positive("training.lr_decay_factor", t.lr_decay_factor)?;
     positive("training.grad_clip", t.grad_clip)?;

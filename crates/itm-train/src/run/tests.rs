@@ -295,6 +295,24 @@ fn the_vocabulary_tokenizer_is_a_run_key() {
     assert!(message.contains("tokenizer"), "{message}");
 }
 
+/// `training.log_steps` sets the trainer's logging interval (default 20); 0 is refused, naming
+/// the key.
+#[test]
+fn the_logging_interval_is_a_run_key() {
+    let device = Device::flex();
+    let default = parse("[model]\nname = \"chan\"\n").unwrap();
+    assert_eq!(default.training.log_steps, crate::trainer::LOG_STEPS);
+    let run = parse("[model]\nname = \"chan\"\n[training]\nlog_steps = 7\n").unwrap();
+    assert_eq!(
+        crate::Trainer::new(run.training.clone(), device).log_steps,
+        7
+    );
+    let message = parse("[model]\nname = \"chan\"\n[training]\nlog_steps = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("training.log_steps"), "{message}");
+}
+
 /// Flags win over the file, the file over the defaults; a `[data]` given replaces the
 /// default one whole, and a flag's `[data]` the file's.
 #[test]

@@ -62,23 +62,24 @@ pub struct Trainer {
     pub temperature: Option<f64>,
     /// Steps per logging interval: the loss, margin and skipped steps of every this many steps
     /// are recorded beside the epoch ([`IntervalRecord`], `steps.jsonl` / `steps.csv`);
-    /// [`LOG_STEPS`] unless set.
+    /// `training.log_steps` unless [`Trainer::with_log_steps`] sets it.
     pub log_steps: usize,
 }
 
-/// Default steps per logging interval.
+/// Default steps per logging interval (`training.log_steps`).
 pub const LOG_STEPS: usize = 20;
 
 impl Trainer {
     /// A trainer on `device`, writing nothing to disk.
     pub fn new(config: TrainingConfig, device: Device) -> Self {
+        let log_steps = config.log_steps.max(1);
         Self {
             config,
             device,
             output: None,
             quiet: false,
             temperature: None,
-            log_steps: LOG_STEPS,
+            log_steps,
         }
     }
 
