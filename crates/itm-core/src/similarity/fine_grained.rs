@@ -157,6 +157,12 @@ pub(crate) mod test_support {
         (regions, words)
     }
 
+    /// `len` values drawn uniformly from `[-1, 1)` (host features for the sharded scorers).
+    pub(crate) fn uniform_values(len: usize, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
+        use rand::Rng;
+        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
     pub(crate) fn host(t: Tensor<2>) -> Vec<f32> {
         t.into_data().try_into_vec::<f32>().unwrap()
     }

@@ -161,11 +161,8 @@ impl ShardedScorer {
 mod tests {
     use super::*;
     use crate::similarity::HeadTable;
-    use rand::{Rng, SeedableRng, rngs::StdRng};
-
-    fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
-        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
-    }
+    use crate::similarity::fine_grained::test_support::uniform_values as random;
+    use rand::{SeedableRng, rngs::StdRng};
 
     /// The mean of the valid rows only, l2-normalised: padding does not count.
     #[test]

@@ -39,7 +39,10 @@ use super::error::ImportError;
 use super::vse_infinity::{
     GRU_REMAP, bert_text_remap, check_embedding_rows, read_bert_folder, vocab_with_mask,
 };
-use super::{ImportInputs, Imported, check_vocab_size, load_state_dicts, require_vocab};
+use super::{
+    ImportInputs, Imported, borrowed, check_normalised, check_vocab_size, load_state_dicts,
+    require_vocab,
+};
 
 /// Heads of CHAN's region self-attention (`SelfAttention(embed_size)`, `n_head = 8`).
 const HEADS: usize = 8;
@@ -183,10 +186,7 @@ pub(super) fn import_bert(
     )
     .with_similarity(SimilarityConfig::Chan(head.chan.clone()));
     let rules = bert_text_remap();
-    let text_remap: Vec<(&str, &str)> = rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
+    let text_remap = borrowed(&rules);
     let image = image_state_dict(checkpoint)?;
     let model = load_state_dicts(
         checkpoint,
@@ -236,13 +236,7 @@ fn read_head(checkpoint: &AuthorsCheckpoint, text: &str) -> Result<Head, ImportE
             "opt.text_enc_type is {found:?}, but the state dict is that of a {text} text encoder"
         )));
     }
-    for flag in ["no_imgnorm", "no_txtnorm"] {
-        if checkpoint.opt_bool_or(flag, false)? {
-            return Err(invalid(format!(
-                "opt.{flag} is set; itm always l2-normalises the embeddings"
-            )));
-        }
-    }
+    check_normalised(checkpoint)?;
     let d_feature = checkpoint.opt_usize("img_dim")?;
     let d_embed = checkpoint.opt_usize("embed_size")?;
     let heads = match checkpoint.opt_str("precomp_enc_type")? {
@@ -304,16 +298,9 @@ fn read_head(checkpoint: &AuthorsCheckpoint, text: &str) -> Result<Head, ImportE
 /// the query, key and value that burn's attention has.
 fn image_state_dict(checkpoint: &AuthorsCheckpoint) -> Result<StateDict, ImportError> {
     let mut image = checkpoint.state_dict(0, "image encoder (img_enc)")?.clone();
-    for (packed, part) in [
-        ("feedforward.attn.in_proj_weight", "weight"),
-        ("feedforward.attn.in_proj_bias", "bias"),
-    ] {
-        let names = ["query", "key", "value"].map(|p| format!("feedforward.attn.{p}.{part}"));
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        image
-            .split_rows(packed, &names)
-            .map_err(|message| ImportError::invalid(&checkpoint.path, message))?;
-    }
+    image
+        .split_attention_projection("feedforward.attn.")
+        .map_err(|message| ImportError::invalid(&checkpoint.path, message))?;
     Ok(image)
 }
 

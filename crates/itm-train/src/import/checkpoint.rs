@@ -74,6 +74,18 @@ impl StateDict {
         Ok(())
     }
 
+    /// Splits the packed input projection of a PyTorch `MultiheadAttention` whose keys start
+    /// with `prefix` (`{prefix}in_proj_weight [3D, D]`, `{prefix}in_proj_bias [3D]`) into the
+    /// `{prefix}query.*`, `{prefix}key.*` and `{prefix}value.*` that burn's attention has.
+    pub fn split_attention_projection(&mut self, prefix: &str) -> Result<(), String> {
+        for part in ["weight", "bias"] {
+            let names = ["query", "key", "value"].map(|p| format!("{prefix}{p}.{part}"));
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            self.split_rows(&format!("{prefix}in_proj_{part}"), &names)?;
+        }
+        Ok(())
+    }
+
     /// Replaces the tensor `key`, `[parts·n, …]`, by `parts.len()` tensors `[n, …]` named
     /// `parts`, its consecutive blocks of rows (PyTorch's `MultiheadAttention` packs its
     /// query, key and value projections into one `in_proj_weight [3D, D]` and

@@ -32,7 +32,7 @@ use itm_core::similarity::{EslAggregator, EslConfig, SimilarityConfig};
 use super::checkpoint::{AuthorsCheckpoint, StateDict};
 use super::error::ImportError;
 use super::vse_infinity::{IMAGE_REMAP, bert_text_remap, read_bert_folder};
-use super::{ImportInputs, Imported, check_region_options, load_state_dicts};
+use super::{ImportInputs, Imported, borrowed, check_region_options, load_state_dicts};
 
 /// ESL's hard-coded level count (the input width and eight halvings).
 const LEVELS: usize = 9;
@@ -192,10 +192,7 @@ fn import(
     )
     .with_similarity(SimilarityConfig::Esl(esl));
     let rules = bert_text_remap();
-    let text_remap: Vec<(&str, &str)> = rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
+    let text_remap = borrowed(&rules);
     let mut ignored = IGNORED.to_vec();
     if aggregator == EslAggregator::Adaptive {
         ignored.extend([

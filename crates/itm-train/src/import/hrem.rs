@@ -22,7 +22,7 @@ use itm_core::pooling::{HremPoolingConfig, PoolingConfig};
 use super::checkpoint::{AuthorsCheckpoint, StateDict};
 use super::error::ImportError;
 use super::vse_infinity::{bert_text_remap, read_bert_folder};
-use super::{ImportInputs, Imported, load_state_dicts};
+use super::{ImportInputs, Imported, borrowed, check_normalised, load_state_dicts};
 
 /// `nn.TransformerEncoder` keys of `aggr` (its `in_proj` split first) → the pooling's layer.
 fn aggr_remap(pooling: &str) -> Vec<(String, String)> {
@@ -70,13 +70,7 @@ pub(super) fn import(
     device: &Device,
 ) -> Result<Imported, ImportError> {
     let invalid = |message: String| ImportError::invalid(&checkpoint.path, message);
-    for flag in ["no_imgnorm", "no_txtnorm"] {
-        if checkpoint.opt_bool_or(flag, false)? {
-            return Err(invalid(format!(
-                "opt.{flag} is set; itm always l2-normalises the embeddings"
-            )));
-        }
-    }
+    check_normalised(checkpoint)?;
     let d_feature = checkpoint.opt_usize("img_dim")?;
     let d_embed = checkpoint.opt_usize("embed_size")?;
     let heads = checkpoint.opt_usize("nhead")?;
@@ -118,14 +112,7 @@ pub(super) fn import(
         .into_iter()
         .chain(bert_text_remap())
         .collect();
-    let image_remap: Vec<(&str, &str)> = image_rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
-    let text_remap: Vec<(&str, &str)> = text_rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
+    let (image_remap, text_remap) = (borrowed(&image_rules), borrowed(&text_rules));
     let model = load_state_dicts(
         checkpoint,
         config.init(device),
@@ -166,12 +153,7 @@ fn split_attention(
     role: &str,
 ) -> Result<StateDict, ImportError> {
     let mut dict = checkpoint.state_dict(index, role)?.clone();
-    for part in ["weight", "bias"] {
-        let names =
-            ["query", "key", "value"].map(|p| format!("aggr.layers.0.self_attn.{p}.{part}"));
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        dict.split_rows(&format!("aggr.layers.0.self_attn.in_proj_{part}"), &names)
-            .map_err(|message| ImportError::invalid(&checkpoint.path, message))?;
-    }
+    dict.split_attention_projection("aggr.layers.0.self_attn.")
+        .map_err(|message| ImportError::invalid(&checkpoint.path, message))?;
     Ok(dict)
 }

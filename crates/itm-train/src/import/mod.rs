@@ -273,6 +273,12 @@ pub(crate) fn check_region_options(
             format!("opt.precomp_enc_type is {kind:?}; only 'basic' ({what}) is imported"),
         ));
     }
+    check_normalised(checkpoint)
+}
+
+/// Refuses unnormalised embeddings (`opt.no_imgnorm`, `opt.no_txtnorm`): itm always
+/// l2-normalises them.
+pub(crate) fn check_normalised(checkpoint: &AuthorsCheckpoint) -> Result<(), ImportError> {
     for flag in ["no_imgnorm", "no_txtnorm"] {
         if checkpoint.opt_bool_or(flag, false)? {
             return Err(ImportError::invalid(
@@ -282,6 +288,14 @@ pub(crate) fn check_region_options(
         }
     }
     Ok(())
+}
+
+/// Renaming rules built at run time (`String`s) as the `&str` pairs [`load_state_dicts`] takes.
+pub(crate) fn borrowed(rules: &[(String, String)]) -> Vec<(&str, &str)> {
+    rules
+        .iter()
+        .map(|(pattern, replacement)| (pattern.as_str(), replacement.as_str()))
+        .collect()
 }
 
 /// The vocabulary must have `vocab_size` words (the checkpoint's `opt.vocab_size`); `counted`

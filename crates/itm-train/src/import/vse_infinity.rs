@@ -30,7 +30,8 @@ use crate::pretrained::{BERT_KEY_REMAP, bert_config_from_json, sentence_max_leng
 use super::checkpoint::{AuthorsCheckpoint, StateDict};
 use super::error::ImportError;
 use super::{
-    ImportInputs, Imported, check_region_options, check_vocab_size, load_state_dicts, require_vocab,
+    ImportInputs, Imported, borrowed, check_region_options, check_vocab_size, load_state_dicts,
+    require_vocab,
 };
 
 /// Key renaming of the image encoder's state dict (`img_enc`) into the model's paths.
@@ -232,10 +233,7 @@ pub(super) fn import_bert(
 
     let config = VseModelConfig::vse_infinity_bert(d_feature, bert, d_embed);
     let rules = bert_text_remap();
-    let text_remap: Vec<(&str, &str)> = rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
+    let text_remap = borrowed(&rules);
     let model = load_state_dicts(
         checkpoint,
         config.init(device),

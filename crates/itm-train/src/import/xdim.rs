@@ -25,7 +25,7 @@ use itm_core::similarity::{SimilarityConfig, XDimConfig};
 use super::checkpoint::{AuthorsCheckpoint, StateDict};
 use super::error::ImportError;
 use super::vse_infinity::{IMAGE_REMAP, bert_text_remap, read_bert_folder};
-use super::{ImportInputs, Imported, check_region_options, load_state_dicts};
+use super::{ImportInputs, Imported, borrowed, check_region_options, load_state_dicts};
 
 /// `sim_vec` keys → the head's parameters.
 const HEAD_REMAP: &[(&str, &str)] = &[
@@ -84,10 +84,7 @@ pub(super) fn import(
     )
     .with_similarity(SimilarityConfig::XDim(XDimConfig::new(d_embed)));
     let rules = bert_text_remap();
-    let text_remap: Vec<(&str, &str)> = rules
-        .iter()
-        .map(|(p, r)| (p.as_str(), r.as_str()))
-        .collect();
+    let text_remap = borrowed(&rules);
     let model = load_state_dicts(
         checkpoint,
         config.init(device),
