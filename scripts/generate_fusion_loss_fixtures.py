@@ -2,13 +2,10 @@
 """Reference values for the fusion layers (METHODS §4) and the DAIM / AAHR losses (METHODS §5).
 
 Written from METHODS.md and the rules stated in the Rust doc comments of
-crates/itm-core/src/fusion/{co_attention,instance_relation}.rs and
+crates/itm-core/src/fusion/instance_relation.rs and
 crates/itm-core/src/loss/{adaptive_margin,distinguishability,ambiguity}.rs (the losses are "our
 design" there), in double precision with torch's own modules where they exist:
 
-- co-attention: two streams built from nn.MultiheadAttention (key_padding_mask), nn.LayerNorm,
-  nn.Linear and exact GELU, post-norm, cross-attention keys/values = the other stream's layer
-  input; two layers; forward and gradients;
 - instance relation: nn.TransformerEncoderLayer (post-norm, GELU, no dropout) with a boolean
   attention mask built by an explicit per-row, per-block top-k loop; forward and gradients;
 - adaptive margin: three steps of EMA statistics, margin, hinge loss and its gradient;
@@ -79,84 +76,6 @@ def norm_params(norm):
 
 def linear_params(linear):
     return {"weight": tolist(linear.weight), "bias": tolist(linear.bias)}
-
-
-# ------------------------------------------------------------------------------- co-attention
-
-
-class Stream(nn.Module):
-    """Self-attention, cross-attention to the other stream, feed-forward; post-norm residuals."""
-
-    def __init__(self, d, heads, d_ff):
-        super().__init__()
-        self.self_attention = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.self_norm = nn.LayerNorm(d)
-        self.cross_attention = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.cross_norm = nn.LayerNorm(d)
-        self.inner = nn.Linear(d, d_ff)
-        self.outer = nn.Linear(d_ff, d)
-        self.feed_forward_norm = nn.LayerNorm(d)
-
-    def forward(self, x, x_pad, other, other_pad):
-        a, _ = self.self_attention(x, x, x, key_padding_mask=x_pad, need_weights=False)
-        x = self.self_norm(x + a)
-        c, _ = self.cross_attention(x, other, other, key_padding_mask=other_pad, need_weights=False)
-        x = self.cross_norm(x + c)
-        return self.feed_forward_norm(x + self.outer(F.gelu(self.inner(x))))
-
-    def params(self):
-        return {
-            "self_attention": mha_params(self.self_attention),
-            "self_norm": norm_params(self.self_norm),
-            "cross_attention": mha_params(self.cross_attention),
-            "cross_norm": norm_params(self.cross_norm),
-            "inner": linear_params(self.inner),
-            "outer": linear_params(self.outer),
-            "feed_forward_norm": norm_params(self.feed_forward_norm),
-        }
-
-
-def padding(lengths, n):
-    return torch.tensor([[t >= length for t in range(n)] for length in lengths])
-
-
-def co_attention_case():
-    d, heads, d_ff, layers = 8, 2, 16, 2
-    batch, k, l = 3, 4, 5
-    region_lengths, word_lengths = [4, 2, 3], [5, 3, 1]
-    pairs = [(Stream(d, heads, d_ff), Stream(d, heads, d_ff)) for _ in range(layers)]
-    for image, text in pairs:
-        randomise(image)
-        randomise(text)
-    regions = f32(torch.randn(batch, k, d)).requires_grad_()
-    words = f32(torch.randn(batch, l, d)).requires_grad_()
-    r_pad, w_pad = padding(region_lengths, k), padding(word_lengths, l)
-    x, y = regions, words
-    for image, text in pairs:
-        x, y = image(x, r_pad, y, w_pad), text(y, w_pad, x, r_pad)
-    r_probe = f32(torch.randn(batch, k, d)) * (~r_pad).unsqueeze(-1)
-    w_probe = f32(torch.randn(batch, l, d)) * (~w_pad).unsqueeze(-1)
-    ((x * r_probe).sum() + (y * w_probe).sum()).backward()
-    key_grad = pairs[0][0].cross_attention.in_proj_weight.grad[d : 2 * d]
-    return {
-        "d_model": d,
-        "heads": heads,
-        "d_ff": d_ff,
-        "layers": [{"image": i.params(), "text": t.params()} for i, t in pairs],
-        "regions_shape": [batch, k, d],
-        "words_shape": [batch, l, d],
-        "regions": tolist(regions),
-        "words": tolist(words),
-        "region_lengths": region_lengths,
-        "word_lengths": word_lengths,
-        "fused_regions": tolist(x),
-        "fused_words": tolist(y),
-        "regions_probe": tolist(r_probe),
-        "words_probe": tolist(w_probe),
-        "regions_grad": tolist(regions.grad),
-        "words_grad": tolist(words.grad),
-        "layer0_image_cross_key_weight_grad": tolist(key_grad),
-    }
 
 
 # -------------------------------------------------------------------------- instance relation
@@ -348,7 +267,6 @@ def ambiguity_case():
 def main():
     torch.manual_seed(23)
     fixture = {
-        "co_attention": co_attention_case(),
         "instance_relation": instance_relation_case(),
         "adaptive_margin": adaptive_margin_case(),
         "distinguishability": distinguishability_case(),

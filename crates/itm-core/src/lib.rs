@@ -18,8 +18,7 @@ pub mod similarity;
 pub use encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
 pub use eval::{Metrics, Protocol, RetrievalReport, evaluate};
 pub use fusion::{
-    CoAttentionConfig, CoAttentionStack, InstanceRelation, InstanceRelationConfig,
-    MultiLevelSimilarity, MultiLevelSimilarityConfig,
+    InstanceRelation, InstanceRelationConfig, MultiLevelSimilarity, MultiLevelSimilarityConfig,
 };
 pub use loss::{HingeLoss, HingeLossConfig, InfoNce, InfoNceConfig, NegativeMining};
 pub use models::{VseModel, VseModelConfig};

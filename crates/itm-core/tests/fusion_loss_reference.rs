@@ -6,13 +6,11 @@ use burn::nn::LayerNorm;
 use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::PositionWiseFeedForward;
 use burn::tensor::{Device, Tensor, Tolerance};
-use itm_core::fusion::{CoAttentionConfig, CoAttentionStream, InstanceRelationConfig};
+use itm_core::fusion::InstanceRelationConfig;
 use itm_core::loss::{
     AdaptiveMarginConfig, AmbiguityAwareConfig, DistinguishabilityConfig, NegativeMining,
 };
-use itm_test_support::{
-    assert_close, core_fixtures, floats, load_linear, sizes, tensor, transpose, values,
-};
+use itm_test_support::{assert_close, core_fixtures, floats, load_linear, tensor, values};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-5;
@@ -61,91 +59,6 @@ fn load_feed_forward(
         &outer["weight"],
         Some(&outer["bias"]),
         device,
-    );
-}
-
-fn load_stream(stream: &mut CoAttentionStream, p: &Value, device: &Device) {
-    load_attention(&mut stream.self_attention, &p["self_attention"], device);
-    load_norm(&mut stream.self_norm, &p["self_norm"], device);
-    load_attention(&mut stream.cross_attention, &p["cross_attention"], device);
-    load_norm(&mut stream.cross_norm, &p["cross_norm"], device);
-    load_feed_forward(&mut stream.feed_forward, &p["inner"], &p["outer"], device);
-    load_norm(
-        &mut stream.feed_forward_norm,
-        &p["feed_forward_norm"],
-        device,
-    );
-}
-
-#[test]
-fn co_attention_matches_pytorch_forward_and_gradients() {
-    let f = &core_fixtures().json("fusion_loss")["co_attention"];
-    let device = Device::flex().autodiff();
-    let (d, heads, d_ff) = (
-        usize_of(&f["d_model"]),
-        usize_of(&f["heads"]),
-        usize_of(&f["d_ff"]),
-    );
-    let layers = f["layers"].as_array().unwrap();
-    let mut stack = CoAttentionConfig::new(d, heads, d_ff)
-        .with_layers(layers.len())
-        .init(&device);
-    for (layer, params) in stack.layers.iter_mut().zip(layers) {
-        load_stream(&mut layer.image, &params["image"], &device);
-        load_stream(&mut layer.text, &params["text"], &device);
-    }
-    let r_shape = sizes(&f["regions_shape"]);
-    let w_shape = sizes(&f["words_shape"]);
-    let r_shape = [r_shape[0], r_shape[1], r_shape[2]];
-    let w_shape = [w_shape[0], w_shape[1], w_shape[2]];
-    let regions = tensor::<3>(&f["regions"], r_shape, &device).require_grad();
-    let words = tensor::<3>(&f["words"], w_shape, &device).require_grad();
-    let (fused_regions, fused_words) = stack.forward(
-        regions.clone(),
-        &sizes(&f["region_lengths"]),
-        words.clone(),
-        &sizes(&f["word_lengths"]),
-    );
-    assert_close(
-        &values(fused_regions.clone()),
-        &floats(&f["fused_regions"]),
-        within(),
-        "co-attention regions",
-    );
-    assert_close(
-        &values(fused_words.clone()),
-        &floats(&f["fused_words"]),
-        within(),
-        "co-attention words",
-    );
-
-    let objective = (fused_regions * tensor::<3>(&f["regions_probe"], r_shape, &device)).sum()
-        + (fused_words * tensor::<3>(&f["words_probe"], w_shape, &device)).sum();
-    let grads = objective.backward();
-    assert_close(
-        &values(regions.grad(&grads).unwrap()),
-        &floats(&f["regions_grad"]),
-        within(),
-        "d/d regions",
-    );
-    assert_close(
-        &values(words.grad(&grads).unwrap()),
-        &floats(&f["words_grad"]),
-        within(),
-        "d/d words",
-    );
-    let key_grad = stack.layers[0]
-        .image
-        .cross_attention
-        .key
-        .weight
-        .grad(&grads)
-        .unwrap();
-    assert_close(
-        &values(key_grad),
-        &transpose(&floats(&f["layer0_image_cross_key_weight_grad"]), d, d),
-        within(),
-        "d/d layer 0 image cross-attention key weight",
     );
 }
 
