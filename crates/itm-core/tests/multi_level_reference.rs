@@ -142,8 +142,18 @@ fn multi_level_similarity_matches_hats_scoring() {
         );
     }
     for (level, caption) in captions.iter().enumerate() {
-        let grad = values(caption.grad(&grads).expect("caption gradient"));
+        let grad = caption.grad(&grads).expect("caption gradient");
         // HAT slices the padding off: its gradient there is exactly zero, and so is ours.
+        let grad = values(grad);
+        assert_eq!(
+            grad,
+            values(fill_padding(
+                caption.grad(&grads).expect("caption gradient"),
+                &lengths,
+                0.0
+            )),
+            "d/d padded tokens of caption level {level} must be exactly zero"
+        );
         assert_close(
             &grad,
             &floats(&f["grad_captions"][level]),

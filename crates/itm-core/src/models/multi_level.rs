@@ -20,7 +20,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::encoders::{LevelProjection, LevelProjectionConfig};
-use crate::similarity::{MultiLevelScan, MultiLevelScanConfig, ScanConfig, hat_level_head};
+use crate::similarity::{
+    MultiLevelScan, MultiLevelScanConfig, ScanConfig, hat_level_head, sum_levels,
+};
 
 /// HAT's text levels: the bert-base hidden states after layers 4, 10 and 12, as
 /// `BertModel::forward_layers` numbers them (HAT's `all_encoder_layers[3]`, `[9]`, `[-1]`).
@@ -118,11 +120,7 @@ impl MultiLevelSimilarity {
         let images = self.image_projection.forward(image_levels);
         let captions = self.text_projection.forward(caption_levels);
         let levels = self.head.levels(&images, &captions, caption_lengths);
-        let total = levels
-            .iter()
-            .cloned()
-            .reduce(|sum, level| sum + level)
-            .expect("one level or more");
+        let total = sum_levels(levels.iter().cloned());
         LevelScores { levels, total }
     }
 

@@ -26,6 +26,7 @@ pub use heads::{
 };
 pub use multi_level::{
     HAT_LAMBDA_SOFTMAX, MultiLevelScan, MultiLevelScanConfig, SingleLevel, hat_level_head,
+    sum_levels,
 };
 pub use scan::{SCAN_LEAKY_SLOPE, Scan, ScanAggregation, ScanConfig, ScanDirection};
 pub use sharded::{FeatureSets, ShardedScorer};

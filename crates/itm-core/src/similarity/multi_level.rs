@@ -29,7 +29,6 @@ use burn::tensor::Tensor;
 
 use super::fine_grained::{FineGrainedSimilarity, check_fine_grained_inputs};
 use super::{Scan, ScanAggregation, ScanConfig, ScanDirection};
-use crate::masking::check_lengths;
 
 /// HAT's softmax temperature `λ1` (its `lambda_softmax`) at every level.
 pub const HAT_LAMBDA_SOFTMAX: f64 = 9.0;
@@ -41,6 +40,18 @@ pub fn hat_level_head() -> ScanConfig {
         .with_direction(ScanDirection::ImageToText)
         .with_aggregation(ScanAggregation::Average)
         .with_lambda_softmax(Some(HAT_LAMBDA_SOFTMAX))
+}
+
+/// The multi-level similarity from the levels' `[n_img, n_cap]` matrices: their sum.
+///
+/// # Panics
+///
+/// If there is no level.
+pub fn sum_levels(levels: impl IntoIterator<Item = Tensor<2>>) -> Tensor<2> {
+    levels
+        .into_iter()
+        .reduce(|sum, level| sum + level)
+        .expect("one level or more")
 }
 
 /// Configuration of a [`MultiLevelScan`].
@@ -141,10 +152,7 @@ impl MultiLevelScan {
         captions: &[Tensor<3>],
         caption_lengths: &[usize],
     ) -> Tensor<2> {
-        self.levels(images, captions, caption_lengths)
-            .into_iter()
-            .reduce(|sum, level| sum + level)
-            .expect("one level or more")
+        sum_levels(self.levels(images, captions, caption_lengths))
     }
 
     /// The images' levels as one set per image, for the sharded scorer: the levels'
@@ -206,15 +214,16 @@ impl MultiLevelScan {
         SingleLevel { head: self, level }
     }
 
-    /// Level `level` of packed inputs: `([n_img, K_level, D], [n_cap, L, D], lengths)`.
-    fn unpack(
+    /// Scores level `level` of packed inputs (see [`FineGrainedSimilarity`] for
+    /// [`MultiLevelScan`]): `[n_img, n_cap]`.
+    fn packed_level(
         &self,
         level: usize,
         regions: &Tensor<3>,
         region_counts: &[usize],
         words: &Tensor<3>,
         word_lengths: &[usize],
-    ) -> (Tensor<3>, Tensor<3>, Vec<usize>) {
+    ) -> Tensor<2> {
         let dims = check_fine_grained_inputs(regions, region_counts, words, word_lengths);
         let levels = self.num_levels();
         let total: usize = self.image_regions.iter().sum();
@@ -233,31 +242,16 @@ impl MultiLevelScan {
         );
         let l = dims.words / levels;
         let lengths: Vec<usize> = word_lengths.iter().map(|len| len / levels).collect();
-        check_lengths(&lengths, l, "MultiLevelScan: caption lengths");
         let offset: usize = self.image_regions[..level].iter().sum();
-        let image = regions.clone().narrow(1, offset, self.image_regions[level]);
+        let k = self.image_regions[level];
+        let image = regions.clone().narrow(1, offset, k);
         let caption = words
             .clone()
             .reshape([dims.n_cap, l, levels, dims.dim])
             .narrow(2, level, 1)
             .reshape([dims.n_cap, l, dims.dim]);
-        (image, caption, lengths)
-    }
-
-    /// Scores level `level` of packed inputs: `[n_img, n_cap]`.
-    fn packed_level(
-        &self,
-        level: usize,
-        regions: &Tensor<3>,
-        region_counts: &[usize],
-        words: &Tensor<3>,
-        word_lengths: &[usize],
-    ) -> Tensor<2> {
-        let (image, caption, lengths) =
-            self.unpack(level, regions, region_counts, words, word_lengths);
-        let [n_img, k, _] = image.dims();
         self.level_head
-            .similarity(image, &vec![k; n_img], caption, &lengths)
+            .similarity(image, &vec![k; dims.n_img], caption, &lengths)
     }
 
     /// Values per pair of one level with `words` token slots (unpacked) and width `dim`.
@@ -283,10 +277,11 @@ impl FineGrainedSimilarity for MultiLevelScan {
         words: Tensor<3>,
         word_lengths: &[usize],
     ) -> Tensor<2> {
-        (0..self.num_levels())
-            .map(|level| self.packed_level(level, &regions, region_counts, &words, word_lengths))
-            .reduce(|sum, level| sum + level)
-            .expect("one level or more")
+        sum_levels(
+            (0..self.num_levels()).map(|level| {
+                self.packed_level(level, &regions, region_counts, &words, word_lengths)
+            }),
+        )
     }
 
     /// The levels' working sets added (the backend may keep them all alive until the sum)
