@@ -286,8 +286,9 @@ impl FineGrainedSimilarity for MultiLevelScan {
 
     /// The levels' working sets added (the backend may keep them all alive until the sum)
     /// plus the running sum: `Σ_ℓ 6 · K_ℓ · L + 1` with SCAN's estimate, `L` the unpacked
-    /// token slots (`words / levels`). HAT at 224 × 224 with 32 tokens: 198k values
-    /// (0.8 MB) per pair.
+    /// token slots (`words / levels`). SCAN i2t at HAT's low level (784 patches × 32 tokens,
+    /// `D` 768) measured 5.7 values per slot on `flex` (`examples/fine_grained_memory.rs`).
+    /// HAT at 224 × 224 with 32 tokens: 198k values (0.8 MB) per pair.
     fn working_values_per_pair(&self, regions: usize, words: usize, dim: usize) -> usize {
         let _ = regions;
         let l = words.div_ceil(self.num_levels());
