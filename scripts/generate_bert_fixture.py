@@ -10,7 +10,9 @@ Builds a tiny randomly initialised `transformers.BertModel` (fixed seed) and wri
   with `bert.` (as in `BertForPreTraining` checkpoints), layer norms named `gamma`/`beta`, a
   `cls.` pre-training head, and no pooler;
 - crates/itm-train/tests/fixtures/bert.json: padded input ids with their lengths, the token features, the pooler
-  output, the mean-pooled l2-normalised sentence embeddings, and captions tokenized by the
+  output, the mean-pooled l2-normalised sentence embeddings, the hidden states after the
+  embeddings and after the first layer (`hidden_states[0]` and `[1]` of
+  `output_hidden_states=True`, for `BertModel::forward_layers`), and captions tokenized by the
   tokenizer with their sentence embeddings.
 
 The references are computed in double precision from the float32 weights that are saved. Run it
@@ -106,8 +108,8 @@ def mean_pool_l2(features, mask):
 def encode(bert, ids, lengths):
     mask = torch.arange(ids.shape[1]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     with torch.no_grad():
-        out = bert(input_ids=ids, attention_mask=mask.long())
-    return out.last_hidden_state, out.pooler_output, mean_pool_l2(out.last_hidden_state, mask)
+        out = bert(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True)
+    return out.last_hidden_state, out.pooler_output, mean_pool_l2(out.last_hidden_state, mask), out.hidden_states
 
 
 def write_folder(folder, config, tensors):
@@ -147,7 +149,8 @@ def main():
         if length > 1:
             body[-1] = 3  # [SEP]
         ids[row, :length] = body
-    features, pooled, sentences = encode(reference, ids, lengths)
+    features, pooled, sentences, hidden_states = encode(reference, ids, lengths)
+    assert torch.equal(hidden_states[-1], features)
 
     encodings = tok.encode_batch(CAPTIONS)
     cap_lengths = [len(e.ids) for e in encodings]
@@ -155,7 +158,7 @@ def main():
     cap_ids = torch.zeros(len(CAPTIONS), cap_width, dtype=torch.long)
     for row, e in enumerate(encodings):
         cap_ids[row, :len(e.ids)] = torch.tensor(e.ids)
-    _, _, cap_embeddings = encode(reference, cap_ids, cap_lengths)
+    _, _, cap_embeddings, _ = encode(reference, cap_ids, cap_lengths)
 
     fixture = {
         "hidden": config.hidden_size,
@@ -164,6 +167,7 @@ def main():
         "width": width,
         "features": tolist(features),
         "pooled": tolist(pooled),
+        "hidden_states": {str(n): tolist(hidden_states[n]) for n in range(config.num_hidden_layers)},
         "sentence_embeddings": tolist(sentences),
         "captions": CAPTIONS,
         "caption_ids": [e.ids for e in encodings],

@@ -17,9 +17,7 @@ pub mod similarity;
 
 pub use encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
 pub use eval::{Metrics, Protocol, RetrievalReport, evaluate};
-pub use fusion::{
-    InstanceRelation, InstanceRelationConfig, MultiLevelSimilarity, MultiLevelSimilarityConfig,
-};
+pub use fusion::{InstanceRelation, InstanceRelationConfig};
 pub use loss::{HingeLoss, HingeLossConfig, InfoNce, InfoNceConfig, NegativeMining};
-pub use models::{VseModel, VseModelConfig};
+pub use models::{MultiLevelSimilarity, MultiLevelSimilarityConfig, VseModel, VseModelConfig};
 pub use pooling::{Gpo, GpoConfig, Pooling, PoolingConfig};

@@ -1,6 +1,6 @@
 //! Parity of the BERT encoder and its loader with Hugging Face transformers
-//! (`scripts/generate_bert_fixture.py`): token features, pooler output and sentence embeddings
-//! within 1e-5, for both key layouts of a checkpoint.
+//! (`scripts/generate_bert_fixture.py`): token features, pooler output, sentence embeddings and
+//! the hidden states of chosen layers within 1e-5, for both key layouts of a checkpoint.
 
 use std::path::PathBuf;
 
@@ -66,6 +66,31 @@ fn tiny_bert_matches_transformers() {
         &values(model.sentence_embeddings(ids, &lengths)),
         &floats(&f["sentence_embeddings"]),
         "sentence embeddings",
+    );
+}
+
+/// `forward_layers`: the embeddings' output and the first layer's match transformers'
+/// `hidden_states[0]` and `[1]`, and the last layer is the plain forward.
+#[test]
+fn chosen_layers_match_transformers_hidden_states() {
+    let f = fixture();
+    let device = Device::default();
+    let (model, _) = load_bert(&fixture_dir("tiny_bert"), &device).unwrap();
+    let (ids, lengths, width) = fixture_ids();
+    let ids = itm_test_support::ids(&ids, lengths.len(), width, &device);
+    let states = model.forward_layers(ids.clone(), &lengths, &[1, 0, 2]);
+    for (state, layer) in states.iter().zip(["1", "0"]) {
+        assert_eq!(state.dims(), [lengths.len(), width, 32]);
+        assert_within(
+            &values(state.clone()),
+            &floats(&f["hidden_states"][layer]),
+            &format!("hidden state {layer}"),
+        );
+    }
+    assert_eq!(
+        values(states[2].clone()),
+        values(model.forward(ids, &lengths)),
+        "the last layer is the plain forward"
     );
 }
 

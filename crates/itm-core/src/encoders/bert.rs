@@ -12,15 +12,14 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::activation::ActivationConfig;
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
 use burn::tensor::{Device, Int, Tensor};
 
+use super::layers::states_at_depths;
 use crate::masking::{check_lengths, l2_normalize, padding_mask};
 use crate::pooling::mean_pool;
 
@@ -219,6 +218,35 @@ impl BertModel {
     /// If `lengths` does not match the batch, a length is out of range, or `tokens` exceeds
     /// `max_position_embeddings`.
     pub fn forward(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> Tensor<3> {
+        let last = self.num_layers();
+        self.forward_layers(ids, lengths, &[last])
+            .pop()
+            .expect("one layer was requested")
+    }
+
+    /// The hidden states after chosen layers (for encoders read at several depths, as HAT's
+    /// and DAIM's multi-level text tower: METHODS §3 "Multi-level sum").
+    ///
+    /// - `ids`, `lengths`: as in [`BertModel::forward`]
+    /// - `layers`: which hidden states, in any order, repeats allowed: `n` is the output of
+    ///   the first `n` transformer layers, `0` the embeddings' output and
+    ///   [`BertModel::num_layers`] the last layer's output, which [`BertModel::forward`]
+    ///   returns (Hugging Face's `hidden_states[n]` with `output_hidden_states=True`). HAT's
+    ///   `all_encoder_layers[3]`, `[9]` and `[-1]` of bert-base are `n` = 4, 10 and 12.
+    /// - returns one `[batch, tokens, hidden_size]` tensor per entry of `layers`, in that
+    ///   order; padding as in [`BertModel::forward`]. Only the layers up to the deepest one
+    ///   requested run.
+    ///
+    /// # Panics
+    ///
+    /// As [`BertModel::forward`], and if a requested layer exceeds
+    /// [`BertModel::num_layers`].
+    pub fn forward_layers(
+        &self,
+        ids: Tensor<2, Int>,
+        lengths: &[usize],
+        layers: &[usize],
+    ) -> Vec<Tensor<3>> {
         let [batch, tokens] = ids.dims();
         assert_eq!(
             lengths.len(),
@@ -228,9 +256,13 @@ impl BertModel {
         );
         check_lengths(lengths, tokens, "BertModel::forward");
         let mask = padding_mask(lengths, tokens, &ids.device());
-        let x = self.embeddings.forward(ids);
-        self.encoder
-            .forward(TransformerEncoderInput::new(x).mask_pad(mask))
+        states_at_depths(
+            self.embeddings.forward(ids),
+            &self.encoder.layers,
+            layers,
+            "BertModel::forward_layers",
+            |layer, x| layer.forward(x, Some(mask.clone()), None),
+        )
     }
 
     /// The pooler output `tanh(W·h₀ + b)` of the first token (`[CLS]`).
@@ -251,6 +283,11 @@ impl BertModel {
     /// - returns `[batch, hidden_size]` with unit rows
     pub fn sentence_embeddings(&self, ids: Tensor<2, Int>, lengths: &[usize]) -> Tensor<2> {
         l2_normalize(mean_pool(self.forward(ids, lengths), lengths))
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.encoder.layers.len()
     }
 
     /// Width of the token features.
@@ -361,6 +398,42 @@ mod tests {
                 assert!((actual - expected).abs() < 1e-5, "{actual} vs {expected}");
             }
         }
+    }
+
+    /// The deepest state is the plain forward, state 0 the embeddings, and states come back
+    /// in the order asked (repeats allowed).
+    #[test]
+    fn chosen_layers_are_the_hidden_states() {
+        let device = Device::default();
+        device.seed(4);
+        let model = tiny().init(&device);
+        assert_eq!(model.num_layers(), 2);
+        let batch = ids(&[&[2, 11, 12, 13, 3], &[2, 14, 3]], 5, &device);
+        let lengths = [5, 3];
+        let states = model.forward_layers(batch.clone(), &lengths, &[2, 0, 1, 2]);
+        assert_eq!(states.len(), 4);
+        assert!(states.iter().all(|s| s.dims() == [2, 5, 16]));
+        let plain = host(model.forward(batch.clone(), &lengths));
+        assert_eq!(host(states[0].clone()), plain);
+        assert_eq!(host(states[3].clone()), plain);
+        assert_eq!(
+            host(states[1].clone()),
+            host(model.embeddings.forward(batch.clone()))
+        );
+        let first = host(states[2].clone());
+        assert_ne!(first, plain);
+        assert_ne!(first, host(states[1].clone()));
+        // Asking only for layer 1 runs one layer and gives the same state.
+        let alone = model.forward_layers(batch, &lengths, &[1]);
+        assert_eq!(host(alone[0].clone()), first);
+    }
+
+    #[test]
+    #[should_panic(expected = "requested from a model of 2")]
+    fn layers_past_the_last_are_refused() {
+        let device = Device::default();
+        let model = tiny().init(&device);
+        model.forward_layers(ids(&[&[2, 3]], 2, &device), &[2], &[3]);
     }
 
     #[test]

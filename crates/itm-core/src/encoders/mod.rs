@@ -7,6 +7,8 @@ pub mod clip;
 mod cnn;
 mod gru;
 mod image;
+mod layers;
+mod level_projection;
 mod region;
 mod text;
 mod text_gru;
@@ -21,6 +23,7 @@ pub use clip::{
 pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};
+pub use level_projection::{LevelProjection, LevelProjectionConfig};
 pub use region::{RegionEncoder, RegionEncoderConfig, RegionSelfAttention};
 pub use text::{BertTextEncoder, BertTextEncoderConfig, TextEncoder, TextEncoderConfig};
 pub use text_gru::{GruTextEncoder, GruTextEncoderConfig};

@@ -4,13 +4,13 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::{Device, Tensor};
+
+use super::layers::states_at_depths;
 
 /// Configuration of a [`VitEncoder`].
 #[derive(Config, Debug)]
@@ -99,12 +99,35 @@ impl VitEncoderConfig {
 impl VitEncoder {
     /// - `images`: `[batch, in_channels, image_size, image_size]`
     /// - returns `[batch, n_patches, d_embed]` with `n_patches = (image_size / patch_size)²`,
-    ///   patches in row-major order
+    ///   patches in row-major order: the last layer's state ([`VitEncoder::forward_layers`]),
+    ///   then the final layer norm and the projection
     ///
     /// # Panics
     ///
     /// If the images do not have the configured size.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
+        let depth = self.num_layers();
+        let last = self
+            .forward_layers(images, &[depth])
+            .pop()
+            .expect("one layer was requested");
+        self.projection.forward(self.norm.forward(last))
+    }
+
+    /// The hidden states after chosen layers, before the final layer norm and projection
+    /// (for encoders read at several depths: METHODS §3 "Multi-level sum").
+    ///
+    /// - `images`: as in [`VitEncoder::forward`]
+    /// - `layers`: any order, repeats allowed: `n` is the output of the first `n` transformer
+    ///   layers (pre-norm residual stream), `0` the embedded patches plus positions,
+    ///   [`VitEncoder::num_layers`] the last layer's output
+    /// - returns one `[batch, n_patches, d_model]` tensor per entry of `layers`, in that order
+    ///
+    /// # Panics
+    ///
+    /// If the images do not have the configured size or a layer exceeds
+    /// [`VitEncoder::num_layers`].
+    pub fn forward_layers(&self, images: Tensor<4>, layers: &[usize]) -> Vec<Tensor<3>> {
         let patches = self.patch_embedding.forward(images); // [batch, d_model, rows, cols]
         let [batch, d_model, rows, cols] = patches.dims();
         let [_, n_patches, _] = self.position.dims();
@@ -115,10 +138,18 @@ impl VitEncoder {
         );
         let tokens = patches.reshape([batch, d_model, n_patches]).swap_dims(1, 2);
         let tokens = self.dropout.forward(tokens + self.position.val());
-        let encoded = self
-            .transformer
-            .forward(TransformerEncoderInput::new(tokens));
-        self.projection.forward(self.norm.forward(encoded))
+        states_at_depths(
+            tokens,
+            &self.transformer.layers,
+            layers,
+            "VitEncoder::forward_layers",
+            |layer, x| layer.forward(x, None, None),
+        )
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.transformer.layers.len()
     }
 }
 
@@ -163,6 +194,24 @@ mod tests {
             .forward(x.select(0, order.clone()))
             .into_data()
             .assert_approx_eq::<f32>(&out.select(0, order).into_data(), Default::default());
+    }
+
+    /// The last state, normed and projected, is the plain forward; an early state differs.
+    #[test]
+    fn chosen_layers_are_the_hidden_states() {
+        let device = Device::default();
+        device.seed(4);
+        let encoder = VitEncoderConfig::new(16, 8, 8, 2, 2, 4).init(&device);
+        assert_eq!(encoder.num_layers(), 2);
+        let x = images([2, 3, 16, 16], &device);
+        let states = encoder.forward_layers(x.clone(), &[2, 1]);
+        assert_eq!(states[0].dims(), [2, 4, 8]);
+        let host = |t: Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
+        let last = encoder
+            .projection
+            .forward(encoder.norm.forward(states[0].clone()));
+        assert_eq!(host(last), host(encoder.forward(x)));
+        assert_ne!(host(states[1].clone()), host(states[0].clone()));
     }
 
     #[test]

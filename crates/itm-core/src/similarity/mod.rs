@@ -6,6 +6,7 @@ mod cosine;
 mod esl;
 mod fine_grained;
 mod heads;
+mod multi_level;
 mod scan;
 mod sharded;
 mod two_stage;
@@ -22,6 +23,10 @@ pub use heads::{
     BuiltinHead, CHAN, COSINE, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS, HEADS, Head,
     HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM, builtin_head, esl,
     esl_levels,
+};
+pub use multi_level::{
+    HAT_LAMBDA_SOFTMAX, MultiLevelScan, MultiLevelScanConfig, SingleLevel, hat_level_head,
+    sum_levels,
 };
 pub use scan::{SCAN_LEAKY_SLOPE, Scan, ScanAggregation, ScanConfig, ScanDirection};
 pub use sharded::{FeatureSets, ShardedScorer};

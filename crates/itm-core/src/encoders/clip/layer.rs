@@ -13,6 +13,8 @@ use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Bool, Device, Tensor};
 
+use crate::encoders::layers::states_at_depths;
+
 /// Feed-forward activation of a CLIP tower (`hidden_act` of `config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -222,14 +224,41 @@ impl ClipEncoder {
     /// Same shapes and masks as [`ClipEncoderLayer::forward`].
     pub fn forward(
         &self,
-        mut x: Tensor<3>,
+        x: Tensor<3>,
         padding: Option<Tensor<2, Bool>>,
         causal: Option<Tensor<3, Bool>>,
     ) -> Tensor<3> {
-        for layer in &self.layers {
-            x = layer.forward(x, padding.clone(), causal.clone());
-        }
-        x
+        let depth = self.layers.len();
+        self.forward_layers(x, padding, causal, &[depth])
+            .pop()
+            .expect("one layer was requested")
+    }
+
+    /// The states after chosen layers (for towers read at several depths: METHODS §3
+    /// "Multi-level sum"); shapes and masks as [`ClipEncoderLayer::forward`].
+    ///
+    /// - `layers`: any order, repeats allowed: `n` is the output of the first `n` layers, `0`
+    ///   the input `x`, `self.layers.len()` what [`ClipEncoder::forward`] returns (Hugging
+    ///   Face's `hidden_states[n]`)
+    /// - returns one `[batch, len, hidden]` tensor per entry of `layers`, in that order
+    ///
+    /// # Panics
+    ///
+    /// If a layer exceeds `self.layers.len()`.
+    pub fn forward_layers(
+        &self,
+        x: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        causal: Option<Tensor<3, Bool>>,
+        layers: &[usize],
+    ) -> Vec<Tensor<3>> {
+        states_at_depths(
+            x,
+            &self.layers,
+            layers,
+            "ClipEncoder::forward_layers",
+            |layer, x| layer.forward(x, padding.clone(), causal.clone()),
+        )
     }
 }
 
@@ -267,6 +296,23 @@ mod tests {
             attention_dropout: 0.0,
             hidden_act: "quick_gelu",
         }
+    }
+
+    /// State 0 is the input and the last state the plain forward, masks applied alike.
+    #[test]
+    fn chosen_layers_are_the_hidden_states() {
+        let device = Device::default();
+        device.seed(5);
+        let encoder = ClipEncoder::new(&sizes(), &device);
+        let x = Tensor::<3>::random([2, 4, 8], Distribution::Normal(0.0, 1.0), &device);
+        let causal = generate_autoregressive_mask(2, 4, &device);
+        let states = encoder.forward_layers(x.clone(), None, Some(causal.clone()), &[0, 2, 1]);
+        assert_eq!(host(states[0].clone()), host(x.clone()));
+        assert_eq!(
+            host(states[1].clone()),
+            host(encoder.forward(x, None, Some(causal)))
+        );
+        assert_ne!(host(states[2].clone()), host(states[1].clone()));
     }
 
     /// With the causal mask, the features of token `t` depend on tokens `..=t` only; without
