@@ -4,6 +4,10 @@
 //!
 //! The cosine throughput is reported in elements per second where one element is one
 //! floating-point operation (`2 · n_img · n_cap · D` per matrix), i.e. FLOP/s.
+//!
+//! `search/*`: exact top-10 search of an index's embedding matrix (`EmbeddingMatrix::top_k`,
+//! what `itm search` runs) over 100,000 unit rows of `D = 1024` in a `.npy` file (410 MB, read
+//! from the page cache), for one query and for a batch of 1,000 queries.
 
 mod common;
 
@@ -11,6 +15,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use itm::burn::tensor::Device;
 use itm::core::eval::{Protocol, evaluate};
 use itm::core::similarity::BlockedCosine;
+use itm::data::npy::write_f32;
+use itm::serve::index::EmbeddingMatrix;
 
 use common::{DIM, heavy, uniform, unit_rows};
 
@@ -59,9 +65,36 @@ fn recall(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rows of the searched matrix, results per query, and the query batches.
+const SEARCH_ROWS: usize = 100_000;
+const SEARCH_K: usize = 10;
+const SEARCH_QUERIES: [usize; 2] = [1, 1_000];
+
+fn search(c: &mut Criterion) {
+    let mut group = c.benchmark_group("search");
+    heavy(&mut group, 10);
+    let folder = std::env::temp_dir().join(format!("itm-bench-search-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).expect("a temporary folder");
+    let path = folder.join("images.npy");
+    write_f32(&path, &[SEARCH_ROWS, DIM], &unit_rows(SEARCH_ROWS, DIM, 4))
+        .expect("the benchmark matrix is written");
+    let matrix = EmbeddingMatrix::open(&path, "[images, D]").expect("the matrix reopens");
+    for queries in SEARCH_QUERIES {
+        let batch = unit_rows(queries, DIM, 5);
+        group.throughput(Throughput::Elements(
+            (2 * queries * SEARCH_ROWS * DIM) as u64,
+        ));
+        group.bench_function(BenchmarkId::new("100k", format!("{queries}q")), |b| {
+            b.iter(|| matrix.top_k(&batch, SEARCH_K).expect("the search runs"))
+        });
+    }
+    group.finish();
+    std::fs::remove_dir_all(&folder).ok();
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = cosine, recall
+    targets = cosine, recall, search
 }
 criterion_main!(benches);

@@ -10,7 +10,14 @@ The same operations at the same shapes, one after another on the same machine:
   the metrics of `itm evaluate --sims` must equal NumPy's exactly;
 - one VSE-infinity training step (regions 36 x 2048 -> 1024, BiGRU over 12 words, GPO on both
   sides, hinge loss with hardest negatives, batch 128, AdamW with gradient clipping) against
-  the same model in PyTorch (CPU);
+  the same model in PyTorch (CPU); and the same step with a BERT-mini text tower (4 layers,
+  256 wide, random weights, 14 tokens) against transformers' BertModel of that size;
+- `itm encode-text` against transformers (all-MiniLM-L6-v2, 2,000 captions, batch 32, the
+  whole job: scripts/compare_encode_text.py's measurement; needs the model folder: --minilm or
+  $ITM_MINILM_DIR, else the row is skipped);
+- exact top-10 search of 100,000 index rows (D = 1024, a .npy file in the page cache) for one
+  query and for 1,000 queries: `EmbeddingMatrix::top_k` (what `itm search` runs) against NumPy
+  brute force (memory-mapped matrix, `queries @ matrix.T`, argpartition + sort of the top 10);
 - SCAN (both directions), CHAN, ESL (adaptive, nine levels, the authors' level encoders per
   modality) and X-Dim over the Flickr30K test shapes (1,000 images x 36 regions, 5,000
   captions x 12 words, D = 1024) against batched PyTorch written from METHODS and the authors'
@@ -27,7 +34,7 @@ The measurements need torch and numpy. Without `--python` (or $ITM_COMPARE_PYTHO
 makes a virtual environment from PyPI first:
 
     python3 -m venv .venv-compare
-    .venv-compare/bin/pip install numpy
+    .venv-compare/bin/pip install numpy 'transformers<5'
     .venv-compare/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
     # or, where only PyPI is reachable: .venv-compare/bin/pip install torch
 
@@ -37,11 +44,12 @@ Usage:
     python3 scripts/compare_pytorch.py --run-benches
     python3 scripts/compare_pytorch.py --python /path/to/venv/bin/python   # reuse a venv
     python3 scripts/compare_pytorch.py --run-benches --threads 1   # both sides on one thread
+    python3 scripts/compare_pytorch.py --run-benches --threads 1,2 # one table per thread count
     python3 scripts/compare_pytorch.py --run-benches --only cosine,recall   # NumPy rows, no torch
 
 `--threads N` pins both sides (RAYON_NUM_THREADS for the benchmarks and the itm binary,
 OPENBLAS_NUM_THREADS/OMP_NUM_THREADS/MKL_NUM_THREADS and torch.set_num_threads for the
-references); run it at 1 and at the machine's core count for the two tables.
+references); `--threads 1,2` runs everything once per count and prints one table each.
 """
 
 import argparse
@@ -64,6 +72,10 @@ BATCH, REGIONS, D_FEATURE, WORDS, VOCAB, D_WORD = 128, 36, 2048, 12, 10_000, 300
 GIB = 1 << 30
 # Images and captions of the timed fraction of benches/fine_grained.rs.
 FRACTION = (10, 2_000)
+# The index search: rows, results per query, query batches (benches/retrieval.rs `search`).
+SEARCH_ROWS, SEARCH_K, SEARCH_QUERIES = 100_000, 10, (1, 1_000)
+# The bert-base vocabulary of the BERT-mini step.
+BERT_VOCAB = 30_522
 # The fine-grained heads compared (the heads table's names, as the benchmarks call them).
 FG_METHODS = ("scan_t2i", "scan_i2t", "chan", "esl", "xdim")
 
@@ -220,8 +232,9 @@ def measure_recall(name, itm_binary):
     return result
 
 
-def measure_vse_step(threads):
-    """One VSE-infinity step in PyTorch: the model of itm's `vse_infinity_bigru(2048, 10000)`."""
+def measure_vse_step(threads, text="bigru"):
+    """One VSE-infinity step in PyTorch: the model of itm's `vse_infinity_bigru(2048, 10000)`, or
+    (`text="bert_mini"`) of `vse_infinity_bert(2048, BERT-mini, 1024)` (benches/training_step.rs)."""
     import numpy as np
     import torch
     from torch import nn
@@ -285,10 +298,27 @@ def measure_vse_step(threads):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
             return (out[:, :, :DIM] + out[:, :, DIM:]) / 2
 
+    class BertMiniText(nn.Module):
+        """transformers' BertModel at BERT-mini's size (itm's BERT has hidden dropout 0.1 and no
+        dropout on the attention probabilities), then Linear(256 -> D)."""
+        def __init__(self):
+            super().__init__()
+            from transformers import BertConfig, BertModel
+            config = BertConfig(vocab_size=BERT_VOCAB, hidden_size=256, num_hidden_layers=4,
+                                num_attention_heads=4, intermediate_size=1024,
+                                attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.1)
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.linear = nn.Linear(256, DIM)
+
+        def forward(self, tokens, lengths):
+            mask = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).long()
+            return self.linear(self.bert(input_ids=tokens, attention_mask=mask)[0])
+
     class Vse(nn.Module):
         def __init__(self):
             super().__init__()
-            self.image, self.text = RegionEncoder(), TextEncoder()
+            self.image = RegionEncoder()
+            self.text = BertMiniText() if text == "bert_mini" else TextEncoder()
             self.image_pool, self.text_pool = Gpo(), Gpo()
 
         def forward(self, regions, counts, tokens, lengths):
@@ -308,8 +338,9 @@ def measure_vse_step(threads):
     rng = np.random.default_rng(6)
     regions = torch.from_numpy(rng.uniform(-1, 1, (BATCH, REGIONS, D_FEATURE)).astype(np.float32))
     counts = torch.full((BATCH,), REGIONS, dtype=torch.long)
-    tokens = torch.from_numpy(rng.integers(1, VOCAB, (BATCH, WORDS)))
-    lengths = torch.full((BATCH,), WORDS, dtype=torch.long)
+    vocab, words = (BERT_VOCAB, WORDS + 2) if text == "bert_mini" else (VOCAB, WORDS)
+    tokens = torch.from_numpy(rng.integers(1, vocab, (BATCH, words)))
+    lengths = torch.full((BATCH,), words, dtype=torch.long)
 
     def step():
         scores = model(regions, counts, tokens, lengths)
@@ -323,6 +354,42 @@ def measure_vse_step(threads):
     for _ in range(2):
         step()
     return {"seconds": median_time(step, 5), "threads": threads}
+
+
+def measure_search(queries):
+    """Exact top-10 of 100,000 unit rows (D = 1024) for `queries` queries: NumPy brute force from
+    a memory-mapped .npy in the page cache (the file is read once before timing, as the
+    benchmark's is)."""
+    import numpy as np
+    rng = np.random.default_rng(4)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "images.npy"
+        np.save(path, unit_rows(rng, SEARCH_ROWS, DIM))
+        batch = unit_rows(rng, queries, DIM)
+
+        def run():
+            matrix = np.load(path, mmap_mode="r")
+            scores = batch @ matrix.T
+            top = np.argpartition(-scores, SEARCH_K, axis=1)[:, :SEARCH_K]
+            order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+            return np.take_along_axis(top, order, axis=1)
+
+        run()
+        return {"seconds": median_time(run, 5 if queries > 1 else 20)}
+
+
+def measure_encode_text(itm_binary, minilm, threads):
+    """scripts/compare_encode_text.py's measurement: 2,000 captions, batch 32, both whole jobs."""
+    import numpy as np
+    import torch
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import compare_encode_text as encode
+    texts = encode.captions(2_000)
+    torch.set_num_threads(threads)
+    reference, t_ref = encode.transformers_encode(minilm, texts, 32, 256)
+    ours, t_itm = encode.itm_encode(itm_binary, minilm, texts, 32)
+    return {"transformers_seconds": t_ref, "itm_seconds": t_itm,
+            "max_abs_difference": float(np.abs(ours - reference).max())}
 
 
 def fine_grained_inputs(rows, cols):
@@ -473,15 +540,19 @@ def measure_fine_grained(method, rows, cols):
 
 def measure(args):
     name = args.measure
-    if not name.startswith(("cosine:", "recall:")):
+    if not name.startswith(("cosine:", "recall:", "search:")):
         import torch
         torch.set_num_threads(args.threads)
     if name.startswith("cosine:"):
         result = measure_cosine(name.split(":")[1])
+    elif name.startswith("search:"):
+        result = measure_search(int(name.split(":")[1]))
+    elif name == "encode_text":
+        result = measure_encode_text(args.itm, args.minilm, args.threads)
     elif name.startswith("recall:"):
         result = measure_recall(name.split(":")[1], args.itm)
-    elif name == "vse_step":
-        result = measure_vse_step(args.threads)
+    elif name.startswith("vse_step"):
+        result = measure_vse_step(args.threads, name.split(":")[1] if ":" in name else "bigru")
     else:
         method, rows, cols = name.split(":")
         result = measure_fine_grained(method, int(rows), int(cols))
@@ -508,11 +579,14 @@ def python_with_torch(args):
                                    "--index-url", "https://download.pytorch.org/whl/cpu"])
         if cpu_only.returncode != 0:
             subprocess.run([str(python), "-m", "pip", "install", "--quiet", "torch"], check=True)
+        # BertModel for the BERT-mini step and the encode-text row (4.x: see compare_encode_text.py).
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "transformers<5"], check=True)
     return str(python)
 
 
 def child(python, args, what):
-    command = [python, __file__, "--measure", what, "--threads", str(args.threads), "--itm", args.itm]
+    command = [python, __file__, "--measure", what, "--threads", str(args.threads), "--itm", args.itm,
+               "--minilm", args.minilm or ""]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=pinned(args.threads))
     if done.returncode != 0:
         sys.exit(f"measurement {what} failed:\n{done.stderr}")
@@ -553,12 +627,14 @@ def main():
     parser.add_argument("--python", help="interpreter with torch and numpy ($ITM_COMPARE_PYTHON)")
     parser.add_argument("--run-benches", action="store_true",
                         help="run `cargo bench --profile dev` first (else read target/criterion)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads of both sides (rayon, OpenBLAS, torch); run once with 1 and "
-                             "once with the default to fill both tables")
+    parser.add_argument("--threads", default=str(os.cpu_count()),
+                        help="threads of both sides (rayon, OpenBLAS, torch); a comma-separated "
+                             "list (1,2) runs everything once per count, one table each")
     parser.add_argument("--only", default="all",
-                        help="comma-separated rows: cosine, recall, vse_step, fine_grained "
-                             "(cosine and recall need NumPy only, no torch)")
+                        help="comma-separated rows: cosine, recall, search, vse_step, encode_text, "
+                             "fine_grained (cosine, recall and search need NumPy only, no torch)")
+    parser.add_argument("--minilm", default=os.environ.get("ITM_MINILM_DIR"),
+                        help="all-MiniLM-L6-v2 folder for the encode_text row ($ITM_MINILM_DIR)")
     parser.add_argument("--itm", default=str(ROOT / "target" / "debug" / "itm"),
                         help="the itm binary, for the recall identity check")
     parser.add_argument("--pytorch-block", type=int, default=128,
@@ -566,11 +642,25 @@ def main():
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
+        args.threads = int(args.threads)
         measure(args)
         return
-    only = {"cosine", "recall", "vse_step", "fine_grained"} if args.only == "all" else set(args.only.split(","))
+    every = {"cosine", "recall", "search", "vse_step", "encode_text", "fine_grained"}
+    only = every if args.only == "all" else set(args.only.split(","))
+    if "encode_text" in only and not args.minilm:
+        print("encode_text skipped: no --minilm folder ($ITM_MINILM_DIR)", file=sys.stderr)
+        only.discard("encode_text")
+    python = python_with_torch(args)
+    for threads in [int(t) for t in args.threads.split(",")]:
+        args.threads = threads
+        table(args, python, only)
+
+
+def table(args, python, only):
+    """Runs the benchmarks (with --run-benches) and the references at `args.threads` threads and
+    prints the table."""
     if args.run_benches:
-        benches = (["retrieval"] if only & {"cosine", "recall"} else []) + \
+        benches = (["retrieval"] if only & {"cosine", "recall", "search"} else []) + \
             (["training_step"] if "vse_step" in only else []) + \
             (["fine_grained", "peak_memory"] if "fine_grained" in only else [])
         # criterion's filter is a regular expression over the benchmark names.
@@ -578,7 +668,6 @@ def main():
         for bench in benches:
             subprocess.run(["cargo", "bench", "--profile", "dev", "--bench", bench, "--", *filters],
                            check=True, cwd=ROOT, env=pinned(args.threads))
-    python = python_with_torch(args)
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"machine: {machine()}; load average before: {' '.join(load)}", file=sys.stderr)
@@ -598,8 +687,14 @@ def main():
         if kind in only:
             for name in SETS:
                 references[f"{kind}:{name}"] = child(python, args, f"{kind}:{name}")
+    if "search" in only:
+        for queries in SEARCH_QUERIES:
+            references[f"search:{queries}"] = child(python, args, f"search:{queries}")
     if "vse_step" in only:
         references["vse_step"] = child(python, args, "vse_step")
+        references["vse_step:bert_mini"] = child(python, args, "vse_step:bert_mini")
+    if "encode_text" in only:
+        references["encode_text"] = child(python, args, "encode_text")
     if "fine_grained" in only:
         for method, (r, c) in pt_blocks.items():
             references[method] = child(python, args, f"{method}:{r}:{c}")
@@ -629,12 +724,27 @@ def main():
             f"{reference['argsort_per_query_seconds']:.2f} per query / "
             f"{reference['argsort_vectorised_seconds']:.2f} vectorised (argsort)",
             speedup, ">= 20x faster", speedup >= 20 if speedup else None)
+    for queries in SEARCH_QUERIES if "search" in only else []:
+        numpy = references[f"search:{queries}"]
+        seconds = criterion("search", f"100k/{queries}q")
+        ratio = numpy["seconds"] / seconds if seconds else None
+        row(f"search top-{SEARCH_K} of {SEARCH_ROWS:,} rows, {queries:,} quer{'y' if queries == 1 else 'ies'} (ms)",
+            f"{seconds * 1e3:.1f}" if seconds else "not run", f"{numpy['seconds'] * 1e3:.1f} (NumPy)",
+            ratio, ">= 1x (speed)", ratio >= 1 if ratio else None)
     if "vse_step" in only:
-        step = references["vse_step"]
-        seconds = criterion("training_step", "vse_infinity_bigru_b128")
-        ratio = step["seconds"] / seconds if seconds else None
-        row("VSE-infinity step, batch 128 (s)", f"{seconds:.2f}" if seconds else "not run",
-            f"{step['seconds']:.2f} (PyTorch)", ratio, ">= 1x (speed)", ratio >= 1 if ratio else None)
+        for key, bench, label in (("vse_step", "vse_infinity_bigru_b128", "BiGRU"),
+                                  ("vse_step:bert_mini", "vse_infinity_bert_mini_b128", "BERT-mini")):
+            step = references[key]
+            seconds = criterion("training_step", bench)
+            ratio = step["seconds"] / seconds if seconds else None
+            row(f"VSE-infinity step, {label} text, batch 128 (s)", f"{seconds:.2f}" if seconds else "not run",
+                f"{step['seconds']:.2f} (PyTorch)", ratio, ">= 1x (speed)", ratio >= 1 if ratio else None)
+    if "encode_text" in only:
+        encode = references["encode_text"]
+        ratio = encode["transformers_seconds"] / encode["itm_seconds"]
+        row("encode-text, all-MiniLM-L6-v2, 2,000 captions (s)",
+            f"{encode['itm_seconds']:.1f} (embeddings within {encode['max_abs_difference']:.1e})",
+            f"{encode['transformers_seconds']:.1f} (transformers)", ratio, ">= 1x (speed)", ratio >= 1)
 
     peaks = peak_report.get("peak_bytes_above_inputs", {})
     block_seconds = peak_report.get("block_seconds", {})

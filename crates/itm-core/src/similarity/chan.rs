@@ -6,7 +6,9 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::chan_host::chan_scores;
 use super::fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
+use super::sharded::FeatureSets;
 use crate::masking::{fill_padding, l2_normalize, masked_log_sum_exp, masked_mean, padding_mask};
 
 /// Value given to padded region–word entries before the max over regions: the smallest
@@ -140,6 +142,23 @@ impl FineGrainedSimilarity for Chan {
     /// copy and the maximum); 3 with a margin.
     fn working_values_per_pair(&self, regions: usize, words: usize, _dim: usize) -> usize {
         3 * regions * words
+    }
+
+    /// [`chan_scores`]: one GEMM per tile of images × captions with the max over regions folded
+    /// in, never the whole block of products.
+    fn host_scores(
+        &self,
+        images: FeatureSets,
+        captions: FeatureSets,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Option<Vec<f32>> {
+        Some(chan_scores(
+            self.aggregation,
+            self.temperature,
+            images,
+            captions,
+            progress,
+        ))
     }
 }
 

@@ -120,26 +120,44 @@ fn host_cosine(
     let images = normalized_rows(images, dim);
     let captions = normalized_rows(captions, dim);
     let mut scores = vec![0.0f32; n_img * n_cap];
-    if scores.is_empty() {
-        return scores;
+    host_inner_products(&images, &captions, dim, &mut scores, true);
+    scores
+}
+
+/// `a · bᵀ` on the host, at the speed of the GEMM kernel `flex` runs: `a` `[n_a, dim]` and `b`
+/// `[n_b, dim]` row-major, written into `out` `[n_a, n_b]` row-major (overwritten, not read).
+/// `parallel`: `false` inside work that is already parallel (a rayon task per block), `true` to
+/// use rayon's pool (sequential when the pool has one thread).
+///
+/// # Panics
+/// If the buffers' lengths are not multiples of `dim` or `out` is not `n_a · n_b` long.
+pub fn host_inner_products(a: &[f32], b: &[f32], dim: usize, out: &mut [f32], parallel: bool) {
+    let (n_a, n_b) = (a.len() / dim.max(1), b.len() / dim.max(1));
+    assert!(
+        a.len() == n_a * dim && b.len() == n_b * dim && out.len() == n_a * n_b,
+        "host_inner_products: [{n_a}, {dim}] · [{n_b}, {dim}]ᵀ into {} values",
+        out.len()
+    );
+    if out.is_empty() {
+        return;
     }
-    // SAFETY: `scores` is [n_img, n_cap] (row stride n_cap, column stride 1), `images` is
-    // [n_img, dim] (row stride dim), and the right operand is captionsᵀ, [dim, n_cap]: its
-    // element (p, j) is captions[j·dim + p] (row stride 1, column stride dim). Every index
-    // stays inside its buffer; the destination is not read (`read_dst` false).
+    // SAFETY: `out` is [n_a, n_b] (row stride n_b, column stride 1), `a` is [n_a, dim] (row
+    // stride dim), and the right operand is bᵀ, [dim, n_b]: its element (p, j) is b[j·dim + p]
+    // (row stride 1, column stride dim). Every index stays inside its buffer (lengths checked
+    // above); the destination is not read (`read_dst` false).
     unsafe {
         gemm::gemm(
-            n_img,
-            n_cap,
+            n_a,
+            n_b,
             dim,
-            scores.as_mut_ptr(),
+            out.as_mut_ptr(),
             1,
-            n_cap as isize,
+            n_b as isize,
             false,
-            images.as_ptr(),
+            a.as_ptr(),
             1,
             dim as isize,
-            captions.as_ptr(),
+            b.as_ptr(),
             dim as isize,
             1,
             0.0,
@@ -147,10 +165,13 @@ fn host_cosine(
             false,
             false,
             false,
-            parallelism(),
+            if parallel {
+                parallelism()
+            } else {
+                gemm::Parallelism::None
+            },
         );
     }
-    scores
 }
 
 /// The GEMM's threading: rayon's pool when it has more than one thread, else none. `gemm`'s

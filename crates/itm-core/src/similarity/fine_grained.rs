@@ -9,6 +9,7 @@
 
 use burn::tensor::{Bool, Device, Tensor};
 
+use super::sharded::FeatureSets;
 use crate::masking::{check_lengths, padding_mask};
 
 /// A similarity between sets of region features and sets of word features.
@@ -40,6 +41,21 @@ pub trait FineGrainedSimilarity {
     fn working_values_per_pair(&self, regions: usize, words: usize, dim: usize) -> usize {
         let _ = dim;
         8 * regions * words
+    }
+
+    /// The `[n_img, n_cap]` row-major scores of whole sets computed on the host, for heads that
+    /// have such a path; `None` (the default) for the others. [`super::ShardedScorer`] calls it
+    /// on the CPU backend without autodiff (evaluation), where it replaces the blocks of tensor
+    /// programs; it must give the scores of [`FineGrainedSimilarity::similarity`] up to
+    /// rounding. `progress(done, total)` is called as work completes.
+    fn host_scores(
+        &self,
+        images: FeatureSets,
+        captions: FeatureSets,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Option<Vec<f32>> {
+        let _ = (images, captions, progress);
+        None
     }
 }
 

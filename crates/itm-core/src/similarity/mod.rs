@@ -2,6 +2,7 @@
 //! that names each of them once ([`HEADS`], [`HeadTable`]).
 
 mod chan;
+mod chan_host;
 mod cosine;
 mod esl;
 mod fine_grained;
@@ -13,7 +14,7 @@ mod two_stage;
 mod xdim;
 
 pub use chan::{CHAN_INVALID_SCORE, Chan, ChanAggregation, ChanConfig};
-pub use cosine::{BlockedCosine, cosine_similarity};
+pub use cosine::{BlockedCosine, cosine_similarity, host_inner_products};
 pub use esl::{
     ESL_ADAPTIVE_KEEP, ESL_LAYER_NORM_EPSILON, ESL_LEAKY_SLOPE, ESL_SHARPENING, Esl, EslAggregator,
     EslConfig, esl_adaptive_matrix,

@@ -96,6 +96,9 @@ pub struct ShardedScorer {
     pub device: Device,
     /// Bytes the working tensors of one block may take (default 2 GiB).
     pub memory_budget: usize,
+    /// Whether heads with a host path ([`FineGrainedSimilarity::host_scores`]) use it on the
+    /// CPU backend (default `true`; `false` forces the blocks of tensor programs).
+    pub host_paths: bool,
 }
 
 impl ShardedScorer {
@@ -104,6 +107,7 @@ impl ShardedScorer {
         Self {
             device,
             memory_budget: 2 << 30,
+            host_paths: true,
         }
     }
 
@@ -133,7 +137,8 @@ impl ShardedScorer {
     }
 
     /// The `[n_img, n_cap]` row-major score matrix of `method`; `progress(done, total)` is
-    /// called after every block.
+    /// called after every block. On the CPU backend without autodiff a head with a host path
+    /// ([`FineGrainedSimilarity::host_scores`]) scores the whole matrix there instead.
     pub fn score(
         &self,
         method: &dyn FineGrainedSimilarity,
@@ -145,6 +150,12 @@ impl ShardedScorer {
             images.dim, captions.dim,
             "regions and words must share the feature width"
         );
+        if self.host_paths
+            && self.device == Device::flex()
+            && let Some(scores) = method.host_scores(images, captions, &mut progress)
+        {
+            return scores;
+        }
         let (n_img, n_cap) = (images.len(), captions.len());
         let per_pair = method.working_values_per_pair(images.max_len, captions.max_len, images.dim);
         let (rows, cols) = self.block_shape(per_pair, n_img, n_cap);
@@ -175,8 +186,8 @@ impl ShardedScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::similarity::HeadTable;
     use crate::similarity::fine_grained::test_support::uniform_values as random;
+    use crate::similarity::{ChanAggregation, ChanConfig, HeadTable};
     use rand::{SeedableRng, rngs::StdRng};
 
     #[test]
@@ -223,7 +234,9 @@ mod tests {
             let one_shot = one_shot.into_data().try_into_vec::<f32>().unwrap();
             // A budget of 2×3 pairs forces uneven blocks.
             let per_pair = method.working_values_per_pair(k, l, d);
-            let scorer = ShardedScorer::new(device.clone()).with_memory_budget(6 * per_pair * 4);
+            let mut scorer =
+                ShardedScorer::new(device.clone()).with_memory_budget(6 * per_pair * 4);
+            scorer.host_paths = false;
             assert_eq!(scorer.block_shape(per_pair, n_img, n_cap), (2, 3));
             let mut calls = 0;
             let sharded = scorer.score(method.as_ref(), images, captions, |_, total| {
@@ -233,6 +246,53 @@ mod tests {
             assert_eq!(calls, 9);
             for (a, b) in sharded.iter().zip(&one_shot) {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn host_paths_equal_the_one_shot_computation() {
+        let device = Device::flex();
+        let mut rng = StdRng::seed_from_u64(4);
+        // Enough sets and rows for several tiles of images and of captions.
+        let (n_img, k, n_cap, l, d) = (23, 36, 130, 12, 16);
+        let regions = random(n_img * k * d, &mut rng);
+        let words = random(n_cap * l * d, &mut rng);
+        let counts: Vec<usize> = (0..n_img).map(|i| 1 + (i * 7) % k).collect();
+        let lengths: Vec<usize> = (0..n_cap).map(|j| 1 + (j * 5) % l).collect();
+        let images = FeatureSets::new(&regions, &counts, k, d);
+        let captions = FeatureSets::new(&words, &lengths, l, d);
+        let chan = [ChanAggregation::Mean, ChanAggregation::LogSumExp]
+            .map(|aggregation| ChanConfig::new().with_aggregation(aggregation).init());
+        for method in &chan {
+            let one_shot = method
+                .similarity(
+                    Tensor::from_data(TensorData::new(regions.clone(), [n_img, k, d]), &device),
+                    &counts,
+                    Tensor::from_data(TensorData::new(words.clone(), [n_cap, l, d]), &device),
+                    &lengths,
+                )
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap();
+            let (mut last, mut calls) = ((0, 0), 0);
+            let host =
+                ShardedScorer::new(device.clone()).score(method, images, captions, |d, t| {
+                    calls += 1;
+                    last = (d, t);
+                });
+            assert!(
+                calls >= 1 && last.0 == last.1,
+                "progress ends at its total: {last:?}"
+            );
+            assert_eq!(host.len(), one_shot.len());
+            for (i, (a, b)) in host.iter().zip(&one_shot).enumerate() {
+                let tolerance = 1e-5 * b.abs().max(1.0);
+                assert!(
+                    (a - b).abs() < tolerance,
+                    "{:?} pair {i}: {a} vs {b}",
+                    method.aggregation
+                );
             }
         }
     }
