@@ -47,8 +47,7 @@ pub use pretrained::{
     SwinConfigError, bert_config_from_json, clip_config_from_json, clip_tokenizer, load_bert,
     load_clip, load_safetensors_ignoring, load_safetensors_into, load_swin, load_swin_hat,
     load_swin_hat_safetensors, read_clip_config, safetensors_names, safetensors_state_dict,
-    save_safetensors,
-    sentence_max_length, swin_config_from_hat, swin_config_from_json,
+    save_safetensors, sentence_max_length, swin_config_from_hat, swin_config_from_json,
 };
 pub use progress::Progress;
 pub use run::{

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use itm_core::encoders::SwinModel;
 use itm_test_support::{
-    Mismatch, TempDir, Within, assert_error_names, assert_mismatch, edit_config, floats,
-    read_json, sizes, train_fixtures, values,
+    Mismatch, TempDir, Within, assert_error_names, assert_mismatch, edit_config, floats, read_json,
+    sizes, train_fixtures, values,
 };
 use itm_train::{
     HAT_SWIN_PREFIX, PretrainedError, load_swin, load_swin_hat, load_swin_hat_safetensors,
@@ -39,7 +39,11 @@ fn assert_stages(model: &SwinModel, f: &Value, device: &Device, what: &str) {
     let shapes = f["stage_shapes"].as_array().unwrap();
     assert_eq!(out.stages.len(), shapes.len(), "{what}: stages");
     for (s, (stage, expected)) in out.stages.into_iter().zip(shapes).enumerate() {
-        assert_eq!(stage.dims().to_vec(), sizes(expected), "{what}: stage {s} shape");
+        assert_eq!(
+            stage.dims().to_vec(),
+            sizes(expected),
+            "{what}: stage {s} shape"
+        );
         Within::Absolute(TOLERANCE).assert(
             &values(stage),
             &floats(&f["stages"][s]),
@@ -58,7 +62,12 @@ fn tiny_swin_matches_transformers() {
     // Stage 0 shifts its windows (the mask is used); the 4×4 last stage is one plain window.
     assert_eq!(model.stages[0].blocks[1].shift, 2);
     assert_eq!(model.stages[2].blocks[1].shift, 0);
-    assert_stages(&model, &read_json(&dir.join("reference.json")), &device, "tiny_swin");
+    assert_stages(
+        &model,
+        &read_json(&dir.join("reference.json")),
+        &device,
+        "tiny_swin",
+    );
 }
 
 #[test]
@@ -103,7 +112,10 @@ fn tiny_swin_gradients_match_pytorch() {
         "d/d pixels",
     );
     let projection = model.embeddings.projection.weight.grad(&grads).unwrap();
-    assert_eq!(projection.dims().to_vec(), sizes(&f["grad_projection_weight_shape"]));
+    assert_eq!(
+        projection.dims().to_vec(),
+        sizes(&f["grad_projection_weight_shape"])
+    );
     within.assert(
         &values(projection),
         &floats(&f["grad_projection_weight"]),
@@ -140,7 +152,11 @@ fn swin_folders_that_do_not_fit_are_explained() {
     );
     // One block: the file's second block is unexpected, named as in the file.
     edit_config(&copy, "\"depths\": [\n    3,", "\"depths\": [\n    1,");
-    let Mismatch { unexpected, message, .. } = assert_mismatch(load_swin(&copy, &Device::default()));
+    let Mismatch {
+        unexpected,
+        message,
+        ..
+    } = assert_mismatch(load_swin(&copy, &Device::default()));
     assert!(
         unexpected.contains(&"encoder.layers.0.blocks.1.attention.self.query.weight".to_string()),
         "{message}"
@@ -148,9 +164,15 @@ fn swin_folders_that_do_not_fit_are_explained() {
     edit_config(&copy, "\"depths\": [\n    1,", "\"depths\": [\n    2,");
     // A larger window: every relative position table is misshapen.
     edit_config(&copy, "\"window_size\": 4", "\"window_size\": 5");
-    let Mismatch { mismatched, message, .. } = assert_mismatch(load_swin(&copy, &Device::default()));
+    let Mismatch {
+        mismatched,
+        message,
+        ..
+    } = assert_mismatch(load_swin(&copy, &Device::default()));
     assert!(
-        mismatched.iter().any(|m| m.contains("relative_position_bias_table")),
+        mismatched
+            .iter()
+            .any(|m| m.contains("relative_position_bias_table")),
         "{message}"
     );
     edit_config(&copy, "\"window_size\": 5", "\"window_size\": 4");
@@ -182,7 +204,10 @@ fn hat_swin_matches_hats_module() {
     let path = hat_file();
     let dict = safetensors_state_dict(&path).unwrap();
     let config = swin_config_from_hat(&dict, HAT_SWIN_PREFIX, 64, &path).unwrap();
-    assert_eq!(config.window_size, f["window_size"].as_u64().unwrap() as usize);
+    assert_eq!(
+        config.window_size,
+        f["window_size"].as_u64().unwrap() as usize
+    );
     assert_eq!(config.depths, sizes(&f["config"]["depths"]));
     assert_eq!(config.num_heads, sizes(&f["config"]["num_heads"]));
     assert_eq!((config.embed_dim, config.patch_size), (8, 4));
@@ -216,10 +241,17 @@ fn hat_state_dicts_that_do_not_fit_are_explained() {
     // Without stage norms the file's norm_0… are unexpected, named as in the file.
     let plain = config.clone().with_stage_norms(false);
     match load_swin_hat(&plain, &dict, HAT_SWIN_PREFIX, &path, &device) {
-        Err(PretrainedError::Mismatch { unexpected, missing, .. }) => {
+        Err(PretrainedError::Mismatch {
+            unexpected,
+            missing,
+            ..
+        }) => {
             assert!(missing.is_empty(), "{missing:?}");
             assert_eq!(unexpected.len(), 6, "{unexpected:?}");
-            assert!(unexpected.contains(&"vit_model.norm_0.weight".to_string()), "{unexpected:?}");
+            assert!(
+                unexpected.contains(&"vit_model.norm_0.weight".to_string()),
+                "{unexpected:?}"
+            );
         }
         other => panic!("a mismatch was expected: {:?}", other.map(|_| ())),
     }
@@ -229,7 +261,9 @@ fn hat_state_dicts_that_do_not_fit_are_explained() {
     match load_swin_hat(&wrong, &dict, HAT_SWIN_PREFIX, &path, &device) {
         Err(PretrainedError::Mismatch { mismatched, .. }) => {
             assert!(
-                mismatched.iter().any(|m| m.contains("attn.relative_position_bias_table")),
+                mismatched
+                    .iter()
+                    .any(|m| m.contains("attn.relative_position_bias_table")),
                 "{mismatched:?}"
             );
         }

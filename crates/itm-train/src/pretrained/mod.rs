@@ -25,12 +25,12 @@ pub use bert_config::{BertConfigError, bert_config_from_json};
 pub use clip::{CLIP_IGNORED, CLIP_KEY_REMAP, clip_tokenizer, load_clip, read_clip_config};
 pub use clip_config::{ClipConfigError, clip_config_from_json};
 pub(crate) use safetensors::apply_pytorch_tensors;
-pub use swin::{
-    HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED, SWIN_KEY_REMAP,
-    load_swin, load_swin_hat, load_swin_hat_safetensors, swin_config_from_hat,
-};
-pub use swin_config::{SwinConfigError, swin_config_from_json};
 pub use safetensors::{
     load_safetensors_ignoring, load_safetensors_into, safetensors_names, safetensors_state_dict,
     save_safetensors,
 };
+pub use swin::{
+    HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED, SWIN_KEY_REMAP, load_swin,
+    load_swin_hat, load_swin_hat_safetensors, swin_config_from_hat,
+};
+pub use swin_config::{SwinConfigError, swin_config_from_json};

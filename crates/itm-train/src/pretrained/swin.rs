@@ -193,7 +193,10 @@ pub fn swin_config_from_hat(
         heads.push(table.get(1).copied().unwrap_or(0));
     }
     if depths.is_empty() {
-        return Err(invalid(path, format!("no {prefix}layers.0.blocks.0.* tensor")));
+        return Err(invalid(
+            path,
+            format!("no {prefix}layers.0.blocks.0.* tensor"),
+        ));
     }
     let hidden = shape("layers.0.blocks.0.mlp.fc1.weight")?;
     let config = SwinConfig::new(image_size, patch, embed_dim, depths, heads, image_size / 32)
@@ -209,7 +212,11 @@ pub fn swin_config_from_hat(
 
 /// The tensors under `prefix`, each fused `attn.qkv.{weight,bias}` split into
 /// `attn.{query,key,value}.*`.
-fn tower_tensors(dict: &StateDict, prefix: &str, path: &Path) -> Result<StateDict, PretrainedError> {
+fn tower_tensors(
+    dict: &StateDict,
+    prefix: &str,
+    path: &Path,
+) -> Result<StateDict, PretrainedError> {
     let mut tower = StateDict {
         tensors: dict
             .tensors
@@ -220,7 +227,10 @@ fn tower_tensors(dict: &StateDict, prefix: &str, path: &Path) -> Result<StateDic
         data_parallel: dict.data_parallel,
     };
     if tower.tensors.is_empty() {
-        return Err(invalid(path, format!("no tensor under the prefix \"{prefix}\"")));
+        return Err(invalid(
+            path,
+            format!("no tensor under the prefix \"{prefix}\""),
+        ));
     }
     let fused: Vec<String> = tower
         .keys()

@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(format!("{config:?}"), format!("{expected:?}"));
         // An empty file is transformers' default, Swin-T.
         let tiny = swin_config_from_json("{}").unwrap();
-        assert_eq!((tiny.embed_dim, tiny.depths.clone()), (96, vec![2, 2, 6, 2]));
+        assert_eq!(
+            (tiny.embed_dim, tiny.depths.clone()),
+            (96, vec![2, 2, 6, 2])
+        );
         let pairs = SWIN_BASE.replace("\"image_size\": 224", "\"image_size\": [224, 224]");
         assert_eq!(swin_config_from_json(&pairs).unwrap().image_size, 224);
     }
@@ -191,8 +194,16 @@ mod tests {
             "\"use_absolute_embeddings\": true",
             &["use_absolute_embeddings"],
         );
-        refused("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"relu\"", &["relu"]);
-        refused("\"image_size\": 224", "\"image_size\": [224, 192]", &["not square"]);
+        refused(
+            "\"hidden_act\": \"gelu\"",
+            "\"hidden_act\": \"relu\"",
+            &["relu"],
+        );
+        refused(
+            "\"image_size\": 224",
+            "\"image_size\": [224, 192]",
+            &["not square"],
+        );
         refused("[4, 8, 16, 32]", "[4, 8, 16]", &["num_heads 3"]);
         refused("[4, 8, 16, 32]", "[4, 8, 24, 32]", &["num_heads[2]"]);
         refused("\"embed_dim\": 128", "\"embed_dim\": \"wide\"", &[]);

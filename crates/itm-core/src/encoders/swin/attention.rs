@@ -41,12 +41,17 @@ impl WindowAttention {
         let [windows, tokens, width] = x.dims();
         let heads = self.heads;
         let head_dim = width / heads;
-        let split = |t: Tensor<3>| t.reshape([windows, tokens, heads, head_dim]).swap_dims(1, 2);
+        let split = |t: Tensor<3>| {
+            t.reshape([windows, tokens, heads, head_dim])
+                .swap_dims(1, 2)
+        };
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
         // [windows, heads, tokens, tokens]
-        let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt())
+        let mut scores = q
+            .matmul(k.swap_dims(2, 3))
+            .div_scalar((head_dim as f64).sqrt())
             + self.relative_position_bias(tokens).unsqueeze_dim::<4>(0);
         if let Some(mask) = mask {
             let [per_image, _, _] = mask.dims();

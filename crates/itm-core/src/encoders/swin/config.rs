@@ -148,7 +148,10 @@ impl SwinConfig {
             ));
         }
         if self.depths.len() > 16 {
-            return Err(format!("depths has {} stages (at most 16)", self.depths.len()));
+            return Err(format!(
+                "depths has {} stages (at most 16)",
+                self.depths.len()
+            ));
         }
         if let Some(stage) = self.depths.iter().position(|&d| d == 0) {
             return Err(format!("depths[{stage}] must be positive"));
@@ -176,7 +179,10 @@ impl SwinConfig {
             ));
         }
         if !(self.mlp_ratio.is_finite() && self.mlp_dim(0) > 0) {
-            return Err(format!("mlp_ratio must be positive, got {}", self.mlp_ratio));
+            return Err(format!(
+                "mlp_ratio must be positive, got {}",
+                self.mlp_ratio
+            ));
         }
         if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(format!(
@@ -264,7 +270,7 @@ mod tests {
         assert!(message(|c| c.num_heads = vec![1, 2]).contains("num_heads 2"));
         assert!(message(|c| c.depths = vec![2, 0, 2]).contains("depths[1]"));
         assert!(message(|c| c.window_size = 0).contains("window_size"));
-        assert!(message(|c| c.image_size = 8).contains("stage 2"));
+        assert!(message(|c| c.image_size = 6).contains("stage 2"));
         assert!(message(|c| c.mlp_ratio = 0.0).contains("mlp_ratio"));
         assert!(message(|c| c.layer_norm_eps = 0.0).contains("layer_norm_eps"));
     }

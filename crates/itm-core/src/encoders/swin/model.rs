@@ -80,7 +80,8 @@ impl SwinModel {
             }
             linear
         };
-        let norm = |width: usize, eps: f64| LayerNormConfig::new(width).with_epsilon(eps).init(device);
+        let norm =
+            |width: usize, eps: f64| LayerNormConfig::new(width).with_epsilon(eps).init(device);
         let patch = [config.patch_size, config.patch_size];
         let mut projection = Conv2dConfig::new([config.num_channels, config.embed_dim], patch)
             .with_stride(patch)
@@ -248,7 +249,13 @@ mod tests {
         let out = model.forward(pixels([1, 3, 30, 37], &device));
         assert_eq!(out.grids, [[15, 19], [8, 10], [4, 5]]);
         assert_eq!(out.stages[1].dims(), [1, 80, 16]);
-        assert!(out.stages[2].clone().is_finite().all().into_scalar::<bool>());
+        assert!(
+            out.stages[2]
+                .clone()
+                .is_finite()
+                .all()
+                .into_scalar::<bool>()
+        );
     }
 
     #[test]
@@ -271,7 +278,10 @@ mod tests {
         let worst = (levels.middle - expected).abs().max().into_scalar::<f32>();
         assert!(worst < 1e-4, "{worst}");
         // The last stage goes through the final norm either way.
-        let worst = (levels.high - raw[2].clone()).abs().max().into_scalar::<f32>();
+        let worst = (levels.high - raw[2].clone())
+            .abs()
+            .max()
+            .into_scalar::<f32>();
         assert_eq!(worst, 0.0);
     }
 
@@ -286,8 +296,10 @@ mod tests {
         let order = Tensor::<1, Int>::from_ints([2, 0, 1], &device);
         let shuffled = model.forward(x.select(0, order.clone())).stages;
         for (a, b) in shuffled.into_iter().zip(out) {
-            a.into_data()
-                .assert_approx_eq::<f32>(&b.select(0, order.clone()).into_data(), Default::default());
+            a.into_data().assert_approx_eq::<f32>(
+                &b.select(0, order.clone()).into_data(),
+                Default::default(),
+            );
         }
     }
 
@@ -304,6 +316,13 @@ mod tests {
             .grad(&grads)
             .expect("the table has a gradient");
         assert_eq!(table.dims(), [49, 1]);
-        assert!(x.grad(&grads).expect("pixels").abs().sum().into_scalar::<f32>() > 0.0);
+        assert!(
+            x.grad(&grads)
+                .expect("pixels")
+                .abs()
+                .sum()
+                .into_scalar::<f32>()
+                > 0.0
+        );
     }
 }

@@ -47,6 +47,8 @@ impl SwinStage {
     /// → `[batch, ⌈rows/2⌉ · ⌈cols/2⌉, 2·width]` and the new grid), or `None` in the last
     /// stage.
     pub fn merge(&self, x: Tensor<3>, grid: [usize; 2]) -> Option<(Tensor<3>, [usize; 2])> {
-        self.downsample.as_ref().map(|merging| merging.forward(x, grid))
+        self.downsample
+            .as_ref()
+            .map(|merging| merging.forward(x, grid))
     }
 }

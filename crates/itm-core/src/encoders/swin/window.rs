@@ -119,7 +119,13 @@ mod tests {
         }
         // Top-right window: columns 2 (region 1) and 3 (region 2), rows 0–1 (region 0).
         let expected: Vec<f32> = (0..16)
-            .map(|i| if (i / 4) % 2 == (i % 4) % 2 { 0.0 } else { -100.0 })
+            .map(|i| {
+                if (i / 4) % 2 == (i % 4) % 2 {
+                    0.0
+                } else {
+                    -100.0
+                }
+            })
             .collect();
         assert_eq!(window(1), expected.as_slice());
     }
