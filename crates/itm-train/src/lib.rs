@@ -43,11 +43,12 @@ pub use evaluate::{
 };
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, BertConfigError, CLIP_IGNORED, CLIP_KEY_REMAP, ClipConfigError,
-    HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED, SWIN_KEY_REMAP,
-    SwinConfigError, bert_config_from_json, clip_config_from_json, clip_tokenizer, load_bert,
-    load_clip, load_safetensors_ignoring, load_safetensors_into, load_swin, load_swin_hat,
-    load_swin_hat_safetensors, read_clip_config, safetensors_names, safetensors_state_dict,
-    save_safetensors, sentence_max_length, swin_config_from_hat, swin_config_from_json,
+    HAT_DROP_PATH_RATE, HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED,
+    SWIN_KEY_REMAP, SwinConfigError, bert_config_from_json, clip_config_from_json, clip_tokenizer,
+    load_bert, load_clip, load_safetensors_ignoring, load_safetensors_into, load_swin,
+    load_swin_hat, load_swin_hat_safetensors, read_clip_config, safetensors_names,
+    safetensors_state_dict, save_safetensors, sentence_max_length, swin_config_from_hat,
+    swin_config_from_json,
 };
 pub use progress::Progress;
 pub use run::{

@@ -30,7 +30,7 @@ pub use safetensors::{
     save_safetensors,
 };
 pub use swin::{
-    HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED, SWIN_KEY_REMAP, load_swin,
-    load_swin_hat, load_swin_hat_safetensors, swin_config_from_hat,
+    HAT_DROP_PATH_RATE, HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED,
+    SWIN_KEY_REMAP, load_swin, load_swin_hat, load_swin_hat_safetensors, swin_config_from_hat,
 };
 pub use swin_config::{SwinConfigError, swin_config_from_json};

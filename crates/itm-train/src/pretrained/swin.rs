@@ -61,6 +61,11 @@ pub const SWIN_HAT_KEY_REMAP: &[(&str, &str)] = &[
 /// `relative_position_index` and `attn_mask` (recomputed from the window and the grid).
 pub const SWIN_HAT_IGNORED: &[&str] = &[r"\.attn_mask$", r"\.relative_position_index$"];
 
+/// The stochastic depth HAT trains its Swin with: the default of its `SwinTransformer`
+/// (`drop_path_rate=0.1`), which HAT does not override. PyTorch's `DropPath` acts in train
+/// mode, so also while HAT's Swin is frozen (`requires_grad = False`, first 10 epochs).
+pub const HAT_DROP_PATH_RATE: f64 = 0.1;
+
 /// The prefix of the image tower's keys in HAT's Lightning checkpoints
 /// (`METERTransformerSS.vit_model`).
 pub const HAT_SWIN_PREFIX: &str = "vit_model.";
@@ -154,6 +159,7 @@ pub fn load_swin_hat_safetensors(
 /// and the stage norms from their presence. The window is HAT's rule, `image_size / 32`
 /// (HAT's `SwinTransformer` overrides the window it is given with it); `image_size` is HAT's
 /// `config['image_size']` (224 in its published runs), which the state dict does not hold.
+/// Stochastic depth is HAT's, [`HAT_DROP_PATH_RATE`] (it acts in training only).
 pub fn swin_config_from_hat(
     dict: &StateDict,
     prefix: &str,
@@ -203,7 +209,8 @@ pub fn swin_config_from_hat(
         .with_num_channels(channels)
         .with_mlp_ratio(hidden[0] as f64 / embed_dim.max(1) as f64)
         .with_qkv_bias(has("layers.0.blocks.0.attn.qkv.bias"))
-        .with_stage_norms(has("norm_0.weight"));
+        .with_stage_norms(has("norm_0.weight"))
+        .with_drop_path_rate(HAT_DROP_PATH_RATE);
     config
         .validate()
         .map_err(|message| invalid(path, format!("the Swin it describes: {message}")))?;
@@ -263,7 +270,43 @@ fn escape_regex(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::safetensors::read_safetensors;
     use super::*;
+
+    /// The keys of `SwinForImageClassification` (`swin.` prefix, a `classifier`) load the
+    /// same model as those of `SwinModel`.
+    #[test]
+    fn classification_checkpoints_load_the_same_tower() {
+        let device = Device::default();
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_swin");
+        let (model, config) = load_swin(&folder, &device).unwrap();
+        let weights = folder.join("model.safetensors");
+        let mut tensors = read_safetensors(&weights).unwrap();
+        for tensor in &mut tensors {
+            tensor.name = format!("swin.{}", tensor.name);
+        }
+        let mut head = tensors[0].clone();
+        head.name = "classifier.weight".to_string();
+        tensors.push(head);
+        let renamed = apply_pytorch_tensors(
+            config.init(&device),
+            &weights,
+            tensors,
+            SWIN_KEY_REMAP,
+            SWIN_IGNORED,
+            false,
+        )
+        .unwrap();
+        let pixels = burn::tensor::Tensor::<4>::random(
+            [1, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let (a, b) = (model.forward(pixels.clone()), renamed.forward(pixels));
+        for (a, b) in a.stages.into_iter().zip(b.stages) {
+            assert_eq!((a - b).abs().max().into_scalar::<f32>(), 0.0);
+        }
+    }
 
     #[test]
     fn prefixes_are_matched_literally() {

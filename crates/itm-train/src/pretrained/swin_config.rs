@@ -62,6 +62,8 @@ struct HfSwinJson {
     use_absolute_embeddings: bool,
     #[serde(default = "defaults::layer_norm_eps")]
     layer_norm_eps: f64,
+    #[serde(default = "defaults::drop_path_rate")]
+    drop_path_rate: f64,
 }
 
 impl Config for HfSwinJson {}
@@ -101,10 +103,14 @@ mod defaults {
     pub fn layer_norm_eps() -> f64 {
         1e-5
     }
+    pub fn drop_path_rate() -> f64 {
+        0.1
+    }
 }
 
 /// Reads the text of a Hugging Face Swin `config.json` (`model_type` `"swin"`) into a
-/// [`SwinConfig`] without stage norms, ignoring keys that do not matter here.
+/// [`SwinConfig`] without stage norms, ignoring keys that do not matter here
+/// (`drop_path_rate`, the stochastic depth of training, is kept: transformers' default 0.1).
 ///
 /// Refuses other model types (Swin V2's `swinv2` computes its attention differently),
 /// absolute position embeddings, activations other than `gelu`, non-square sizes and
@@ -142,7 +148,8 @@ pub fn swin_config_from_json(text: &str) -> Result<SwinConfig, SwinConfigError> 
     .with_num_channels(raw.num_channels)
     .with_mlp_ratio(raw.mlp_ratio)
     .with_qkv_bias(raw.qkv_bias)
-    .with_layer_norm_eps(raw.layer_norm_eps);
+    .with_layer_norm_eps(raw.layer_norm_eps)
+    .with_drop_path_rate(raw.drop_path_rate);
     config.validate().map_err(error)?;
     Ok(config)
 }
@@ -166,7 +173,7 @@ mod tests {
     #[test]
     fn reads_swin_base() {
         let config = swin_config_from_json(SWIN_BASE).unwrap();
-        let expected = SwinConfig::swin_base_patch4_window7_224();
+        let expected = SwinConfig::swin_base_patch4_window7_224().with_drop_path_rate(0.1);
         assert_eq!(format!("{config:?}"), format!("{expected:?}"));
         // An empty file is transformers' default, Swin-T.
         let tiny = swin_config_from_json("{}").unwrap();

@@ -1,5 +1,5 @@
 //! One Swin block: (shifted-)window attention and a feed-forward sub-layer, both pre-norm with
-//! a residual (Liu et al. 2021 Eq. 3).
+//! a residual (Liu et al. 2021 Eq. 3), each branch under stochastic depth in training.
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
@@ -7,6 +7,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::gelu;
 
 use super::attention::WindowAttention;
+use super::drop_path::DropPath;
 use super::embed::padding;
 use super::window::{partition, reverse};
 
@@ -27,6 +28,8 @@ pub struct SwinBlock {
     pub fc1: Linear,
     /// `Linear(hidden → width)` (timm `mlp.fc2`, transformers `output.dense`).
     pub fc2: Linear,
+    /// Stochastic depth of both residual branches (training only).
+    pub drop_path: DropPath,
     /// Cyclic shift of the windows (0: plain windows).
     #[module(skip)]
     pub shift: usize,
@@ -69,10 +72,10 @@ impl SwinBlock {
         if pad_rows + pad_cols > 0 {
             y = y.slice([0..batch, 0..rows, 0..cols, 0..width]);
         }
-        let x = x + y.reshape([batch, tokens, width]);
-        x.clone()
-            + self
-                .fc2
-                .forward(gelu(self.fc1.forward(self.norm_after.forward(x))))
+        let x = x + self.drop_path.forward(y.reshape([batch, tokens, width]));
+        let mlp = self
+            .fc2
+            .forward(gelu(self.fc1.forward(self.norm_after.forward(x.clone()))));
+        x + self.drop_path.forward(mlp)
     }
 }

@@ -42,6 +42,11 @@ pub struct SwinConfig {
     /// patch mergings' norms use PyTorch's default 1e-5, as transformers and timm do).
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
+    /// Stochastic depth: the drop rate of the last block, rising linearly from 0 at the first
+    /// (transformers' and timm's default is 0.1, HAT trains with 0.1; 0 here). Applied in
+    /// training only.
+    #[config(default = 0.0)]
+    pub drop_path_rate: f64,
     /// Whether every stage but the last has a layer norm of its own output, as HAT adds to its
     /// Swin (`norm_0`, `norm_1`, `norm_2`; the last stage always goes through the final
     /// `norm`). Not a key of Hugging Face's `config.json`: its `SwinModel` has none.
@@ -184,6 +189,12 @@ impl SwinConfig {
                 self.mlp_ratio
             ));
         }
+        if !(0.0..1.0).contains(&self.drop_path_rate) {
+            return Err(format!(
+                "drop_path_rate must be in [0, 1), got {}",
+                self.drop_path_rate
+            ));
+        }
         if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(format!(
                 "layer_norm_eps must be positive, got {}",
@@ -273,5 +284,6 @@ mod tests {
         assert!(message(|c| c.image_size = 6).contains("stage 2"));
         assert!(message(|c| c.mlp_ratio = 0.0).contains("mlp_ratio"));
         assert!(message(|c| c.layer_norm_eps = 0.0).contains("layer_norm_eps"));
+        assert!(message(|c| c.drop_path_rate = 1.0).contains("drop_path_rate"));
     }
 }

@@ -10,6 +10,7 @@
 //! - [`WindowAttention`] (`attention`): multi-head attention inside windows with the learned
 //!   relative position bias table.
 //! - `window`: cutting a grid into windows and back, and the mask of shifted windows.
+//! - [`DropPath`] (`drop_path`): stochastic depth of the residual branches.
 //! - [`SwinBlock`] (`block`): pre-norm (shifted-)window attention and feed-forward, with the
 //!   cyclic shift and the padding of a grid to whole windows.
 //! - [`SwinPatchMerging`] (`merge`): 2×2 patches → one, width doubled.
@@ -21,9 +22,9 @@
 //! same modules, in the same order; where they differ, what each does is said at the place
 //! (padding: transformers pads sides that do not divide, timm refuses them; the window of a
 //! stage no larger than its window: timm sizes it when the model is built, transformers at
-//! run time — both from the configured image size here). Dropout and stochastic depth (HAT
-//! trains with a drop-path rate of 0.1) are not implemented: the tower computes in inference
-//! mode.
+//! run time — both from the configured image size here). Stochastic depth ([`DropPath`],
+//! `drop_path_rate`) acts in training; dropout (0 in every Swin configuration) is not
+//! implemented.
 //!
 //! `itm_train::load_swin` fills a model from a transformers `SwinModel` folder,
 //! `itm_train::load_swin_hat` from HAT's (timm's) names.
@@ -31,6 +32,7 @@
 mod attention;
 mod block;
 mod config;
+mod drop_path;
 mod embed;
 mod merge;
 mod model;
@@ -40,6 +42,7 @@ mod window;
 pub use attention::WindowAttention;
 pub use block::SwinBlock;
 pub use config::{BlockWindow, SwinConfig};
+pub use drop_path::DropPath;
 pub use embed::SwinPatchEmbedding;
 pub use merge::SwinPatchMerging;
 pub use model::{SwinLevels, SwinModel, SwinOutput};

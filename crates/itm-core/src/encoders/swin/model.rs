@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use super::attention::WindowAttention;
 use super::block::SwinBlock;
 use super::config::SwinConfig;
+use super::drop_path::{DropPath, block_rates};
 use super::embed::SwinPatchEmbedding;
 use super::merge::SwinPatchMerging;
 use super::stage::SwinStage;
@@ -88,6 +89,8 @@ impl SwinModel {
             .with_initializer(normal.clone())
             .init(device);
         projection.bias = Some(Initializer::Zeros.init([config.embed_dim], device));
+        let rates = block_rates(config.drop_path_rate, config.depths.iter().sum());
+        let first_block = |s: usize| config.depths[..s].iter().sum::<usize>();
         let stages = (0..config.num_stages())
             .map(|s| {
                 let width = config.stage_dim(s);
@@ -111,6 +114,9 @@ impl SwinModel {
                             norm_after: norm(width, config.layer_norm_eps),
                             fc1: linear(width, config.mlp_dim(s), true),
                             fc2: linear(config.mlp_dim(s), width, true),
+                            drop_path: DropPath {
+                                prob: rates[first_block(s) + b],
+                            },
                             shift: window.shift,
                         }
                     })
@@ -285,6 +291,22 @@ mod tests {
         assert_eq!(worst, 0.0);
     }
 
+    /// Swin-B at 224 px with HAT's stage norms: the levels HAT projects (256, 512 and 1024
+    /// wide). Slow in debug builds (88M parameters): `cargo test -- --ignored swin_base`.
+    #[test]
+    #[ignore = "builds Swin-B (88M parameters)"]
+    fn swin_base_levels_have_hats_widths() {
+        let device = Device::default();
+        let model = SwinConfig::swin_base_patch4_window7_224()
+            .with_stage_norms(true)
+            .init(&device);
+        assert_eq!(model.num_params(), 86_743_224 + 2 * (128 + 256 + 512));
+        let levels = model.levels(pixels([1, 3, 224, 224], &device));
+        assert_eq!(levels.low.dims(), [1, 784, 256]);
+        assert_eq!(levels.middle.dims(), [1, 196, 512]);
+        assert_eq!(levels.high.dims(), [1, 49, 1024]);
+    }
+
     /// Reordering the images of a batch reorders the outputs the same way.
     #[test]
     fn batch_independent() {
@@ -309,7 +331,10 @@ mod tests {
         device.seed(4);
         let model = SwinConfig::tiny().init(&device);
         let x = pixels([1, 3, 32, 32], &device).require_grad();
-        let grads = model.forward(x.clone()).stages[2].clone().sum().backward();
+        // A plain sum of layer-normed features is constant: weight them.
+        let last = model.forward(x.clone()).stages[2].clone();
+        let weights = Tensor::random(last.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let grads = (last * weights).sum().backward();
         let table = model.stages[0].blocks[1]
             .attention
             .relative_position_bias_table
