@@ -238,6 +238,13 @@ fn hat_state_dicts_that_do_not_fit_are_explained() {
         swin_config_from_hat(&dict, "model.", 64, &path),
         &["hat_swin.safetensors", "model.patch_embed.proj.weight"],
     );
+    // Sizes the file cannot fill are refused before the model is built.
+    let mut huge = config.clone();
+    huge.embed_dim = 1 << 20;
+    assert_error_names(
+        load_swin_hat(&huge, &dict, HAT_SWIN_PREFIX, &path, &device),
+        &["hat_swin.safetensors", "weights"],
+    );
     // Without stage norms the file's norm_0… are unexpected, named as in the file.
     let plain = config.clone().with_stage_norms(false);
     match load_swin_hat(&plain, &dict, HAT_SWIN_PREFIX, &path, &device) {

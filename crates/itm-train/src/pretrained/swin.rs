@@ -128,6 +128,32 @@ pub fn load_swin_hat(
         .validate()
         .map_err(|message| invalid(path, format!("Swin configuration: {message}")))?;
     let tower = tower_tensors(dict, prefix, path)?;
+    // Sizes that the tensors cannot fill are refused before the model is built (a config read
+    // from a crafted file could otherwise ask for more memory than there is).
+    let stored: u128 = tower
+        .tensors
+        .iter()
+        .map(|t| {
+            t.shape
+                .as_slice()
+                .iter()
+                .map(|&d| d as u128)
+                .product::<u128>()
+        })
+        .sum();
+    match linear_values(config) {
+        Some(values) if values <= stored => {}
+        values => {
+            return Err(invalid(
+                path,
+                format!(
+                    "the Swin configuration needs {} weights in its blocks' linear layers, the \
+                     tensors under \"{prefix}\" hold {stored} values",
+                    values.map_or("more than 2^128".to_string(), |v| v.to_string())
+                ),
+            ));
+        }
+    }
     // The prefix goes first, so that errors name the tensors as the checkpoint does.
     let strip = format!("^{}", escape_regex(prefix));
     let remap: Vec<(&str, &str)> = std::iter::once((strip.as_str(), ""))

@@ -292,7 +292,7 @@ mod tests {
     }
 
     /// Swin-B at 224 px with HAT's stage norms: the levels HAT projects (256, 512 and 1024
-    /// wide). Slow in debug builds (88M parameters): `cargo test -- --ignored swin_base`.
+    /// wide). About 5 s (88M parameters): `cargo test --workspace --lib -- --ignored swin_base`.
     #[test]
     #[ignore = "builds Swin-B (88M parameters)"]
     fn swin_base_levels_have_hats_widths() {
