@@ -29,9 +29,10 @@ pub fn core_fixtures() -> Fixtures {
     Fixtures::at(crates().join("itm-core/tests/fixtures"))
 }
 
-/// `crates/itm-train/tests/fixtures`: the tiny BERT and CLIP folders of
-/// `scripts/generate_bert_fixture.py` and `scripts/generate_clip_fixture.py`, `bert.json` and
-/// the all-MiniLM-L6-v2 reference.
+/// `crates/itm-train/tests/fixtures`: the tiny BERT, CLIP and Swin folders of
+/// `scripts/generate_bert_fixture.py`, `scripts/generate_clip_fixture.py` and
+/// `scripts/generate_swin_fixture.py`, `bert.json`, the all-MiniLM-L6-v2 reference, and under
+/// `authors/` what the authors' own code produced (`scripts/authors/`).
 pub fn train_fixtures() -> Fixtures {
     Fixtures::at(crates().join("itm-train/tests/fixtures"))
 }

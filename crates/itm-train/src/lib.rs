@@ -14,8 +14,9 @@
 //! - [`write_chart`]: loss, margin and validation rsum per epoch as a PNG.
 //! - [`load_bert`], [`load_safetensors_into`]: pretrained weights from SafeTensors files in the
 //!   PyTorch layout (Hugging Face BERT folders, image backbones); [`load_clip`]: Hugging Face
-//!   CLIP folders; [`bert_config_from_json`], [`clip_config_from_json`]: their `config.json`
-//!   (the core crate's configs know no file format).
+//!   CLIP folders; [`load_swin`]: Hugging Face Swin folders, [`load_swin_hat`]: HAT's Swin
+//!   names; [`bert_config_from_json`], [`clip_config_from_json`], [`swin_config_from_json`]:
+//!   their `config.json` (the core crate's configs know no file format).
 //!
 //! burn-train's `Learner` is not used (docs/architecture.md says why); the trainer's live view
 //! follows burn-train's progress protocol (`TrainingProgressLogger`).
@@ -42,9 +43,12 @@ pub use evaluate::{
 };
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, BertConfigError, CLIP_IGNORED, CLIP_KEY_REMAP, ClipConfigError,
-    bert_config_from_json, clip_config_from_json, clip_tokenizer, load_bert, load_clip,
-    load_safetensors_ignoring, load_safetensors_into, read_clip_config, safetensors_names,
-    save_safetensors, sentence_max_length,
+    HAT_DROP_PATH_RATE, HAT_SWIN_PREFIX, SWIN_HAT_IGNORED, SWIN_HAT_KEY_REMAP, SWIN_IGNORED,
+    SWIN_KEY_REMAP, SwinConfigError, bert_config_from_json, clip_config_from_json, clip_tokenizer,
+    load_bert, load_clip, load_safetensors_ignoring, load_safetensors_into, load_swin,
+    load_swin_hat, load_swin_hat_safetensors, read_clip_config, safetensors_names,
+    safetensors_state_dict, save_safetensors, sentence_max_length, swin_config_from_hat,
+    swin_config_from_json,
 };
 pub use progress::Progress;
 pub use run::{

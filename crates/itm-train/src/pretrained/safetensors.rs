@@ -89,6 +89,26 @@ pub fn safetensors_names(path: &Path) -> Result<Vec<String>, PretrainedError> {
         .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))
 }
 
+/// Every tensor of the SafeTensors file `path`, named as in the file.
+pub(crate) fn read_safetensors(path: &Path) -> Result<Vec<PackTensor>, PretrainedError> {
+    let mut store = open(path)?;
+    Ok(store
+        .get_all_tensors()
+        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))?
+        .values()
+        .cloned()
+        .collect())
+}
+
+/// The SafeTensors file `path` as a [`StateDict`](crate::import::StateDict) (keys as in the
+/// file): a state dict saved with `safetensors.torch.save_file`, such as HAT's.
+pub fn safetensors_state_dict(path: &Path) -> Result<crate::import::StateDict, PretrainedError> {
+    Ok(crate::import::StateDict {
+        tensors: read_safetensors(path)?,
+        data_parallel: false,
+    })
+}
+
 /// Fills `module` from the SafeTensors file `path` (PyTorch layout).
 ///
 /// `remap` rules `(regex, replacement)` rename the file's keys to the module's parameter paths
@@ -111,13 +131,7 @@ pub fn load_safetensors_ignoring<M: Module>(
     remap: &[(&str, &str)],
     ignore: &[&str],
 ) -> Result<M, PretrainedError> {
-    let mut store = open(path)?;
-    let tensors: Vec<PackTensor> = store
-        .get_all_tensors()
-        .map_err(|e| invalid(path, format!("not a readable SafeTensors file: {e}")))?
-        .values()
-        .cloned()
-        .collect();
+    let tensors = read_safetensors(path)?;
     apply_pytorch_tensors(module, path, tensors, remap, ignore, false)
 }
 
