@@ -633,6 +633,8 @@ def main():
     parser.add_argument("--only", default="all",
                         help="comma-separated rows: cosine, recall, search, vse_step, encode_text, "
                              "fine_grained (cosine, recall and search need NumPy only, no torch)")
+    parser.add_argument("--methods", default=",".join(FG_METHODS),
+                        help="comma-separated fine-grained heads of the fine_grained rows")
     parser.add_argument("--minilm", default=os.environ.get("ITM_MINILM_DIR"),
                         help="all-MiniLM-L6-v2 folder for the encode_text row ($ITM_MINILM_DIR)")
     parser.add_argument("--itm", default=str(ROOT / "target" / "debug" / "itm"),
@@ -645,6 +647,10 @@ def main():
         args.threads = int(args.threads)
         measure(args)
         return
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = set(args.methods) - set(FG_METHODS)
+    if unknown:
+        sys.exit(f"unknown --methods {sorted(unknown)}: choose from {', '.join(FG_METHODS)}")
     every = {"cosine", "recall", "search", "vse_step", "encode_text", "fine_grained"}
     only = every if args.only == "all" else set(args.only.split(","))
     if "encode_text" in only and not args.minilm:
@@ -660,12 +666,14 @@ def table(args, python, only):
     """Runs the benchmarks (with --run-benches) and the references at `args.threads` threads and
     prints the table."""
     if args.run_benches:
-        benches = (["retrieval"] if only & {"cosine", "recall", "search"} else []) + \
-            (["training_step"] if "vse_step" in only else []) + \
-            (["fine_grained", "peak_memory"] if "fine_grained" in only else [])
-        # criterion's filter is a regular expression over the benchmark names.
-        filters = [] if only & {"vse_step", "fine_grained"} else ["|".join(sorted(only))]
-        for bench in benches:
+        # Each benchmark with its arguments: criterion's filter is a regular expression over the
+        # benchmark names; peak_memory takes the heads' names.
+        retrieval = sorted(only & {"cosine", "recall", "search"})
+        benches = ([("retrieval", ["|".join(retrieval)])] if retrieval else []) + \
+            ([("training_step", [])] if "vse_step" in only else []) + \
+            ([("fine_grained", ["|".join(args.methods)]), ("peak_memory", list(args.methods))]
+             if "fine_grained" in only else [])
+        for bench, filters in benches:
             subprocess.run(["cargo", "bench", "--profile", "dev", "--bench", bench, "--", *filters],
                            check=True, cwd=ROOT, env=pinned(args.threads))
     with open("/proc/loadavg") as f:
@@ -680,7 +688,7 @@ def table(args, python, only):
     blocks = {method: tuple(shape) for method, shape in peak_report.get("blocks", {}).items()}
     shard = (args.pytorch_block, args.pytorch_block)
     pt_blocks = {method: shard if method.startswith("scan") else blocks.get(method, shard)
-                 for method in FG_METHODS}
+                 for method in args.methods}
     # Every reference measurement first, then the itm results (which may still be running).
     references = {}
     for kind in ("cosine", "recall"):
@@ -749,7 +757,7 @@ def table(args, python, only):
     peaks = peak_report.get("peak_bytes_above_inputs", {})
     block_seconds = peak_report.get("block_seconds", {})
     pairs = FG_IMAGES * FG_CAPTIONS
-    for method in FG_METHODS if "fine_grained" in only else []:
+    for method in args.methods if "fine_grained" in only else []:
         pt_block, block = pt_blocks[method], blocks.get(method)
         reference = references[method]
         # The whole matrix is scored in the driver's full-size blocks: extrapolate from one of
