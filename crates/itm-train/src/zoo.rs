@@ -13,8 +13,8 @@ use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::pooling::{GpoConfig, HremPoolingConfig, PoolingConfig};
 use itm_core::similarity::{
-    CHAN, COSINE, COSINE_CHAN, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T,
-    SCAN_T2I, SimilarityConfig, XDIM, esl,
+    CHAN, COSINE, COSINE_CHAN, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T, SCAN_T2I,
+    SimilarityConfig, XDIM, esl,
 };
 
 use crate::config::{LossKind, TrainingConfig};
@@ -681,9 +681,8 @@ mod tests {
                 PoolingConfig::Gpo(GpoConfig::new()),
             )
         };
-        let multi = |w: f64| {
-            SimilarityConfig::MultiGrained(MultiGrainedConfig::new().with_local_weight(w))
-        };
+        let multi =
+            |w: f64| SimilarityConfig::MultiGrained(MultiGrainedConfig::new().with_local_weight(w));
         let relation = || Some(hrem_relation(32));
         let full = aahr.model(regions(), gru(), Towers::System);
         assert_eq!(

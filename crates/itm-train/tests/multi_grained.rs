@@ -4,12 +4,12 @@
 //! the same weights under a single-part head; the batch scores of training agree with it.
 
 use burn::tensor::Device;
+use itm_core::VseModel;
 use itm_core::encoders::{
     GruTextEncoderConfig, ImageEncoderConfig, RegionEncoderConfig, TextEncoderConfig,
 };
 use itm_core::models::{CosineHead, SimilarityHead};
 use itm_core::similarity::ChanConfig;
-use itm_core::VseModel;
 use itm_test_support::{shapes, word_tokenizer};
 use itm_train::zoo::{self, Pieces};
 use itm_train::{Towers, score_split};
@@ -49,13 +49,20 @@ fn the_split_matrix_is_global_plus_weighted_local() {
     for ((c, g), l) in combined.iter().zip(&global).zip(&local) {
         worst = worst.max((c - (g + weight as f32 * l)).abs());
     }
+    eprintln!("split matrix vs global + w · local: largest difference {worst:e}");
     assert!(worst <= 1e-6, "split matrix vs global + w · local: {worst}");
     // The local part moves the scores (it is not zero), and it is weighted.
     assert!(local.iter().zip(&global).any(|(l, g)| (l - g).abs() > 1e-3));
 
     // Training's batch scores of the whole split (one batch) are the same matrix.
     let indices: Vec<usize> = (0..test.n_images()).collect();
-    let batch = test.images.prefetch(vec![indices], None, 1).next().unwrap().unwrap();
+    let batch = test
+        .images
+        .prefetch(vec![indices], None, 1)
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
     let ids = tokenizer.encode_all(&test.captions).unwrap();
     let refs: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
     let tokens = itm_data::TokenBatch::pad(&refs);
@@ -70,5 +77,6 @@ fn the_split_matrix_is_global_plus_weighted_local() {
         .zip(&combined)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
+    eprintln!("batch scores vs split matrix: largest difference {worst:e}");
     assert!(worst <= 1e-5, "batch scores vs split matrix: {worst}");
 }

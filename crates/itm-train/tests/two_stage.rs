@@ -28,10 +28,14 @@ fn covering_every_item_gives_the_full_protocol() {
     let multi = VseModelConfig::vse_infinity_bigru_sized(16, vocab.len(), d, 12)
         .with_similarity(COSINE_CHAN.config(d))
         .init(&device);
-    let refused = evaluate_split_two_stage(&multi, test, &tokenizer, &device, Protocol::Flickr30k, 2);
+    let refused =
+        evaluate_split_two_stage(&multi, test, &tokenizer, &device, Protocol::Flickr30k, 2);
     let message = refused.err().expect("refused").to_string();
     assert!(message.contains("multi-grained"), "{message}");
-    for head in HEADS.iter().filter(|head| !head.is_cosine() && !head.adds_global()) {
+    for head in HEADS
+        .iter()
+        .filter(|head| !head.is_cosine() && !head.adds_global())
+    {
         let config = VseModelConfig::vse_infinity_bigru_sized(16, vocab.len(), d, 12)
             .with_similarity(head.config(d));
         assert!(!matches!(config.similarity, SimilarityConfig::Cosine));

@@ -312,8 +312,7 @@ impl VseModel {
     ) -> BatchForward {
         let global = self.has_global();
         let (regions, counts) = self.encode_regions(images);
-        let pooled_images =
-            global.then(|| self.image_pooling.forward(regions.clone(), &counts));
+        let pooled_images = global.then(|| self.image_pooling.forward(regions.clone(), &counts));
         let (words, word_counts) = self.text.forward(tokens, lengths);
         let pooled_captions =
             global.then(|| self.text_pooling.forward(words.clone(), &word_counts));
@@ -519,8 +518,17 @@ mod tests {
             (&values, &expected_values, "scores"),
             (&gradients, &expected_gradients, "gradients"),
         ] {
+            let worst = got
+                .iter()
+                .zip(want.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            eprintln!("multi-grained {what}: largest difference {worst:e}");
             for (a, b) in got.iter().zip(want.iter()) {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{what}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{what}: {a} vs {b}"
+                );
             }
         }
     }
@@ -539,7 +547,10 @@ mod tests {
         assert!(off.is_cosine() && off.local_weight().is_none());
         // Other heads have no local weight to set.
         let chan = SimilarityConfig::Chan(crate::similarity::ChanConfig::new());
-        assert_eq!(chan.clone().with_local_weight(0.0).to_string(), chan.to_string());
+        assert_eq!(
+            chan.clone().with_local_weight(0.0).to_string(),
+            chan.to_string()
+        );
         assert!(!chan.has_global() && chan.local_weight().is_none());
     }
 

@@ -22,9 +22,9 @@ pub use esl::{
 };
 pub use fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
 pub use heads::{
-    BuiltinHead, CHAN, COSINE, COSINE_CHAN, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS, HEADS, Head,
-    HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM, builtin_head, esl,
-    esl_levels,
+    BuiltinHead, CHAN, COSINE, COSINE_CHAN, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS,
+    HEADS, Head, HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM,
+    builtin_head, esl, esl_levels,
 };
 pub use multi_grained::{MultiGrained, MultiGrainedConfig};
 pub use multi_level::{

@@ -386,7 +386,12 @@ fn aahr_pieces_are_run_keys() {
     // HREM's layer may join any system with pooled vectors; other systems keep theirs off.
     let vse = parse("[model]\nname = \"vse_infinity_bigru\"\ninstance_relation = true\n");
     assert!(vse.unwrap().pieces().instance_relation);
-    assert!(!parse("[model]\nname = \"chan\"\n").unwrap().model.instance_relation);
+    assert!(
+        !parse("[model]\nname = \"chan\"\n")
+            .unwrap()
+            .model
+            .instance_relation
+    );
     for (text, needles) in [
         (
             "[model]\nname = \"chan\"\nlocal_weight = 1.0\n",
@@ -400,7 +405,10 @@ fn aahr_pieces_are_run_keys() {
             "[model]\nname = \"chan\"\ninstance_relation = true\n",
             &["model.instance_relation", "chan"],
         ),
-        ("[model]\nname = \"aahr\"\nembed = 24\n", &["model.embed", "16"]),
+        (
+            "[model]\nname = \"aahr\"\nembed = 24\n",
+            &["model.embed", "16"],
+        ),
     ] {
         let message = parse(text).err().expect(text).to_string();
         assert!(
