@@ -410,7 +410,10 @@ fn aahr_pieces_are_run_keys() {
             &["model.embed", "16"],
         ),
     ] {
-        let message = parse(text).err().expect(text).to_string();
+        let Err(error) = parse(text) else {
+            panic!("{text} is refused")
+        };
+        let message = error.to_string();
         assert!(
             needles.iter().all(|needle| message.contains(needle)),
             "{text}: {message}"
