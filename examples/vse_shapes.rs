@@ -253,6 +253,7 @@ fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
         init: None,
         towers: None,
         tokenizer: None,
+        local_weight: None,
         epochs: Some(args.epochs),
         batch_size: Some(args.batch_size),
         learning_rate: Some(args.lr),

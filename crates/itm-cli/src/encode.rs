@@ -73,7 +73,7 @@ pub fn run(args: EncodeArgs) -> Result<(), String> {
     if !model.is_cosine() {
         return Err(format!(
             "{}: this model scores pairs with a fine-grained similarity of region and word \
-             features, not with the cosine of its pooled vectors, so `itm encode` writes \
+             features, not with the cosine of its pooled vectors alone, so `itm encode` writes \
              nothing; score a split with `itm evaluate --checkpoint {} --save-sims S.npy`",
             folder.display(),
             folder.display()

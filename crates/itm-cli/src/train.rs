@@ -32,7 +32,7 @@ pub struct TrainArgs {
         value_name = "DIR",
         conflicts_with_all = [
             "config", "model", "data", "embed", "clip", "init", "towers", "tokenizer",
-            "batch_size", "lr", "seed", "output"
+            "local_weight", "batch_size", "lr", "seed", "output"
         ]
     )]
     resume: Option<PathBuf>,
@@ -64,6 +64,10 @@ pub struct TrainArgs {
     /// (NLTK's word_tokenize, as the published BiGRU systems did) (model.tokenizer).
     #[arg(long, value_name = "simple|nltk", value_parser = parse_tokenizer)]
     tokenizer: Option<Tokenization>,
+    /// The weight w of a multi-grained head's local score, S = S_global + w · S_local (aahr:
+    /// 1; 0 leaves the cosine of the pooled vectors alone, an ablation) (model.local_weight).
+    #[arg(long, value_name = "W")]
+    local_weight: Option<f64>,
     /// Training epochs (training.epochs); with --resume, a longer run than first planned.
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -153,7 +157,14 @@ fn zoo_help() -> String {
         "\nLosses ([training] loss): \"hinge\" (VSE++, fixed margin), \"adaptive_margin\" \
          (DAIM: margin from running score statistics), \"ambiguity_aware\" (AAHR: ambiguous \
          negatives down-weighted), \"info_nce\" (CLIP: learned temperature); \
-         distinguishability = λ adds DAIM's distinguishability term (cosine systems).\n",
+         distinguishability = λ adds DAIM's distinguishability term (systems with pooled \
+         vectors).\n",
+    );
+    text.push_str(
+        "\nAblations ([model] keys): instance_relation = false removes HREM's relation layer \
+         (hrem, aahr; true adds it to a system with pooled vectors), local_weight = 0 (or \
+         --local-weight 0) removes a multi-grained head's local score (aahr); [training] loss \
+         = \"hinge\" removes the ambiguity-aware weighting.\n",
     );
     text.push_str(
         "\nOutput: the best checkpoint (model.bpk, model.json, vocab.json or tokenizer.json), \
@@ -177,6 +188,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         init: args.init,
         towers: args.towers,
         tokenizer: args.tokenizer,
+        local_weight: args.local_weight,
         bert: None,
         epochs: args.epochs,
         batch_size: args.batch_size,

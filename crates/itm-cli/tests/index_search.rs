@@ -14,8 +14,8 @@ use burn::tensor::Device;
 use itm_core::VseModelConfig;
 use itm_core::loss::NegativeMining;
 use itm_core::models::SimilarityConfig;
-use itm_core::similarity::ScanConfig;
 use itm_core::similarity::top_k_of_row;
+use itm_core::similarity::{COSINE_CHAN, ScanConfig};
 use itm_data::shapes::{RegionFeatureConfig, ShapesConfig, ShapesDataset};
 use itm_data::{CaptionTokenizer, Vocabulary};
 use itm_serve::index::{
@@ -812,6 +812,16 @@ fn searches_fine_grained_models(data: &ShapesDataset, cosine_index: &Path, work:
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     evaluates_in_two_stages(&folder);
+
+    // A multi-grained model (AAHR's cosine + w · CHAN) is refused: an index searches the
+    // pooled vectors or the sets, not their sum.
+    let multi = config.with_similarity(COSINE_CHAN.config(64));
+    let multi_folder = work.join("multi-grained-checkpoint");
+    Checkpoint::new(&multi_folder)
+        .save(&multi.init(&device), &multi, &tokenizer)
+        .unwrap();
+    let err = failed(build(&multi_folder, &work.join("multi-grained-index"), &[]));
+    assert!(err.contains("multi-grained"), "{err}");
 }
 
 /// `itm evaluate --rerank-top K`: reported as two-stage, never as the protocol; with `K`

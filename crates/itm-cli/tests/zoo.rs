@@ -93,7 +93,8 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
     for (model, extra) in [
         ("chan_asdg", ""),
         ("daim", ""),
-        ("aahr", ""),
+        // AAHR's relation losses from the first step too (HREM's warm-up).
+        ("aahr", "relation_warmup_steps = 0\n"),
         // HREM's relation losses from the first step (its 8000-step warm-up is longer than
         // this run).
         ("hrem", "relation_warmup_steps = 0\n"),
@@ -113,6 +114,14 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
         // 400 images, and the ambiguity-aware loss learns slowest (dev rsum 159 and 87 at two
         // initialisations that differ only in the order the lazy parameters were drawn).
         assert!(best > 1.3 * chance, "{model}: rsum {best}");
+        if model == "aahr" {
+            // `itm evaluate` scores the multi-grained checkpoint: the blocked cosine matrix
+            // plus w times the sharded CHAN matrix.
+            let out = QUIET.ok(&["evaluate", "--checkpoint", run.to_str().unwrap(), "--json"]);
+            let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let rsum = json["rsum"].as_f64().unwrap();
+            assert!(rsum > 1.3 * chance, "aahr: itm evaluate rsum {rsum}");
+        }
         let resume = read_json(&run.join("resume.json"));
         let margins: Vec<Option<f64>> = history.iter().map(|r| r["margin"].as_f64()).collect();
         match model {

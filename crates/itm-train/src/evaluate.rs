@@ -195,9 +195,10 @@ pub fn encode_sets(
     Ok((HostSets::gather(image_sets), HostSets::gather(caption_sets)))
 }
 
-/// The `[n_images, n_captions]` score matrix of `split` under `model`: cosine of the pooled
-/// embeddings, or the model's fine-grained similarity of the region and word sets, scored in
-/// shards under a 2 GiB budget.
+/// The `[n_images, n_captions]` score matrix of `split` under `model`: the cosine of the
+/// pooled embeddings (computed in blocks), the model's fine-grained similarity of the region
+/// and word sets (scored in shards under a 2 GiB budget), or, for a multi-grained head, the
+/// first plus `w` times the second ([`itm_core::models::SimilarityHead::combine_host`]).
 pub fn score_split(
     model: &VseModel,
     split: &RetrievalSplit,
@@ -205,25 +206,33 @@ pub fn score_split(
     device: &Device,
     quiet: bool,
 ) -> Result<Vec<f32>, DataError> {
-    let Some(method) = model.fine_grained() else {
+    let global = if model.has_global() {
         let embeddings = encode_split(model, split, tokenizer, device, 256, quiet)?;
-        return Ok(cosine_scores(&embeddings, device));
+        Some(cosine_scores(&embeddings, device))
+    } else {
+        None
     };
-    let (images, captions) = encode_sets(model, split, tokenizer, device)?;
-    let scorer = ShardedScorer::new(device.clone());
-    let mut progress: Option<Progress> = None;
-    Ok(
-        scorer.score(method, images.sets(), captions.sets(), |done, total| {
-            progress
-                .get_or_insert_with(|| Progress::new("score", total, quiet))
-                .step(String::new);
-            if done == total
-                && let Some(bar) = progress.take()
-            {
-                bar.finish();
-            }
-        }),
-    )
+    let local = match model.fine_grained() {
+        None => None,
+        Some(method) => {
+            let (images, captions) = encode_sets(model, split, tokenizer, device)?;
+            let scorer = ShardedScorer::new(device.clone());
+            let mut progress: Option<Progress> = None;
+            Some(
+                scorer.score(method, images.sets(), captions.sets(), |done, total| {
+                    progress
+                        .get_or_insert_with(|| Progress::new("score", total, quiet))
+                        .step(String::new);
+                    if done == total
+                        && let Some(bar) = progress.take()
+                    {
+                        bar.finish();
+                    }
+                }),
+            )
+        }
+    };
+    Ok(model.similarity.combine_host(global, local))
 }
 
 /// Encodes, scores and evaluates `split` with `protocol`.

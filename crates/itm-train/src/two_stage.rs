@@ -153,7 +153,8 @@ pub struct TwoStageReport {
 
 /// Encodes `split` and evaluates the two-stage rankings of its fine-grained `model` with
 /// `protocol` (whole-matrix protocols only: the first stage would have to be chosen per fold
-/// for COCO 1K). Fails for a cosine model (its first stage is its head already), for COCO 1K,
+/// for COCO 1K). Fails for a cosine model (its first stage is its head already), for a
+/// multi-grained one (the second stage scores sets alone), for COCO 1K,
 /// for `k = 0`, and on a non-finite head score.
 pub fn evaluate_split_two_stage(
     model: &VseModel,
@@ -170,6 +171,14 @@ pub fn evaluate_split_two_stage(
              already: evaluate it without re-ranking",
         ));
     };
+    if model.has_global() {
+        return Err(TrainError::config(
+            "rerank_top",
+            "the model's head adds the cosine of its pooled embeddings to a set score (a \
+             multi-grained head), and the second stage re-scores sets alone: evaluate it \
+             without re-ranking",
+        ));
+    }
     if protocol == Protocol::Coco1k {
         return Err(TrainError::config(
             "rerank_top",

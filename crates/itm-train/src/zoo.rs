@@ -13,7 +13,7 @@ use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::pooling::{GpoConfig, HremPoolingConfig, PoolingConfig};
 use itm_core::similarity::{
-    CHAN, COSINE, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T, SCAN_T2I,
+    CHAN, COSINE, COSINE_CHAN, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T, SCAN_T2I,
     SimilarityConfig, XDIM, esl,
 };
 
@@ -58,6 +58,18 @@ pub struct ZooEntry {
     training: fn() -> TrainingConfig,
 }
 
+/// The pieces of a system that a run may switch off or re-weigh for an ablation
+/// (`model.instance_relation`, `model.local_weight`); [`ZooEntry::pieces`] has the system's
+/// own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pieces {
+    /// HREM's instance relation layer in training (heads with a global part only).
+    pub instance_relation: bool,
+    /// The weight `w` of a multi-grained head's local score (0: no local score, the cosine
+    /// head); `None` for the other heads.
+    pub local_weight: Option<f64>,
+}
+
 /// A system's BERT script where it differs from its BiGRU script: its region tower and head.
 #[derive(Debug, Clone, Copy)]
 pub struct BertScript {
@@ -96,6 +108,20 @@ impl ZooEntry {
         self.similarity(d_embed).is_cosine()
     }
 
+    /// Whether the system's score has a global part, the cosine of pooled vectors (cosine and
+    /// multi-grained heads): the losses and layers that read pooled embeddings need one.
+    pub fn has_global(&self, d_embed: usize) -> bool {
+        self.similarity(d_embed).has_global()
+    }
+
+    /// The system's own pieces (no ablation).
+    pub fn pieces(&self) -> Pieces {
+        Pieces {
+            instance_relation: self.instance_relation,
+            local_weight: self.similarity(self.d_embed).local_weight(),
+        }
+    }
+
     /// The published training defaults (METHODS §8).
     pub fn training(&self) -> TrainingConfig {
         (self.training)()
@@ -122,6 +148,18 @@ impl ZooEntry {
         text: TextEncoderConfig,
         towers: Towers,
     ) -> VseModelConfig {
+        self.model_with(image, text, towers, self.pieces())
+    }
+
+    /// [`ZooEntry::model`] with `pieces` instead of the system's own: the instance relation
+    /// layer on or off, a multi-grained head's local weight (0 leaves the cosine head).
+    pub fn model_with(
+        &self,
+        image: ImageEncoderConfig,
+        text: TextEncoderConfig,
+        towers: Towers,
+        pieces: Pieces,
+    ) -> VseModelConfig {
         let d_embed = image.d_embed();
         let text_tower = match text {
             TextEncoderConfig::Gru(_) => TextTower::BiGru,
@@ -137,13 +175,18 @@ impl ZooEntry {
             }
             other => other,
         };
+        let similarity = self.similarity_with(d_embed, text_tower);
+        let similarity = match pieces.local_weight {
+            Some(weight) => similarity.with_local_weight(weight),
+            None => similarity,
+        };
         VseModelConfig::new(image, text, self.pooling(d_embed), self.pooling(d_embed))
-            .with_similarity(self.similarity_with(d_embed, text_tower))
+            .with_similarity(similarity)
             .with_region_fusion(
                 self.region_fusion
                     .then(|| MultiScaleFusionConfig::new(d_embed)),
             )
-            .with_instance_relation(self.instance_relation(d_embed))
+            .with_instance_relation(pieces.instance_relation.then(|| hrem_relation(d_embed)))
     }
 }
 
@@ -313,22 +356,21 @@ pub const ZOO: &[ZooEntry] = &[
     ZooEntry {
         name: "aahr",
         family: "AAHR",
-        summary: "AAHR's ambiguity-aware hinge loss on VSE∞ towers (our weighting design; the \
-                  paper's network is not reproduced)",
-        citation: "AAHR: ambiguity-aware hard-negative weighting for image-text matching (see \
-                   METHODS §5)",
+        summary: "AAHR as a multi-grained network (our design; the paper publishes no code): \
+                  GPO-pooled cosine (global) + w x CHAN hard alignment, mean over words \
+                  (local, w = 1), HREM's instance relation losses in training, the \
+                  ambiguity-aware hinge on the summed score; VSE∞'s region tower",
+        citation: "AAHR: Ambiguity-Aware and High-Order Relation Learning for Multi-Grained \
+                   Image-Text Matching (see METHODS §5; builds on GPO, CHAN and HREM)",
         d_embed: 1024,
         text: ZooText::BiGru,
-        similarity: |d| COSINE.config(d),
-        training: || TrainingConfig {
-            loss: LossKind::AmbiguityAware,
-            ..TrainingConfig::default()
-        },
+        similarity: |d| COSINE_CHAN.config(d),
+        training: aahr_training,
         region_fusion: false,
         pooling: gpo,
         regions: RegionTower::FcMlp,
         bert_script: None,
-        instance_relation: false,
+        instance_relation: true,
     },
     ZooEntry {
         name: "esl_h",
@@ -427,6 +469,17 @@ fn clip_training() -> TrainingConfig {
     TrainingConfig {
         loss: LossKind::InfoNce,
         region_drop: 0.0,
+        ..TrainingConfig::default()
+    }
+}
+
+/// AAHR (our design): VSE∞'s schedule and margin 0.2 (METHODS §8 has no AAHR row), the
+/// ambiguity-aware hinge (VSE0 in epoch 0, then the hardest weighted negatives) on the
+/// multi-grained score, HREM's relation losses after HREM's 8000 warm-up steps.
+fn aahr_training() -> TrainingConfig {
+    TrainingConfig {
+        loss: LossKind::AmbiguityAware,
+        relation_warmup_steps: 8000,
         ..TrainingConfig::default()
     }
 }
@@ -568,6 +621,10 @@ mod tests {
             LossKind::AmbiguityAware
         );
         assert_eq!(
+            lookup("aahr").unwrap().training().relation_warmup_steps,
+            8000
+        );
+        assert_eq!(
             lookup("vse_infinity_bigru").unwrap().training().loss,
             LossKind::Hinge
         );
@@ -597,6 +654,74 @@ mod tests {
         let vse = lookup("vse_infinity_bigru").unwrap();
         assert!(vse.instance_relation(1024).is_none());
         assert!(matches!(vse.pooling(1024), PoolingConfig::Gpo(_)));
+    }
+
+    /// The `aahr` entry is GPO + cosine (global), CHAN's mean hard alignment (local, w = 1),
+    /// HREM's relation layer, VSE∞'s region tower; switching a piece off gives exactly the
+    /// model without it, built by hand.
+    #[test]
+    fn aahr_is_the_multi_grained_composition_and_its_pieces_switch_off() {
+        use itm_core::similarity::MultiGrainedConfig;
+        let aahr = lookup("aahr").unwrap();
+        let regions = || ImageEncoderConfig::Regions(RegionEncoderConfig::new(8, 32));
+        let gru = || TextEncoderConfig::Gru(GruTextEncoderConfig::new(20, 32));
+        assert_eq!(
+            aahr.pieces(),
+            Pieces {
+                instance_relation: true,
+                local_weight: Some(1.0)
+            }
+        );
+        assert!(aahr.has_global(32) && !aahr.is_cosine(32));
+        let by_hand = || {
+            VseModelConfig::new(
+                regions(),
+                gru(),
+                PoolingConfig::Gpo(GpoConfig::new()),
+                PoolingConfig::Gpo(GpoConfig::new()),
+            )
+        };
+        let multi =
+            |w: f64| SimilarityConfig::MultiGrained(MultiGrainedConfig::new().with_local_weight(w));
+        let relation = || Some(hrem_relation(32));
+        let full = aahr.model(regions(), gru(), Towers::System);
+        assert_eq!(
+            full.to_string(),
+            by_hand()
+                .with_similarity(multi(1.0))
+                .with_instance_relation(relation())
+                .to_string()
+        );
+        let SimilarityConfig::MultiGrained(head) = &full.similarity else {
+            panic!("multi-grained")
+        };
+        assert_eq!(head.local.aggregation, ChanAggregation::Mean);
+        let with = |instance_relation, local_weight| {
+            aahr.model_with(
+                regions(),
+                gru(),
+                Towers::System,
+                Pieces {
+                    instance_relation,
+                    local_weight,
+                },
+            )
+            .to_string()
+        };
+        // −relation, −local, both, another weight.
+        let no_relation = by_hand().with_similarity(multi(1.0)).to_string();
+        assert_eq!(with(false, Some(1.0)), no_relation);
+        let no_local = by_hand().with_instance_relation(relation()).to_string();
+        assert_eq!(with(true, Some(0.0)), no_local);
+        assert_eq!(with(false, Some(0.0)), by_hand().to_string());
+        let half = by_hand()
+            .with_similarity(multi(0.5))
+            .with_instance_relation(relation());
+        assert_eq!(with(true, Some(0.5)), half.to_string());
+        // The other entries have no local weight; HREM's layer is theirs to switch.
+        let hrem = lookup("hrem").unwrap().pieces();
+        assert_eq!((hrem.instance_relation, hrem.local_weight), (true, None));
+        assert!(!lookup("chan").unwrap().has_global(32));
     }
 
     /// The `clip` entry is CLIP's named dual-encoder configuration trained with InfoNCE.
@@ -665,7 +790,7 @@ mod tests {
                 .model(regions(), gru(), Towers::System);
             assert_eq!(tower(&scan), (false, None), "{name}");
         }
-        for name in ["vse_infinity_bigru", "esl_a", "xdim", "hrem"] {
+        for name in ["vse_infinity_bigru", "esl_a", "xdim", "hrem", "aahr"] {
             let model = lookup(name)
                 .unwrap()
                 .model(regions(), gru(), Towers::System);

@@ -1,13 +1,14 @@
 //! Two-stage evaluation of fine-grained models: with `k` covering every item, the two-stage
 //! rankings are the head's exhaustive rankings, so the metrics equal the full protocol's; with a
 //! small `k`, only the first stage's top `k` can be found by the head, and the result is
-//! reported with the pairs it re-scored. Refusals: a cosine model, COCO 1K, `k = 0`.
+//! reported with the pairs it re-scored. Refusals: a cosine model, a multi-grained one, COCO 1K,
+//! `k = 0`.
 
 use burn::tensor::Device;
 use itm_core::VseModelConfig;
 use itm_core::eval::{Protocol, evaluate};
 use itm_core::models::SimilarityConfig;
-use itm_core::similarity::{HEADS, Head};
+use itm_core::similarity::{COSINE_CHAN, HEADS, Head};
 use itm_test_support::{shapes, word_tokenizer};
 use itm_train::{
     Direction, evaluate_split, evaluate_split_two_stage, score_split, two_stage_matrix,
@@ -23,7 +24,21 @@ fn covering_every_item_gives_the_full_protocol() {
     let test = &data.test.retrieval;
     let (n_img, n_cap) = (test.n_images(), test.captions.len());
     let d = 16;
-    for head in HEADS.iter().filter(|head| !head.is_cosine()) {
+    // A multi-grained head is refused (its second stage would score sets alone).
+    let multi = VseModelConfig::vse_infinity_bigru_sized(16, vocab.len(), d, 12)
+        .with_similarity(COSINE_CHAN.config(d))
+        .init(&device);
+    let refused =
+        evaluate_split_two_stage(&multi, test, &tokenizer, &device, Protocol::Flickr30k, 2);
+    let Err(error) = refused else {
+        panic!("a multi-grained model is refused")
+    };
+    let message = error.to_string();
+    assert!(message.contains("multi-grained"), "{message}");
+    for head in HEADS
+        .iter()
+        .filter(|head| !head.is_cosine() && !head.adds_global())
+    {
         let config = VseModelConfig::vse_infinity_bigru_sized(16, vocab.len(), d, 12)
             .with_similarity(head.config(d));
         assert!(!matches!(config.similarity, SimilarityConfig::Cosine));

@@ -8,4 +8,6 @@ pub use multi_level::{
     HAT_TEXT_LAYERS, LevelScores, MultiLevelSimilarity, MultiLevelSimilarityConfig,
 };
 pub use parameter_groups::{CaptionAugmentation, ParameterGroup};
-pub use vse::{CosineHead, SimilarityConfig, SimilarityHead, VseModel, VseModelConfig};
+pub use vse::{
+    BatchForward, CosineHead, SimilarityConfig, SimilarityHead, VseModel, VseModelConfig,
+};

@@ -29,16 +29,17 @@ pub struct VseModelConfig {
     pub image_pooling: PoolingConfig,
     /// Pooling of the word set.
     pub text_pooling: PoolingConfig,
-    /// How a pair is scored: the cosine of the pooled vectors, or a fine-grained similarity
-    /// of the region and word sets (the poolings are then unused).
+    /// How a pair is scored: the cosine of the pooled vectors, a fine-grained similarity of
+    /// the region and word sets (the poolings are then unused), or the sum of both (the
+    /// multi-grained head).
     #[config(default = "SimilarityConfig::Cosine")]
     pub similarity: SimilarityConfig,
     /// Multi-scale fusion of the encoded regions before pooling or fine-grained scoring
     /// (CHAN-ASDG); `None` leaves the regions as encoded.
     #[config(default = "None")]
     pub region_fusion: Option<MultiScaleFusionConfig>,
-    /// HREM's instance relation layer over a training batch's pooled embeddings (cosine head
-    /// only). The trainer adds losses on the relation-enhanced embeddings; encoding, scoring
+    /// HREM's instance relation layer over a training batch's pooled embeddings (heads with
+    /// a global part: cosine, multi-grained). The trainer adds losses on the relation-enhanced embeddings; encoding, scoring
     /// and retrieval never use it. `None`: no layer.
     #[config(default = "None")]
     pub instance_relation: Option<InstanceRelationConfig>,
@@ -143,6 +144,12 @@ impl VseModelConfig {
         self.similarity.is_cosine()
     }
 
+    /// Whether the score includes the cosine of the pooled embeddings (cosine and
+    /// multi-grained heads).
+    pub fn has_global(&self) -> bool {
+        self.similarity.has_global()
+    }
+
     /// Builds the model on `device`.
     pub fn init(&self, device: &Device) -> VseModel {
         assert_eq!(
@@ -243,10 +250,18 @@ impl VseModel {
         self.similarity.fine_grained()
     }
 
-    /// Whether pairs are scored by the cosine of the pooled embeddings (the heads table's
-    /// answer for this model's head; `false`: a fine-grained similarity of the sets).
+    /// Whether pairs are scored by the cosine of the pooled embeddings alone (the heads
+    /// table's answer for this model's head; `false`: a fine-grained similarity of the sets
+    /// is part of the score).
     pub fn is_cosine(&self) -> bool {
         self.fine_grained().is_none()
+    }
+
+    /// Whether the score includes the cosine of the pooled embeddings (the cosine and the
+    /// multi-grained heads): only then does a batch have pooled embeddings for the losses
+    /// that read them.
+    pub fn has_global(&self) -> bool {
+        self.similarity.has_global()
     }
 
     /// Unit region (or grid cell) features `[batch, n, D]` and their counts, for fine-grained
@@ -266,25 +281,67 @@ impl VseModel {
         (l2_normalize(features), lengths)
     }
 
-    /// Scores of a batch `[n_img, n_cap]`, with whichever head the model has.
+    /// Scores of a batch `[n_img, n_cap]`, with whichever head the model has
+    /// ([`VseModel::batch_forward`] without the pooled embeddings).
     pub fn batch_scores(
         &self,
         images: ImageInput,
         tokens: Tensor<2, Int>,
         lengths: &[usize],
     ) -> Tensor<2> {
-        match self.fine_grained() {
-            None => self.similarity(
-                self.encode_images(images),
-                self.encode_captions(tokens, lengths),
-            ),
-            Some(method) => {
-                let (regions, counts) = self.encode_image_sets(images);
-                let (words, word_counts) = self.encode_caption_sets(tokens, lengths);
-                method.similarity(regions, &counts, words, &word_counts)
-            }
+        self.batch_forward(images, tokens, lengths).scores
+    }
+
+    /// A batch through both towers once: the scores `[n_img, n_cap]` with whichever head the
+    /// model has and, when the head has a global part ([`VseModel::has_global`]), the unit
+    /// pooled embeddings (`[n_img, D]`, `[n_cap, D]`) that part scored.
+    ///
+    /// - `images`: regions `[n_img, max_regions, d_feature]` with lengths, or pixels
+    /// - `tokens`: `[n_cap, max_words]`, valid prefix `lengths`
+    ///
+    /// The cosine head scores `V Cᵀ` of the pooled vectors, a fine-grained head the unit
+    /// region and word sets, the multi-grained head `V Cᵀ + w · S_local` of both, the pooled
+    /// vectors and the sets coming from the same encoded features. The image side is encoded
+    /// and pooled before the text side (the order of any random draws is the one
+    /// [`VseModel::encode_images`] then [`VseModel::encode_captions`] make).
+    pub fn batch_forward(
+        &self,
+        images: ImageInput,
+        tokens: Tensor<2, Int>,
+        lengths: &[usize],
+    ) -> BatchForward {
+        let global = self.has_global();
+        let (regions, counts) = self.encode_regions(images);
+        let pooled_images = global.then(|| self.image_pooling.forward(regions.clone(), &counts));
+        let (words, word_counts) = self.text.forward(tokens, lengths);
+        let pooled_captions =
+            global.then(|| self.text_pooling.forward(words.clone(), &word_counts));
+        let pooled = pooled_images.zip(pooled_captions);
+        let local = self.fine_grained().map(|method| {
+            method.similarity(
+                l2_normalize(regions),
+                &counts,
+                l2_normalize(words),
+                &word_counts,
+            )
+        });
+        let global_scores = pooled
+            .as_ref()
+            .map(|(images, captions)| self.similarity(images.clone(), captions.clone()));
+        BatchForward {
+            scores: self.similarity.combine(global_scores, local),
+            pooled,
         }
     }
+}
+
+/// What [`VseModel::batch_forward`] returns.
+#[derive(Debug, Clone)]
+pub struct BatchForward {
+    /// The scores `[n_img, n_cap]`.
+    pub scores: Tensor<2>,
+    /// The unit pooled embeddings `([n_img, D], [n_cap, D])`, when the head has a global part.
+    pub pooled: Option<(Tensor<2>, Tensor<2>)>,
 }
 
 #[cfg(test)]
@@ -379,6 +436,122 @@ mod tests {
         assert!(worst(scores, logits) < 1e-5);
         let (sets, counts) = model.encode_caption_sets(ids, &lengths);
         assert_eq!((sets.dims(), counts), ([2, 1, 10], vec![1, 1]));
+    }
+
+    /// Every parameter's gradient in `grads`, in the model's visiting order.
+    fn parameter_gradients(model: &VseModel, grads: &burn::optim::GradientsParams) -> Vec<f32> {
+        use burn::module::{ModuleVisitor, Param};
+        struct Collect<'a>(&'a burn::optim::GradientsParams, Vec<f32>);
+        impl ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Some(grad) = self.0.get::<D>(param.id) {
+                    self.1
+                        .extend(grad.into_data().try_into_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let mut collect = Collect(grads, Vec::new());
+        model.visit(&mut collect);
+        collect.1
+    }
+
+    /// The multi-grained head scores `global + w · local`: its batch scores equal the cosine
+    /// of the pooled embeddings plus `w` times CHAN's scores of the unit sets, each computed on
+    /// its own through the model's public encoders, in values and in the gradients of every
+    /// parameter and of the input regions (random inputs, a random weighting of the scores).
+    #[test]
+    fn the_multi_grained_score_is_global_plus_weighted_local() {
+        use crate::similarity::{ChanConfig, MultiGrainedConfig};
+        let device = Device::default().autodiff();
+        device.seed(6);
+        let weight = 0.7;
+        let model = VseModelConfig::vse_infinity_bigru_sized(10, 30, 8, 6)
+            .with_similarity(SimilarityConfig::MultiGrained(
+                MultiGrainedConfig::new().with_local_weight(weight),
+            ))
+            .init(&device);
+        assert!(model.has_global() && !model.is_cosine());
+        let regions = Tensor::<3>::random([3, 5, 10], Distribution::Normal(0.0, 1.0), &device);
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![4i64, 5, 6, 7, 8, 0, 9, 3, 0, 2, 0, 0], [4, 3]),
+            &device,
+        );
+        let lengths = [3, 2, 2, 1];
+        let mix = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let run = |combined: bool| {
+            let regions = regions.clone().detach().require_grad();
+            let input = || ImageInput::Regions {
+                features: regions.clone(),
+                lengths: vec![5, 4, 2],
+            };
+            let scores = if combined {
+                let out = model.batch_forward(input(), tokens.clone(), &lengths);
+                let (images, captions) = out.pooled.expect("the global part's embeddings");
+                assert_eq!((images.dims(), captions.dims()), ([3, 8], [4, 8]));
+                out.scores
+            } else {
+                let global = model.similarity(
+                    model.encode_images(input()),
+                    model.encode_captions(tokens.clone(), &lengths),
+                );
+                let (sets, counts) = model.encode_image_sets(input());
+                let (words, word_counts) = model.encode_caption_sets(tokens.clone(), &lengths);
+                let local = ChanConfig::new()
+                    .init()
+                    .similarity(sets, &counts, words, &word_counts);
+                global + local * weight
+            };
+            let values = scores.clone().into_data().try_into_vec::<f32>().unwrap();
+            let grads = (scores * mix.clone()).sum().backward();
+            let input_grad = regions.grad(&grads).expect("d/d regions");
+            let params = burn::optim::GradientsParams::from_grads(grads, &model);
+            let mut gradients = input_grad.into_data().try_into_vec::<f32>().unwrap();
+            gradients.extend(parameter_gradients(&model, &params));
+            (values, gradients)
+        };
+        let (values, gradients) = run(true);
+        let (expected_values, expected_gradients) = run(false);
+        assert_eq!(values.len(), 12);
+        assert_eq!(gradients.len(), expected_gradients.len());
+        assert!(gradients.len() > 3 * 5 * 10 && gradients.iter().any(|g| *g != 0.0));
+        for (got, want, what) in [
+            (&values, &expected_values, "scores"),
+            (&gradients, &expected_gradients, "gradients"),
+        ] {
+            let worst = got
+                .iter()
+                .zip(want.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            eprintln!("multi-grained {what}: largest difference {worst:e}");
+            for (a, b) in got.iter().zip(want.iter()) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{what}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    /// A local weight of 0 removes the local part: the head is the cosine head and the model
+    /// scores exactly as the same weights with the cosine head.
+    #[test]
+    fn a_zero_local_weight_is_the_cosine_model() {
+        use crate::similarity::MultiGrainedConfig;
+        let multi = SimilarityConfig::MultiGrained(MultiGrainedConfig::new());
+        assert_eq!(multi.local_weight(), Some(1.0));
+        assert!(multi.has_global() && !multi.is_cosine());
+        let halved = multi.clone().with_local_weight(0.5);
+        assert_eq!(halved.local_weight(), Some(0.5));
+        let off = multi.with_local_weight(0.0);
+        assert!(off.is_cosine() && off.local_weight().is_none());
+        // Other heads have no local weight to set.
+        let chan = SimilarityConfig::Chan(crate::similarity::ChanConfig::new());
+        assert_eq!(
+            chan.clone().with_local_weight(0.0).to_string(),
+            chan.to_string()
+        );
+        assert!(!chan.has_global() && chan.local_weight().is_none());
     }
 
     /// The relation layer adds parameters and refines a batch's embeddings, but the encoders

@@ -2,7 +2,8 @@
 //!
 //! One row per head — its name, a one-line summary, its configuration at joint width `D` with
 //! the published defaults (ESL's level count has one rule: [`esl_levels`]) and whether it is
-//! the cosine of pooled vectors. The zoo, the CLI help, the examples, the benchmarks and the
+//! the cosine of pooled vectors, a similarity of the region and word sets, or the sum of both
+//! (the multi-grained head, [`COSINE_CHAN`]). The zoo, the CLI help, the examples, the benchmarks and the
 //! tests all read this table instead of naming heads themselves.
 //!
 //! Two views of a row:
@@ -21,9 +22,12 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Device;
 
+use burn::tensor::Tensor;
+
+use super::multi_grained::{combine, combine_host};
 use super::{
-    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, Scan, ScanConfig, ScanDirection, XDim,
-    XDimConfig,
+    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, MultiGrained, MultiGrainedConfig,
+    Scan, ScanConfig, ScanDirection, XDim, XDimConfig,
 };
 
 /// How an image and a caption are scored.
@@ -39,6 +43,9 @@ pub enum SimilarityConfig {
     Esl(EslConfig),
     /// X-Dim dimension dependency (learned).
     XDim(XDimConfig),
+    /// The cosine of the pooled vectors plus `w` × CHAN's hard alignment of the sets (AAHR's
+    /// multi-grained score, our design).
+    MultiGrained(MultiGrainedConfig),
 }
 
 /// The cosine head: no parameters; the poolings make the vectors.
@@ -58,6 +65,8 @@ pub enum SimilarityHead {
     Esl(Esl),
     /// See [`SimilarityConfig::XDim`].
     XDim(XDim),
+    /// See [`SimilarityConfig::MultiGrained`].
+    MultiGrained(MultiGrained),
 }
 
 impl SimilarityConfig {
@@ -69,13 +78,46 @@ impl SimilarityConfig {
             SimilarityConfig::Chan(config) => SimilarityHead::Chan(config.init()),
             SimilarityConfig::Esl(config) => SimilarityHead::Esl(config.init(device)),
             SimilarityConfig::XDim(config) => SimilarityHead::XDim(config.init(device)),
+            SimilarityConfig::MultiGrained(config) => SimilarityHead::MultiGrained(config.init()),
         }
     }
 
-    /// Whether pairs are scored by the cosine of pooled vectors (`false`: a fine-grained
-    /// similarity of the region and word sets).
+    /// Whether pairs are scored by the cosine of pooled vectors alone (`false`: a
+    /// fine-grained similarity of the region and word sets is part of the score).
     pub fn is_cosine(&self) -> bool {
         matches!(self, SimilarityConfig::Cosine)
+    }
+
+    /// Whether the score includes the cosine of the pooled vectors (the global part): the
+    /// cosine and the multi-grained heads. Only such a model has the pooled embeddings that
+    /// the ambiguity-aware loss, the distinguishability term and HREM's instance relation
+    /// layer read.
+    pub fn has_global(&self) -> bool {
+        matches!(
+            self,
+            SimilarityConfig::Cosine | SimilarityConfig::MultiGrained(_)
+        )
+    }
+
+    /// The weight `w` of the local score of a multi-grained head; `None` for the others.
+    pub fn local_weight(&self) -> Option<f64> {
+        match self {
+            SimilarityConfig::MultiGrained(config) => Some(config.local_weight),
+            _ => None,
+        }
+    }
+
+    /// This head with the local score weighted `local_weight` (a multi-grained head; the
+    /// others are returned unchanged). A weight of 0 removes the local score: the head becomes
+    /// the cosine head, exactly the model without it.
+    pub fn with_local_weight(self, local_weight: f64) -> Self {
+        match self {
+            SimilarityConfig::MultiGrained(_) if local_weight == 0.0 => SimilarityConfig::Cosine,
+            SimilarityConfig::MultiGrained(config) => {
+                SimilarityConfig::MultiGrained(config.with_local_weight(local_weight))
+            }
+            other => other,
+        }
     }
 }
 
@@ -88,6 +130,7 @@ impl SimilarityHead {
             SimilarityHead::Chan(chan) => Some(chan),
             SimilarityHead::Esl(esl) => Some(esl),
             SimilarityHead::XDim(xdim) => Some(xdim),
+            SimilarityHead::MultiGrained(head) => Some(&head.local),
         }
     }
 
@@ -99,6 +142,47 @@ impl SimilarityHead {
             SimilarityHead::Chan(chan) => Some(Box::new(chan)),
             SimilarityHead::Esl(esl) => Some(Box::new(esl)),
             SimilarityHead::XDim(xdim) => Some(Box::new(xdim)),
+            SimilarityHead::MultiGrained(head) => Some(Box::new(head.local)),
+        }
+    }
+
+    /// Whether the score includes the cosine of the pooled vectors (see
+    /// [`SimilarityConfig::has_global`]).
+    pub fn has_global(&self) -> bool {
+        matches!(
+            self,
+            SimilarityHead::Cosine(_) | SimilarityHead::MultiGrained(_)
+        )
+    }
+
+    /// The pair scores `[n_img, n_cap]` from the head's parts: `global`, the cosines of the
+    /// pooled vectors (present when [`SimilarityHead::has_global`]), and `local`, the scores of
+    /// [`SimilarityHead::fine_grained`] (present when it is `Some`). A multi-grained head
+    /// returns `global + w · local`, the others their one part.
+    ///
+    /// # Panics
+    ///
+    /// If the parts given are not the head's.
+    pub fn combine(&self, global: Option<Tensor<2>>, local: Option<Tensor<2>>) -> Tensor<2> {
+        match (self, global, local) {
+            (SimilarityHead::MultiGrained(head), Some(global), Some(local)) => {
+                combine(global, local, head.local_weight)
+            }
+            (SimilarityHead::Cosine(_), Some(global), None) => global,
+            (head, None, Some(local)) if !head.has_global() => local,
+            _ => panic!("the score parts given are not the head's"),
+        }
+    }
+
+    /// [`SimilarityHead::combine`] on row-major host matrices.
+    pub fn combine_host(&self, global: Option<Vec<f32>>, local: Option<Vec<f32>>) -> Vec<f32> {
+        match (self, global, local) {
+            (SimilarityHead::MultiGrained(head), Some(global), Some(local)) => {
+                combine_host(global, &local, head.local_weight)
+            }
+            (SimilarityHead::Cosine(_), Some(global), None) => global,
+            (head, None, Some(local)) if !head.has_global() => local,
+            _ => panic!("the score parts given are not the head's"),
         }
     }
 }
@@ -111,8 +195,14 @@ pub trait Head: Sync {
     fn summary(&self) -> &'static str;
     /// Whether pairs are scored by the cosine of pooled vectors (no set scorer).
     fn is_cosine(&self) -> bool;
+    /// Whether the score also adds the cosine of pooled vectors to the set scorer's (a
+    /// multi-grained head): readers that score sets alone then see its local part only.
+    fn adds_global(&self) -> bool {
+        false
+    }
     /// The set scorer at joint width `d_embed` with the published defaults, its learned
-    /// parameters (if any) initialised on `device`; `None` for the cosine head.
+    /// parameters (if any) initialised on `device`; `None` for the cosine head; the local part
+    /// for a multi-grained head ([`Head::adds_global`]).
     fn scorer(&self, d_embed: usize, device: &Device) -> Option<Box<dyn FineGrainedSimilarity>>;
 }
 
@@ -146,6 +236,11 @@ impl Head for BuiltinHead {
     fn is_cosine(&self) -> bool {
         // The cosine head has no width-dependent settings: any width answers.
         self.config(2).is_cosine()
+    }
+
+    fn adds_global(&self) -> bool {
+        let config = self.config(2);
+        config.has_global() && !config.is_cosine()
     }
 
     fn scorer(&self, d_embed: usize, device: &Device) -> Option<Box<dyn FineGrainedSimilarity>> {
@@ -223,8 +318,17 @@ pub const XDIM: BuiltinHead = BuiltinHead {
     config: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
 };
 
+/// AAHR's multi-grained score (our design): the cosine of the pooled vectors plus `w = 1` ×
+/// CHAN's hard alignment (mean over words).
+pub const COSINE_CHAN: BuiltinHead = BuiltinHead {
+    name: "cosine_chan",
+    summary: "cosine of the pooled vectors + w x CHAN hard alignment, mean over words (AAHR's \
+              multi-grained score, our design; w = 1)",
+    config: |_| SimilarityConfig::MultiGrained(MultiGrainedConfig::new()),
+};
+
 /// Every head of this crate, in the order lists show them.
-pub const HEADS: &[BuiltinHead] = &[COSINE, SCAN_T2I, SCAN_I2T, CHAN, ESL, XDIM];
+pub const HEADS: &[BuiltinHead] = &[COSINE, SCAN_T2I, SCAN_I2T, CHAN, ESL, XDIM, COSINE_CHAN];
 
 /// The built-in head named `name`.
 pub fn builtin_head(name: &str) -> Option<&'static BuiltinHead> {
@@ -328,7 +432,15 @@ mod tests {
         let names = table.names();
         assert_eq!(
             names,
-            ["cosine", "scan_t2i", "scan_i2t", "chan", "esl", "xdim"]
+            [
+                "cosine",
+                "scan_t2i",
+                "scan_i2t",
+                "chan",
+                "esl",
+                "xdim",
+                "cosine_chan"
+            ]
         );
         let mut unique = names.clone();
         unique.sort();
@@ -346,8 +458,14 @@ mod tests {
         }
         assert_eq!(
             table.fine_grained().map(|h| h.name()).collect::<Vec<_>>(),
-            ["scan_t2i", "scan_i2t", "chan", "esl", "xdim"]
+            ["scan_t2i", "scan_i2t", "chan", "esl", "xdim", "cosine_chan"]
         );
+        let adding: Vec<&str> = table
+            .iter()
+            .filter(|head| head.adds_global())
+            .map(|head| head.name())
+            .collect();
+        assert_eq!(adding, ["cosine_chan"]);
         assert!(builtin_head("cosine").unwrap().is_cosine());
         assert!(builtin_head("nope").is_none() && table.get("nope").is_none());
         let again = table.clone().with(&CHAN).unwrap_err();

@@ -1,5 +1,6 @@
-//! Similarity functions producing `S ∈ R^{n_img × n_cap}` (METHODS §3), and the heads table
-//! that names each of them once ([`HEADS`], [`HeadTable`]).
+//! Similarity functions producing `S ∈ R^{n_img × n_cap}` (METHODS §3), their multi-grained
+//! sum (AAHR, our design), and the heads table that names each of them once ([`HEADS`],
+//! [`HeadTable`]).
 
 mod chan;
 mod chan_host;
@@ -7,6 +8,7 @@ mod cosine;
 mod esl;
 mod fine_grained;
 mod heads;
+mod multi_grained;
 mod multi_level;
 mod scan;
 mod sharded;
@@ -21,10 +23,11 @@ pub use esl::{
 };
 pub use fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
 pub use heads::{
-    BuiltinHead, CHAN, COSINE, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS, HEADS, Head,
-    HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM, builtin_head, esl,
-    esl_levels,
+    BuiltinHead, CHAN, COSINE, COSINE_CHAN, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS,
+    HEADS, Head, HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM,
+    builtin_head, esl, esl_levels,
 };
+pub use multi_grained::{MultiGrained, MultiGrainedConfig};
 pub use multi_level::{
     HAT_LAMBDA_SOFTMAX, MultiLevelScan, MultiLevelScanConfig, SingleLevel, hat_level_head,
     sum_levels,

@@ -98,6 +98,14 @@ pub fn build_index(
         ));
     }
     let (model, config, tokenizer) = checkpoint.load(device)?;
+    if config.similarity.has_global() && !config.similarity.is_cosine() {
+        return Err(ServeError::refused(
+            checkpoint.folder().join("model.json"),
+            "the model's head adds the cosine of pooled vectors to a set score (a multi-grained \
+             head): an index searches one of the two, not their sum; score a split with `itm \
+             evaluate` instead",
+        ));
+    }
     let head = head_name(&config.similarity);
     source
         .check_model(&config)

@@ -141,7 +141,8 @@ impl ResolvedRun {
                     GruTextEncoderConfig::new(vocab.len(), d).with_d_word(self.model.word_dim),
                 );
                 (
-                    self.entry().model(image, text, self.model.towers),
+                    self.entry()
+                        .model_with(image, text, self.model.towers, self.pieces()),
                     vocab.into(),
                     None,
                 )
@@ -153,7 +154,8 @@ impl ResolvedRun {
                     SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
                 let text = TextEncoderConfig::Bert(BertTextEncoderConfig::new(bert_config, d));
                 (
-                    self.entry().model(image, text, self.model.towers),
+                    self.entry()
+                        .model_with(image, text, self.model.towers, self.pieces()),
                     tokenizer.into(),
                     Some(PretrainedTowers::Bert(bert)),
                 )
@@ -222,10 +224,11 @@ impl ResolvedRun {
                 (config, tokenizer, None)
             }
         };
-        let model = self.entry().model(
+        let model = self.entry().model_with(
             ImageEncoderConfig::Clip(config.image_encoder()),
             TextEncoderConfig::Clip(config.text_encoder()),
             self.model.towers,
+            self.pieces(),
         );
         Ok((model, tokenizer.into(), pretrained))
     }

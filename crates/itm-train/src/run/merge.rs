@@ -108,6 +108,8 @@ fn defaults(entry: &'static ZooEntry, given: &Table) -> Result<RunConfig, RunErr
             init: None,
             towers: Towers::System,
             tokenizer: Tokenization::Simple,
+            instance_relation: entry.pieces().instance_relation,
+            local_weight: entry.pieces().local_weight,
         },
         data: DataSection::default(),
         training: entry.training(),
@@ -125,6 +127,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
         init,
         towers,
         tokenizer,
+        local_weight,
         epochs,
         batch_size,
         learning_rate,
@@ -153,6 +156,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
     put(Some(0), "init", to_value(init)?);
     put(Some(0), "towers", to_value(towers)?);
     put(Some(0), "tokenizer", to_value(tokenizer)?);
+    put(Some(0), "local_weight", to_value(local_weight)?);
     put(Some(1), "epochs", to_value(epochs)?);
     put(Some(1), "batch_size", to_value(batch_size)?);
     put(Some(1), "learning_rate", to_value(learning_rate)?);

@@ -10,7 +10,7 @@ use super::error::RunError;
 use super::schema::{DataSection, RUN_FILE, RunConfig};
 use crate::config::TrainingConfig;
 use crate::towers::{ImageTower, PATCH_GRID, TextTower, Towers};
-use crate::zoo::{self, ZooEntry};
+use crate::zoo::{self, Pieces, ZooEntry, hrem_relation};
 
 /// Where the values of a [`RunConfig`] built in code come from, in messages.
 const BUILT: &str = "run configuration";
@@ -59,6 +59,15 @@ impl ResolvedRun {
     /// The system's zoo entry.
     pub fn entry(&self) -> &'static ZooEntry {
         self.entry
+    }
+
+    /// The pieces of the system this run keeps (`model.instance_relation`,
+    /// `model.local_weight`).
+    pub fn pieces(&self) -> Pieces {
+        Pieces {
+            instance_relation: self.config.model.instance_relation,
+            local_weight: self.config.model.local_weight,
+        }
     }
 
     /// The configuration.
@@ -219,9 +228,37 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
             ),
         ));
     }
-    if let Some(relation) = entry.instance_relation(model.embed)
-        && !model.embed.is_multiple_of(relation.n_heads)
-    {
+    match (model.local_weight, entry.pieces().local_weight) {
+        (Some(weight), Some(_)) if !(weight.is_finite() && weight >= 0.0) => {
+            return Err((
+                "model.local_weight",
+                format!("must be a number ≥ 0 (0: no local score), found {weight}"),
+            ));
+        }
+        (Some(_), None) => {
+            return Err((
+                "model.local_weight",
+                format!(
+                    "{} has no multi-grained head (a global plus a weighted local score): only \
+                     {} have one",
+                    entry.name,
+                    multi_grained_systems()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if model.instance_relation && !entry.has_global(model.embed) {
+        return Err((
+            "model.instance_relation",
+            format!(
+                "the layer relates pooled embeddings: {} scores region and word sets only",
+                entry.name
+            ),
+        ));
+    }
+    let relation = hrem_relation(model.embed);
+    if model.instance_relation && !model.embed.is_multiple_of(relation.n_heads) {
         return Err((
             "model.embed",
             format!(
@@ -233,21 +270,32 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
     Ok(())
 }
 
-/// The losses that read pooled embeddings need a cosine head.
+/// The systems with a multi-grained head, comma-separated.
+fn multi_grained_systems() -> String {
+    zoo::ZOO
+        .iter()
+        .filter(|entry| entry.pieces().local_weight.is_some())
+        .map(|entry| entry.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The losses that read pooled embeddings need a head with a global part (the cosine of
+/// pooled vectors: cosine and multi-grained heads).
 fn check_objective(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
     let t = &config.training;
-    let cosine = entry.is_cosine(config.model.embed);
-    if t.loss.needs_embeddings() && !cosine {
+    let global = entry.has_global(config.model.embed);
+    if t.loss.needs_embeddings() && !global {
         return Err((
             "training.loss",
             format!(
                 "the ambiguity-aware loss reads pooled embeddings: {} scores region and word \
-                 sets (use a cosine system such as aahr)",
+                 sets only (use a system with pooled vectors such as aahr)",
                 entry.name
             ),
         ));
     }
-    if t.distinguishability > 0.0 && !cosine {
+    if t.distinguishability > 0.0 && !global {
         return Err((
             "training.distinguishability",
             format!(

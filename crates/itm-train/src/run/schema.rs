@@ -50,6 +50,15 @@ pub struct ModelSection {
     /// choice is recorded in the checkpoint's `vocab.json`.
     #[serde(default, skip_serializing_if = "is_simple")]
     pub tokenizer: Tokenization,
+    /// HREM's instance relation layer in training (default: the system's — on for `hrem` and
+    /// `aahr`): `false` removes it (an ablation), `true` adds it to any system whose score
+    /// has a global part (the cosine of pooled vectors).
+    pub instance_relation: bool,
+    /// The weight `w` of the local score of a multi-grained head, `S = S_global + w · S_local`
+    /// (`aahr`: 1); 0 removes the local score, leaving the cosine of the pooled vectors (an
+    /// ablation). Only systems with a multi-grained head have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_weight: Option<f64>,
 }
 
 /// Whether `tokenization` is the default (left out of `run.toml`).
@@ -184,6 +193,8 @@ pub struct RunOverrides {
     pub towers: Option<Towers>,
     /// `model.tokenizer`.
     pub tokenizer: Option<Tokenization>,
+    /// `model.local_weight`.
+    pub local_weight: Option<f64>,
     /// `training.epochs`.
     pub epochs: Option<usize>,
     /// `training.batch_size`.

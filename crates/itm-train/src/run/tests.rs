@@ -343,3 +343,80 @@ fn flags_win_over_the_file_and_data_is_one_choice() {
     assert_eq!(run.data, DataSection::default());
     assert_eq!(run.entry().name, "scan_t2i");
 }
+
+/// AAHR's pieces are run keys: the defaults are the entry's, each piece switches off
+/// (`model.instance_relation`, `model.local_weight = 0`, `training.loss = "hinge"`), the
+/// written run reads back, the flag wins over the file, and a key a system cannot use is
+/// refused by name.
+#[test]
+fn aahr_pieces_are_run_keys() {
+    use crate::zoo::{self, Pieces};
+    let aahr = parse("[model]\nname = \"aahr\"\n").unwrap();
+    assert_eq!(aahr.pieces(), zoo::lookup("aahr").unwrap().pieces());
+    assert_eq!(
+        (aahr.model.instance_relation, aahr.model.local_weight),
+        (true, Some(1.0))
+    );
+    assert_eq!(aahr.training.loss, LossKind::AmbiguityAware);
+    let off = parse(
+        "[model]\nname = \"aahr\"\ninstance_relation = false\nlocal_weight = 0.0\n\
+         [training]\nloss = \"hinge\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        off.pieces(),
+        Pieces {
+            instance_relation: false,
+            local_weight: Some(0.0)
+        }
+    );
+    assert_eq!(off.training.loss, LossKind::Hinge);
+    let text = toml::to_string(off.config()).unwrap();
+    assert_eq!(parse(&text).unwrap(), off);
+    let flagged = RunConfig::merged(
+        toml::from_str("[model]\nname = \"aahr\"\nlocal_weight = 2.0\n").unwrap(),
+        RunOverrides {
+            local_weight: Some(0.5),
+            ..RunOverrides::default()
+        },
+        "x",
+    )
+    .unwrap();
+    assert_eq!(flagged.model.local_weight, Some(0.5));
+    // HREM's layer may join any system with pooled vectors; other systems keep theirs off.
+    let vse = parse("[model]\nname = \"vse_infinity_bigru\"\ninstance_relation = true\n");
+    assert!(vse.unwrap().pieces().instance_relation);
+    assert!(
+        !parse("[model]\nname = \"chan\"\n")
+            .unwrap()
+            .model
+            .instance_relation
+    );
+    for (text, needles) in [
+        (
+            "[model]\nname = \"chan\"\nlocal_weight = 1.0\n",
+            &["model.local_weight", "aahr"][..],
+        ),
+        (
+            "[model]\nname = \"aahr\"\nlocal_weight = -1.0\n",
+            &["model.local_weight", "-1"],
+        ),
+        (
+            "[model]\nname = \"chan\"\ninstance_relation = true\n",
+            &["model.instance_relation", "chan"],
+        ),
+        (
+            "[model]\nname = \"aahr\"\nembed = 24\n",
+            &["model.embed", "16"],
+        ),
+    ] {
+        let Err(error) = parse(text) else {
+            panic!("{text} is refused")
+        };
+        let message = error.to_string();
+        assert!(
+            needles.iter().all(|needle| message.contains(needle)),
+            "{text}: {message}"
+        );
+    }
+}

@@ -76,10 +76,10 @@ pub(super) struct Objective {
     needs_embeddings: bool,
 }
 
-/// Whether `model` scores a pair by the cosine of its pooled embeddings: the one place the
-/// trainer asks.
-fn is_cosine(model: &VseModel) -> bool {
-    model.is_cosine()
+/// Whether `model`'s score has a global part, the cosine of its pooled embeddings (cosine and
+/// multi-grained heads): the one place the trainer asks.
+fn has_global(model: &VseModel) -> bool {
+    model.has_global()
 }
 
 impl Objective {
@@ -98,11 +98,12 @@ impl Objective {
         let needs_embeddings = config.loss.needs_embeddings()
             || config.distinguishability > 0.0
             || model.instance_relation.is_some();
-        if needs_embeddings && !is_cosine(model) {
+        if needs_embeddings && !has_global(model) {
             return Err(TrainError::config(
                 "training.loss",
                 "the ambiguity-aware loss, the distinguishability term and the instance \
-                 relation layer read pooled embeddings: they need the cosine head",
+                 relation layer read pooled embeddings: they need a head with a global part \
+                 (the cosine or the multi-grained head)",
             ));
         }
         Ok(Self {
@@ -279,8 +280,9 @@ impl Criterion {
     }
 }
 
-/// A batch's scores `[n_img, n_cap]` with the model's head and, when `embeddings` is set (the
-/// cosine head), the pooled embeddings `[n, D]` they come from.
+/// A batch's scores `[n_img, n_cap]` with the model's head (a multi-grained head's sum of its
+/// global and local parts) and, when `embeddings` is set, the pooled embeddings `[n, D]` of its
+/// global part.
 fn batch_scores(
     model: &VseModel,
     images: ImageInput,
@@ -288,20 +290,17 @@ fn batch_scores(
     lengths: &[usize],
     embeddings: bool,
 ) -> (Tensor<2>, Option<(Tensor<2>, Tensor<2>)>) {
-    if !embeddings {
-        return (model.batch_scores(images, tokens, lengths), None);
-    }
-    let images = model.encode_images(images);
-    let captions = model.encode_captions(tokens, lengths);
-    let scores = model.similarity(images.clone(), captions.clone());
-    (scores, Some((images, captions)))
+    let out = model.batch_forward(images, tokens, lengths);
+    (out.scores, out.pooled.filter(|_| embeddings))
 }
 
 /// HREM's losses on the relation-enhanced embeddings of a batch, when the model has the
-/// instance relation layer: with `images`, `captions` the plain unit embeddings `[B, D]` and
+/// instance relation layer: with `images`, `captions` the plain unit (pooled) embeddings
+/// `[B, D]` and
 /// `v̂`, `ĉ` their enhanced versions ([`VseModel::relate`]), the sum of `hinge` on the scores
 /// `v ĉᵀ`, `v̂ cᵀ` and `v̂ ĉᵀ` (each `[B, B]`). The gradients reach the layer and, through
-/// the embeddings, both towers.
+/// the embeddings, both towers. With the multi-grained head these terms score the global part
+/// alone (our design: the layer relates whole instances; the local score has no counterpart).
 fn relation_loss(
     model: &VseModel,
     hinge: &HingeLoss,
@@ -347,7 +346,7 @@ mod tests {
             .err()
             .expect("refused")
             .to_string();
-        assert!(error.contains("cosine head"), "{error}");
+        assert!(error.contains("global part"), "{error}");
     }
 
     /// The batch loss adds the distinguishability term to the criterion: with the term it
