@@ -12,6 +12,7 @@ mod level_projection;
 mod region;
 mod text;
 mod text_gru;
+pub(crate) mod transformer;
 mod vit;
 
 pub use bert::{BertConfig, BertEmbeddings, BertModel};
