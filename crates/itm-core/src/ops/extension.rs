@@ -279,9 +279,12 @@ impl FastMath for Flex {
 // ---------------------------------------------------------------------------------------------
 // Autodiff: the inner backend's forward, a hand-written backward
 
+/// `(saved tensors, gradient of the output, dim) → gradient of the input`.
+type BackwardFn<B> = fn(Vec<FloatTensor<B>>, FloatTensor<B>, usize) -> FloatTensor<B>;
+
 /// A backward step from saved tensors: `grad_input = backward(saved, grad_output, dim)`.
 struct SavedBackward<B: Backend> {
-    backward: fn(Vec<FloatTensor<B>>, FloatTensor<B>, usize) -> FloatTensor<B>,
+    backward: BackwardFn<B>,
     dim: usize,
 }
 
@@ -322,7 +325,7 @@ fn record<B: Backend, C: CheckpointStrategy>(
     dim: usize,
     forward: impl FnOnce(FloatTensor<B>) -> FloatTensor<B>,
     keep: Keep,
-    backward: fn(Vec<FloatTensor<B>>, FloatTensor<B>, usize) -> FloatTensor<B>,
+    backward: BackwardFn<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
     let step = SavedBackward { backward, dim };
     match step.prepare::<C>([x.node()]).compute_bound().stateful() {
