@@ -5,6 +5,8 @@
 //! where it runs (the pure-Rust `flex` CPU backend, WGPU or CUDA).
 //!
 //! The math follows `METHODS.md` of the project; each item names the section it implements.
+//! [`ops`] holds the element-wise functions and axis reductions that have fast kernels on the
+//! `flex` CPU backend (exp, sigmoid, tanh, GELU, softmax, LogSumExp); the modules call them.
 
 pub mod encoders;
 pub mod eval;
@@ -12,6 +14,7 @@ pub mod fusion;
 pub mod loss;
 pub mod masking;
 pub mod models;
+pub mod ops;
 pub mod pooling;
 pub mod similarity;
 

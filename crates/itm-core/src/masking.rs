@@ -86,16 +86,15 @@ pub const MASKED_LOGIT: f32 = -1.0e9;
 /// - `x`: any shape; `padding`: the same shape, `true` at positions to leave out
 /// - every reduced slice must hold at least one valid position
 ///
-/// Stable: subtracts the (detached) maximum over the valid positions first. Padding values
-/// never reach an `exp` and get zero gradient, so they may hold anything finite.
+/// Stable: subtracts the maximum over the valid positions first ([`crate::ops::log_sum_exp`],
+/// SIMD kernels on `flex`). Padding values never reach an `exp` and get zero gradient, so they
+/// may hold anything finite.
 pub fn masked_log_sum_exp<const D: usize>(
     x: Tensor<D>,
     padding: Tensor<D, Bool>,
     dim: usize,
 ) -> Tensor<D> {
-    let x = x.mask_fill(padding, MASKED_LOGIT);
-    let max = x.clone().max_dim(dim).detach();
-    (x - max.clone()).exp().sum_dim(dim).log() + max
+    crate::ops::log_sum_exp(x.mask_fill(padding, MASKED_LOGIT), dim)
 }
 
 /// Mean of `x` along `dim` over the valid positions, keeping `dim` with size 1.

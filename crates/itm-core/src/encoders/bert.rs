@@ -7,7 +7,9 @@
 //! The encoder stack is burn's [`TransformerEncoder`] in post-norm mode, which computes exactly
 //! what a BERT layer computes (`LN(x + Attn(x))`, then `LN(x + W₂·GELU(W₁·x))`, scores scaled
 //! by `1/√d_head`, padded keys masked before the softmax), with the same four `d → d` attention
-//! projections and the same two feed-forward projections.
+//! projections and the same two feed-forward projections; its layers run through
+//! [`super::transformer::encoder_layer`], which evaluates them with the softmax and GELU
+//! kernels of [`crate::ops`].
 
 use burn::config::Config;
 use burn::module::Module;
@@ -20,6 +22,7 @@ use burn::nn::{
 use burn::tensor::{Device, Int, Tensor};
 
 use super::layers::states_at_depths;
+use super::transformer::encoder_layer;
 use crate::masking::{check_lengths, l2_normalize, padding_mask};
 use crate::pooling::mean_pool;
 
@@ -261,7 +264,7 @@ impl BertModel {
             &self.encoder.layers,
             layers,
             "BertModel::forward_layers",
-            |layer, x| layer.forward(x, Some(mask.clone()), None),
+            |layer, x| encoder_layer(layer, x, Some(mask.clone()), None),
         )
     }
 

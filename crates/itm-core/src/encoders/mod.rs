@@ -13,6 +13,7 @@ mod region;
 pub mod swin;
 mod text;
 mod text_gru;
+pub(crate) mod transformer;
 mod vit;
 
 pub use bert::{BertConfig, BertEmbeddings, BertModel};

@@ -11,6 +11,7 @@ use burn::nn::{
 use burn::tensor::{Device, Tensor};
 
 use super::layers::states_at_depths;
+use super::transformer::encoder_layer;
 
 /// Configuration of a [`VitEncoder`].
 #[derive(Config, Debug)]
@@ -143,7 +144,7 @@ impl VitEncoder {
             &self.transformer.layers,
             layers,
             "VitEncoder::forward_layers",
-            |layer, x| layer.forward(x, None, None),
+            |layer, x| encoder_layer(layer, x, None, None),
         )
     }
 

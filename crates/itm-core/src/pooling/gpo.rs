@@ -3,12 +3,12 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::basic::PADDING_FILL;
 use crate::encoders::{MaskedBiGru, MaskedBiGruConfig};
 use crate::masking::{check_lengths, fill_padding, l2_normalize, padding_mask};
+use crate::ops::softmax;
 
 /// Configuration of a [`Gpo`].
 #[derive(Config, Debug)]

@@ -5,12 +5,11 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::activation::ActivationConfig;
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::basic::{max_k_mean_pool, mean_pool};
+use crate::encoders::transformer;
 use crate::masking::{l2_normalize, padding_mask};
 
 /// Configuration of an [`HremPooling`] (the published settings as defaults).
@@ -82,9 +81,7 @@ impl HremPooling {
         let [_, max_len, _] = x.dims();
         let residual = max_k_mean_pool(x.clone(), lengths, self.k);
         let mask = padding_mask(lengths, max_len, &x.device());
-        let related = self
-            .layer
-            .forward(TransformerEncoderInput::new(x).mask_pad(mask));
+        let related = transformer::encoder(&self.layer, x, Some(mask), None);
         let related = mean_pool(related, lengths);
         l2_normalize(residual * self.residual_weight + related * (1.0 - self.residual_weight))
     }

@@ -10,7 +10,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::activation::{leaky_relu, softmax};
+use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ use super::fine_grained::{
     FineGrainedSimilarity, PairMasks, check_fine_grained_inputs, pair_products,
 };
 use crate::masking::{MASKED_LOGIT, fill_padding, l2_normalize, masked_mean};
+use crate::ops::{softmax, tanh};
 
 /// Negative slope of the LeakyReLU in the attention weights (as in SCAN and the ESL code).
 pub const ESL_LEAKY_SLOPE: f64 = 0.1;
@@ -406,7 +407,7 @@ impl Esl {
         // context positions are set to 1 (a zero row has a NaN norm gradient) and masked out of
         // the softmax.
         let scores =
-            leaky_relu(a.clone().tanh(), ESL_LEAKY_SLOPE).mask_fill(context_padding.clone(), 1.0);
+            leaky_relu(tanh(a.clone()), ESL_LEAKY_SLOPE).mask_fill(context_padding.clone(), 1.0);
         let temperature = self.log_temperature.val().exp().reshape([1, 1, 1, 1]);
         let logits = (l2_normalize(scores) * temperature).mask_fill(context_padding, MASKED_LOGIT);
         let attention = softmax(logits, 2);

@@ -3,7 +3,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::activation::{leaky_relu, softmax};
+use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use crate::masking::{
     L2_EPSILON, MASKED_LOGIT, fill_padding, l2_normalize, masked_log_sum_exp, masked_mean,
     padding_mask,
 };
+use crate::ops::softmax;
 
 /// Negative slope of the LeakyReLU applied to the raw attention scores.
 pub const SCAN_LEAKY_SLOPE: f64 = 0.1;

@@ -5,13 +5,14 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::activation::{leaky_relu, sigmoid, softmax};
+use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
 use super::fine_grained::{
     FineGrainedSimilarity, PairMasks, check_fine_grained_inputs, pair_products,
 };
 use crate::masking::{MASKED_LOGIT, fill_padding, l2_normalize, masked_mean, padding_mask};
+use crate::ops::{exp, sigmoid, softmax, tanh};
 
 /// Negative slope of the LeakyReLU applied to the attention scores.
 pub const XDIM_LEAKY_SLOPE: f64 = 0.1;
@@ -147,7 +148,7 @@ impl XDim {
         let threshold = mean + self.threshold_scale.val().reshape([d, 1]) * std;
         let sharpness = self.log_sharpness.val().exp().reshape([1, 1]);
         let argument = ((w.clone() - threshold) * sharpness).clamp_max(XDIM_MASK_ARGUMENT_MAX);
-        (argument.exp().tanh(), w)
+        (tanh(exp(argument)), w)
     }
 
     /// The sparsified dependency `W' = l2norm_rows(M ⊙ W)` `[D, D]`.
@@ -185,8 +186,7 @@ impl FineGrainedSimilarity for XDim {
 
         // A_{r,w} = tanh(Σ_d R_{r,d} g_d x_{w,d}): [n_img, n_cap, K, L], zero at padding.
         let weighted = regions.clone() * g;
-        let a = pair_products(weighted, words.clone())
-            .tanh()
+        let a = tanh(pair_products(weighted, words.clone()))
             .mask_fill(masks.regions.clone().bool_or(masks.words), 0.0);
 
         // α: l2norm over words (axis 3), softmax over regions (axis 2). Rows of padded regions

@@ -5,15 +5,18 @@
 //! quick_gelu (`x·σ(1.702x)`, the activation of every OpenAI CLIP checkpoint). The layer is
 //! therefore written here, around burn's [`MultiHeadAttention`] (four biased `d → d`
 //! projections, scores scaled by `1/√d_head`, masked keys filled before the softmax — the
-//! computation of transformers' `CLIPAttention`).
+//! computation of transformers' `CLIPAttention`), evaluated by
+//! [`crate::encoders::transformer::self_attention`] with the softmax of [`crate::ops`]; both
+//! activations run [`crate::ops`]' kernels too.
 
 use burn::module::Module;
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Bool, Device, Tensor};
 
 use crate::encoders::layers::states_at_depths;
+use crate::encoders::transformer::self_attention;
+use crate::ops::{gelu, sigmoid};
 
 /// Feed-forward activation of a CLIP tower (`hidden_act` of `config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,14 +158,8 @@ impl ClipEncoderLayer {
         padding: Option<Tensor<2, Bool>>,
         causal: Option<Tensor<3, Bool>>,
     ) -> Tensor<3> {
-        let mut input = MhaInput::self_attn(self.layer_norm1.forward(x.clone()));
-        if let Some(padding) = padding {
-            input = input.mask_pad(padding);
-        }
-        if let Some(causal) = causal {
-            input = input.mask_attn(causal);
-        }
-        let x = x + self.self_attn.forward(input).context;
+        let normed = self.layer_norm1.forward(x.clone());
+        let x = x + self_attention(&self.self_attn, normed, padding, causal);
         x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
     }
 }
