@@ -8,4 +8,4 @@ pub use multi_level::{
     HAT_TEXT_LAYERS, LevelScores, MultiLevelSimilarity, MultiLevelSimilarityConfig,
 };
 pub use parameter_groups::{CaptionAugmentation, ParameterGroup};
-pub use vse::{CosineHead, SimilarityConfig, SimilarityHead, VseModel, VseModelConfig};
+pub use vse::{CosineHead, LevelBatch, SimilarityConfig, SimilarityHead, VseModel, VseModelConfig};

@@ -22,8 +22,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::{
-    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, Scan, ScanConfig, ScanDirection, XDim,
-    XDimConfig,
+    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, HAT_IMAGE_REGIONS, MultiLevelScan,
+    MultiLevelScanConfig, Scan, ScanConfig, ScanDirection, XDim, XDimConfig,
 };
 
 /// How an image and a caption are scored.
@@ -39,6 +39,9 @@ pub enum SimilarityConfig {
     Esl(EslConfig),
     /// X-Dim dimension dependency (learned).
     XDim(XDimConfig),
+    /// HAT's multi-level head: SCAN i2t per level, summed, over the packed level sets of
+    /// multi-level towers (`image_regions`: the image tower's patches per level).
+    MultiLevel(MultiLevelScanConfig),
 }
 
 /// The cosine head: no parameters; the poolings make the vectors.
@@ -58,6 +61,8 @@ pub enum SimilarityHead {
     Esl(Esl),
     /// See [`SimilarityConfig::XDim`].
     XDim(XDim),
+    /// See [`SimilarityConfig::MultiLevel`].
+    MultiLevel(MultiLevelScan),
 }
 
 impl SimilarityConfig {
@@ -69,6 +74,36 @@ impl SimilarityConfig {
             SimilarityConfig::Chan(config) => SimilarityHead::Chan(config.init()),
             SimilarityConfig::Esl(config) => SimilarityHead::Esl(config.init(device)),
             SimilarityConfig::XDim(config) => SimilarityHead::XDim(config.init(device)),
+            SimilarityConfig::MultiLevel(config) => SimilarityHead::MultiLevel(config.init()),
+        }
+    }
+
+    /// Whether the head reads the packed level sets of multi-level towers
+    /// ([`crate::encoders::pack_image_levels`], [`crate::encoders::pack_caption_levels`])
+    /// rather than one flat set of regions and one of words.
+    pub fn reads_levels(&self) -> bool {
+        matches!(self, SimilarityConfig::MultiLevel(_))
+    }
+
+    /// Whether the model l2-normalises the sets before this head scores them: every head but
+    /// the multi-level one, which scores HAT's projected features as they are (SCAN i2t's
+    /// attention weights depend on the patches' norms).
+    pub fn unit_sets(&self) -> bool {
+        !self.reads_levels()
+    }
+
+    /// The head for an image tower whose levels have `image_regions` patches each (the
+    /// tower's [`crate::encoders::ImageEncoderConfig::level_regions`]): the multi-level head
+    /// takes that layout; every other head is returned as it is.
+    pub fn with_image_levels(self, image_regions: &[usize]) -> Self {
+        match self {
+            SimilarityConfig::MultiLevel(config) => {
+                SimilarityConfig::MultiLevel(MultiLevelScanConfig {
+                    image_regions: image_regions.to_vec(),
+                    ..config
+                })
+            }
+            other => other,
         }
     }
 
@@ -88,7 +123,21 @@ impl SimilarityHead {
             SimilarityHead::Chan(chan) => Some(chan),
             SimilarityHead::Esl(esl) => Some(esl),
             SimilarityHead::XDim(xdim) => Some(xdim),
+            SimilarityHead::MultiLevel(head) => Some(head),
         }
+    }
+
+    /// The multi-level head, to score its levels one by one ([`MultiLevelScan::level`]).
+    pub fn multi_level(&self) -> Option<&MultiLevelScan> {
+        match self {
+            SimilarityHead::MultiLevel(head) => Some(head),
+            _ => None,
+        }
+    }
+
+    /// See [`SimilarityConfig::unit_sets`].
+    pub fn unit_sets(&self) -> bool {
+        self.multi_level().is_none()
     }
 
     /// [`SimilarityHead::fine_grained`], owned.
@@ -99,6 +148,7 @@ impl SimilarityHead {
             SimilarityHead::Chan(chan) => Some(Box::new(chan)),
             SimilarityHead::Esl(esl) => Some(Box::new(esl)),
             SimilarityHead::XDim(xdim) => Some(Box::new(xdim)),
+            SimilarityHead::MultiLevel(head) => Some(Box::new(head)),
         }
     }
 }
@@ -114,6 +164,12 @@ pub trait Head: Sync {
     /// The set scorer at joint width `d_embed` with the published defaults, its learned
     /// parameters (if any) initialised on `device`; `None` for the cosine head.
     fn scorer(&self, d_embed: usize, device: &Device) -> Option<Box<dyn FineGrainedSimilarity>>;
+    /// Whether the scorer reads the packed level sets of multi-level towers (see
+    /// [`SimilarityConfig::reads_levels`]) instead of any region and word sets; such a head is
+    /// left out of [`HeadTable::fine_grained`].
+    fn reads_levels(&self) -> bool {
+        false
+    }
 }
 
 /// A head a [`crate::VseModel`] can hold: its name, summary and configuration at width `D`.
@@ -150,6 +206,10 @@ impl Head for BuiltinHead {
 
     fn scorer(&self, d_embed: usize, device: &Device) -> Option<Box<dyn FineGrainedSimilarity>> {
         self.config(d_embed).init(device).into_fine_grained()
+    }
+
+    fn reads_levels(&self) -> bool {
+        self.config(2).reads_levels()
     }
 }
 
@@ -223,8 +283,27 @@ pub const XDIM: BuiltinHead = BuiltinHead {
     config: |d| SimilarityConfig::XDim(XDimConfig::new(d)),
 };
 
+/// HAT's multi-level head (HAT, DAIM): SCAN i2t per level (λ1 = 9, mean over patches),
+/// summed over the levels. Its configuration at `D` has HAT's layout (Swin-B at 224 px:
+/// [`HAT_IMAGE_REGIONS`]); a model adapts it to its image tower
+/// ([`SimilarityConfig::with_image_levels`]).
+pub const MULTI_LEVEL_SCAN: BuiltinHead = BuiltinHead {
+    name: "multi_level_scan",
+    summary: "HAT's multi-level head: SCAN image-to-text per level (λ1 = 9, mean over patches), \
+              summed over low, middle and high levels (multi-level towers only)",
+    config: |_| SimilarityConfig::MultiLevel(MultiLevelScanConfig::new(HAT_IMAGE_REGIONS.to_vec())),
+};
+
 /// Every head of this crate, in the order lists show them.
-pub const HEADS: &[BuiltinHead] = &[COSINE, SCAN_T2I, SCAN_I2T, CHAN, ESL, XDIM];
+pub const HEADS: &[BuiltinHead] = &[
+    COSINE,
+    SCAN_T2I,
+    SCAN_I2T,
+    CHAN,
+    ESL,
+    XDIM,
+    MULTI_LEVEL_SCAN,
+];
 
 /// The built-in head named `name`.
 pub fn builtin_head(name: &str) -> Option<&'static BuiltinHead> {
@@ -288,9 +367,11 @@ impl HeadTable {
         self.heads.iter().copied()
     }
 
-    /// The heads that score region and word sets (every head but the cosine).
+    /// The heads that score any region and word sets (every head but the cosine and those
+    /// that read the packed levels of multi-level towers, [`Head::reads_levels`]).
     pub fn fine_grained(&self) -> impl Iterator<Item = &'static dyn Head> + '_ {
-        self.iter().filter(|head| !head.is_cosine())
+        self.iter()
+            .filter(|head| !head.is_cosine() && !head.reads_levels())
     }
 
     /// The names, in table order.
@@ -328,7 +409,15 @@ mod tests {
         let names = table.names();
         assert_eq!(
             names,
-            ["cosine", "scan_t2i", "scan_i2t", "chan", "esl", "xdim"]
+            [
+                "cosine",
+                "scan_t2i",
+                "scan_i2t",
+                "chan",
+                "esl",
+                "xdim",
+                "multi_level_scan"
+            ]
         );
         let mut unique = names.clone();
         unique.sort();
@@ -349,6 +438,21 @@ mod tests {
             ["scan_t2i", "scan_i2t", "chan", "esl", "xdim"]
         );
         assert!(builtin_head("cosine").unwrap().is_cosine());
+        let multi = builtin_head("multi_level_scan").unwrap();
+        assert!(multi.reads_levels() && !multi.config(8).unit_sets());
+        let SimilarityConfig::MultiLevel(adapted) = multi.config(8).with_image_levels(&[4, 1])
+        else {
+            panic!("the multi-level head")
+        };
+        assert_eq!(adapted.image_regions, [4, 1]);
+        assert!(
+            HEADS
+                .iter()
+                .filter(|h| h.name != "multi_level_scan")
+                .all(|h| {
+                    !h.reads_levels() && h.config(8).unit_sets() && !h.config(8).reads_levels()
+                })
+        );
         assert!(builtin_head("nope").is_none() && table.get("nope").is_none());
         let again = table.clone().with(&CHAN).unwrap_err();
         assert!(again.to_string().contains("\"chan\""), "{again}");

@@ -56,6 +56,7 @@ pub fn head_name(similarity: &SimilarityConfig) -> Option<&'static str> {
         SimilarityConfig::Chan(_) => Some("chan"),
         SimilarityConfig::Esl(_) => Some("esl"),
         SimilarityConfig::XDim(_) => Some("xdim"),
+        SimilarityConfig::MultiLevel(_) => Some("multi_level_scan"),
     }
 }
 

@@ -197,7 +197,34 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
             },
         ));
     }
-    let text = if model.bert.is_some() {
+    let levels = entry.text == TextTower::BertLevels;
+    if levels != (model.images == ImageTower::Swin) {
+        return Err((
+            "model.images",
+            if levels {
+                format!(
+                    "{} reads pixels through the Swin levels tower: use \"swin\"",
+                    entry.name
+                )
+            } else {
+                format!(
+                    "\"swin\" is the image tower of the multi-level systems (hat, daim), not \
+                     {}'s",
+                    entry.name
+                )
+            },
+        ));
+    }
+    if !levels && model.swin.is_some() {
+        return Err((
+            "model.swin",
+            format!(
+                "{} has no Swin tower: only hat and daim read a Swin folder",
+                entry.name
+            ),
+        ));
+    }
+    let text = if model.bert.is_some() && !levels {
         TextTower::Bert
     } else {
         entry.text
@@ -247,7 +274,9 @@ fn check_objective(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> 
             ),
         ));
     }
-    if t.distinguishability > 0.0 && !cosine {
+    // A multi-level head gives the term each level's mean features (DAIM, per level).
+    let levels = entry.similarity(config.model.embed).reads_levels();
+    if t.distinguishability > 0.0 && !cosine && !levels {
         return Err((
             "training.distinguishability",
             format!(
@@ -292,7 +321,9 @@ fn check_data(config: &RunConfig) -> Result<(), Problem> {
 fn check_pixels(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
     let model = &config.model;
     let clip = entry.text == TextTower::Clip;
-    let grid = model.images == ImageTower::Vit || (clip && model.clip.is_none());
+    let grid = model.images == ImageTower::Vit
+        || (clip && model.clip.is_none())
+        || (model.images == ImageTower::Swin && model.swin.is_none());
     if grid && !model.image_size.is_multiple_of(PATCH_GRID) {
         return Err((
             "model.image_size",
