@@ -72,23 +72,26 @@ fn hat_and_daim_train_on_shapes_pixels_and_report_their_levels() {
                 .iter()
                 .map(|r| r["margin"].as_f64().unwrap())
                 .collect();
-            assert!(margins.iter().all(|m| (0.05 - 1e-9..=0.4 + 1e-9).contains(m)));
+            assert!(
+                margins
+                    .iter()
+                    .all(|m| (0.05 - 1e-9..=0.4 + 1e-9).contains(m))
+            );
         } else {
             assert!(history.iter().all(|r| r["margin"].as_f64() == Some(0.2)));
         }
 
         // The summed score's metrics, and each level's alone.
-        let evaluated: serde_json::Value = serde_json::from_str(&QUIET.ok(&[
-            "evaluate",
-            "--checkpoint",
-            s(&run),
-            "--json",
-        ]))
-        .unwrap();
+        let evaluated: serde_json::Value =
+            serde_json::from_str(&QUIET.ok(&["evaluate", "--checkpoint", s(&run), "--json"]))
+                .unwrap();
         let levels = evaluated["levels"].as_array().expect("per-level metrics");
         assert_eq!(levels.len(), 3, "{evaluated}");
         let rsums: Vec<f64> = levels.iter().map(|l| l["rsum"].as_f64().unwrap()).collect();
-        eprintln!("{model}: test rsum {} by level {rsums:?}", evaluated["rsum"]);
+        eprintln!(
+            "{model}: test rsum {} by level {rsums:?}",
+            evaluated["rsum"]
+        );
         assert!(rsums.iter().all(|r| r.is_finite() && *r > 0.0), "{rsums:?}");
         assert!(evaluated["rsum"].as_f64().unwrap() > 0.0);
     }
@@ -127,7 +130,13 @@ fn the_swin_tower_belongs_to_the_multi_level_entries() {
     };
     write("images = \"swin\"\n");
     itm.fails(
-        &["train", "--model", "vse_infinity_bigru", "--config", s(&config)],
+        &[
+            "train",
+            "--model",
+            "vse_infinity_bigru",
+            "--config",
+            s(&config),
+        ],
         &["model.images", "hat, daim"],
     );
     write("images = \"resnet\"\n");

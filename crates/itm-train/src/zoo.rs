@@ -690,7 +690,13 @@ mod tests {
         }
         let hat = lookup("hat").unwrap().training();
         assert_eq!(
-            (hat.loss, hat.margin, hat.mining, hat.batch_size, hat.learning_rate),
+            (
+                hat.loss,
+                hat.margin,
+                hat.mining,
+                hat.batch_size,
+                hat.learning_rate
+            ),
             (LossKind::Hinge, 0.2, NegativeMining::Hardest, 58, 1e-4)
         );
         assert_eq!((hat.warmup_epochs, hat.lr_decay_epoch), (0, 10));
