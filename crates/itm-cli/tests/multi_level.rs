@@ -1,6 +1,7 @@
 //! The multi-level entries (`hat`, `daim`: Swin levels, BERT levels, HAT's multi-level head)
 //! through the real binary on `shapes` pixels: each trains from scratch and its loss falls,
-//! DAIM keeps one adaptive-margin state per level, `itm evaluate --json` reports every level's
+//! DAIM keeps one adaptive-margin state per level and continues them exactly on resume,
+//! `itm evaluate --json` reports every level's
 //! metrics beside the summed score's, and `--swin`/`--bert`
 //! start the towers from the tiny transformers folders. One test runs them one after the
 //! other: the flex device's random draws are per device.
@@ -95,6 +96,22 @@ fn hat_and_daim_train_on_shapes_pixels_and_report_their_levels() {
         assert!(rsums.iter().all(|r| r.is_finite() && *r > 0.0), "{rsums:?}");
         assert!(evaluated["rsum"].as_f64().unwrap() > 0.0);
     }
+
+    // DAIM's per-level margin states continue across a resume: one epoch, then a second on
+    // resume, equals two epochs in one run (records without timings, and the loss state).
+    let full = train(&dir, "daim-full", "daim", "", 2);
+    let part = train(&dir, "daim-part", "daim", "", 1);
+    QUIET.ok(&["train", "--resume", s(&part), "--epochs", "2"]);
+    let timeless = |run: &Path| {
+        let mut history = read_jsonl(&run.join("metrics.jsonl"));
+        for record in &mut history {
+            record.as_object_mut().unwrap().remove("seconds");
+        }
+        history
+    };
+    assert_eq!(timeless(&full), timeless(&part));
+    let state = |run: &Path| read_json(&run.join("resume.json"))["loss"].clone();
+    assert_eq!(state(&full), state(&part));
 
     // Pretrained towers: the tiny transformers Swin (32 px) and BERT (2 layers: levels after
     // layers 1, 1 and 2) with its tokenizer.
