@@ -130,7 +130,8 @@ fn hat_and_daim_train_on_shapes_pixels_and_report_their_levels() {
     );
 }
 
-/// The Swin tower is the multi-level entries' alone, and they need it.
+/// The Swin tower is the multi-level entries' alone, they need it, and from scratch it needs an
+/// image side that its 16 × 16 grid divides.
 #[test]
 fn the_swin_tower_belongs_to_the_multi_level_entries() {
     let dir = TempDir::new("cli-multi-level-bad");
@@ -160,5 +161,11 @@ fn the_swin_tower_belongs_to_the_multi_level_entries() {
     itm.fails(
         &["train", "--model", "hat", "--config", s(&config)],
         &["model.images", "\"swin\""],
+    );
+    // The Swin from scratch cuts the image into a 16 × 16 grid.
+    write("image_size = 40\n");
+    itm.fails(
+        &["train", "--model", "hat", "--config", s(&config)],
+        &["model.image_size", "multiple of 16"],
     );
 }

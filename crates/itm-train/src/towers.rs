@@ -126,12 +126,18 @@ impl ImageTower {
     }
 }
 
-/// The Swin of the `swin` tower trained from scratch: [`SwinConfig::tiny`] (2×2 patches,
-/// width 8, three stages of two blocks, 4×4 windows) at side `image_size`, with HAT's stage
-/// norms. At 32 px its levels have 256, 64 and 16 patches.
+/// Side of the first stage's grid of the `swin` tower trained from scratch: its patches are
+/// `image_size / SWIN_GRID` pixels wide, so the image side must be a multiple.
+pub const SWIN_GRID: usize = 16;
+
+/// The Swin of the `swin` tower trained from scratch: [`SwinConfig::tiny`] (width 8, three
+/// stages of two blocks, 4×4 windows) at side `image_size`, cut into a [`SWIN_GRID`] ×
+/// [`SWIN_GRID`] grid of patches (2×2 pixels at 32 px, as `tiny`), with HAT's stage norms: its
+/// levels have 256, 64 and 16 patches at any side.
 pub fn tiny_swin(image_size: usize) -> SwinConfig {
     SwinConfig {
         image_size,
+        patch_size: (image_size / SWIN_GRID).max(1),
         ..SwinConfig::tiny()
     }
     .with_stage_norms(true)
@@ -293,6 +299,10 @@ mod tests {
         };
         assert_eq!(swin.level_regions(), [256, 64, 16]);
         assert!(swin.swin.stage_norms);
+        assert_eq!(
+            (tiny_swin(224).patch_size, tiny_swin(32).patch_size),
+            (14, 2)
+        );
         assert_eq!(
             ImageTower::Clip.transform(16),
             Some(ImageTransform::clip(16))

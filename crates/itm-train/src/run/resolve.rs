@@ -9,7 +9,7 @@ use itm_data::{DataError, atomic};
 use super::error::RunError;
 use super::schema::{DataSection, RUN_FILE, RunConfig};
 use crate::config::TrainingConfig;
-use crate::towers::{ImageTower, PATCH_GRID, TextTower, Towers};
+use crate::towers::{ImageTower, PATCH_GRID, SWIN_GRID, TextTower, Towers};
 use crate::zoo::{self, ZooEntry};
 
 /// Where the values of a [`RunConfig`] built in code come from, in messages.
@@ -321,9 +321,20 @@ fn check_data(config: &RunConfig) -> Result<(), Problem> {
 fn check_pixels(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
     let model = &config.model;
     let clip = entry.text == TextTower::Clip;
-    let grid = model.images == ImageTower::Vit
-        || (clip && model.clip.is_none())
-        || (model.images == ImageTower::Swin && model.swin.is_none());
+    if model.images == ImageTower::Swin
+        && model.swin.is_none()
+        && !model.image_size.is_multiple_of(SWIN_GRID)
+    {
+        return Err((
+            "model.image_size",
+            format!(
+                "the Swin trained from scratch cuts the image into a {SWIN_GRID}×{SWIN_GRID} \
+                 grid of patches: a multiple of {SWIN_GRID}, found {}",
+                model.image_size
+            ),
+        ));
+    }
+    let grid = model.images == ImageTower::Vit || (clip && model.clip.is_none());
     if grid && !model.image_size.is_multiple_of(PATCH_GRID) {
         return Err((
             "model.image_size",
