@@ -250,6 +250,7 @@ fn run_config(args: &Args) -> Result<ResolvedRun, Box<dyn std::error::Error>> {
         embed: Some(args.embed),
         bert: args.bert.clone(),
         clip: None,
+        swin: None,
         init: None,
         towers: None,
         tokenizer: None,

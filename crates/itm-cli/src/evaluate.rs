@@ -10,6 +10,7 @@ use itm_data::images::ImageTransform;
 use itm_data::npy::{FloatArray, write_f32};
 use itm_train::{
     Checkpoint, DataSection, RunConfig, check_image_input, evaluate_split_two_stage, score_split,
+    score_split_levels,
 };
 use rayon::prelude::*;
 
@@ -39,7 +40,8 @@ pub struct EvaluateArgs {
     /// f30k and coco5k rank over the whole matrix; coco1k averages 5 folds of N/5 images.
     #[arg(long, value_enum, default_value_t = ProtocolArg::F30k)]
     protocol: ProtocolArg,
-    /// Print one JSON object (i2t_r1 … t2i_meanr, rsum) instead of a table.
+    /// Print one JSON object (i2t_r1 … t2i_meanr, rsum) instead of a table; a multi-level
+    /// model (hat, daim) adds `levels`: the same metrics of each level's scores alone.
     #[arg(long)]
     json: bool,
     /// Also write the (averaged) similarity matrix (.npy, float32, [images, captions]).
@@ -202,8 +204,17 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
         return Ok(());
     }
     let mut sum: Vec<f32> = Vec::new();
+    // The levels of one multi-level checkpoint, scored alone (not for ensembles).
+    let mut levels: Vec<Vec<f32>> = Vec::new();
     for folder in &args.checkpoint {
-        let scores = score_checkpoint(folder, &split, &device, args.quiet)?;
+        let (scores, by_level) = score_checkpoint(
+            folder,
+            &split,
+            &device,
+            args.checkpoint.len() == 1,
+            args.quiet,
+        )?;
+        levels = by_level;
         if sum.is_empty() {
             sum = scores;
         } else {
@@ -224,7 +235,26 @@ fn run_checkpoints(args: &EvaluateArgs, protocol: Protocol) -> Result<(), String
             args.checkpoint.len()
         );
     }
-    show(&report.metrics, protocol, n_img, n_cap, args.json);
+    let level_metrics: Vec<Metrics> = levels
+        .iter()
+        .map(|scores| evaluate(scores, n_img, &split.caption_image, protocol).metrics)
+        .collect();
+    if args.json {
+        let mut json = to_json(&report.metrics);
+        if !level_metrics.is_empty() {
+            json["levels"] = level_metrics.iter().map(to_json).collect();
+        }
+        println!("{json}");
+    } else {
+        show(&report.metrics, protocol, n_img, n_cap, false);
+        for (level, metrics) in level_metrics.iter().enumerate() {
+            println!(
+                "level {level} alone ({}): rsum {:.1}",
+                ["low", "middle", "high"].get(level).unwrap_or(&"-"),
+                metrics.rsum()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -235,16 +265,27 @@ fn run_image_size(folder: &Path) -> Option<usize> {
         .map(|run| run.model.image_size)
 }
 
-/// The `[images, captions]` scores of `split` under the checkpoint in `folder`.
+/// The `[images, captions]` scores of `split` under the checkpoint in `folder` and, when
+/// `levels` is set and the model has the multi-level head, each level's scores alone (else
+/// none).
 fn score_checkpoint(
     folder: &Path,
     split: &itm_data::RetrievalSplit,
     device: &Device,
+    levels: bool,
     quiet: bool,
-) -> Result<Vec<f32>, String> {
+) -> Result<(Vec<f32>, Vec<Vec<f32>>), String> {
     let (model, config, tokenizer) = load_checkpoint(folder, device)?;
     check_image_input(&config, &split.images).map_err(|e| format!("{}: {e}", folder.display()))?;
-    score_split(&model, split, &tokenizer, device, quiet).map_err(|e| e.to_string())
+    if levels
+        && let Some(scores) = score_split_levels(&model, split, &tokenizer, device, quiet)
+            .map_err(|e| e.to_string())?
+    {
+        return Ok((scores.total, scores.levels));
+    }
+    let scores =
+        score_split(&model, split, &tokenizer, device, quiet).map_err(|e| e.to_string())?;
+    Ok((scores, Vec::new()))
 }
 
 /// Loads the checkpoint in `folder`; a missing folder is named as such.

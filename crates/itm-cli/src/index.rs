@@ -105,7 +105,8 @@ fn build(args: &BuildArgs) -> Result<(), String> {
         ImageEncoderConfig::Regions(regions) => Some(regions.d_feature),
         ImageEncoderConfig::ResNet(_)
         | ImageEncoderConfig::Vit(_)
-        | ImageEncoderConfig::Clip(_) => None,
+        | ImageEncoderConfig::Clip(_)
+        | ImageEncoderConfig::SwinLevels(_) => None,
     };
     let approximate = args.approximate.then_some(ApproximateOptions {
         parameters: HnswParameters {

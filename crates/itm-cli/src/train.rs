@@ -31,8 +31,8 @@ pub struct TrainArgs {
         long,
         value_name = "DIR",
         conflicts_with_all = [
-            "config", "model", "data", "embed", "clip", "init", "towers", "tokenizer",
-            "local_weight", "batch_size", "lr", "seed", "output"
+            "config", "model", "data", "embed", "bert", "clip", "swin", "init", "towers",
+            "tokenizer", "local_weight", "batch_size", "lr", "seed", "output"
         ]
     )]
     resume: Option<PathBuf>,
@@ -50,6 +50,14 @@ pub struct TrainArgs {
     /// clip entry starts from (model.clip).
     #[arg(long, value_name = "DIR")]
     clip: Option<PathBuf>,
+    /// A pretrained BERT-family folder (config.json, model.safetensors, tokenizer.json) for the
+    /// text tower (model.bert): VSE∞'s BERT tower, or the BERT levels of hat and daim.
+    #[arg(long, value_name = "DIR")]
+    bert: Option<PathBuf>,
+    /// A Hugging Face Swin folder (config.json, model.safetensors) that the Swin levels of hat
+    /// and daim start from (model.swin).
+    #[arg(long, value_name = "DIR")]
+    swin: Option<PathBuf>,
     /// Fine-tune the model of an itm checkpoint folder (written by `itm train` or `itm
     /// import`): its architecture, weights and tokenizer; the recipe comes from --model
     /// (model.init).
@@ -189,7 +197,8 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         towers: args.towers,
         tokenizer: args.tokenizer,
         local_weight: args.local_weight,
-        bert: None,
+        bert: args.bert,
+        swin: args.swin,
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,

@@ -516,3 +516,74 @@ fn an_imported_model_fine_tunes() {
         &["model.init", "64-wide", "32-wide"],
     );
 }
+
+/// HAT's Lightning checkpoint (`scripts/authors/hat.py`: HAT's own Swin, BERT and
+/// `xattn_score_i2t`, tiny sizes): `itm import` (recognised from its keys) gives the `hat` model,
+/// whose scores of the fixture's Karpathy split (3 images, 15 captions) are HAT's within 1e-4;
+/// a checkpoint of another system given as HAT is refused with what HAT needs, and so is a HAT
+/// checkpoint without its BERT folder.
+#[test]
+fn hat_imports_and_scores_as_hats_own_code() {
+    let dir = TempDir::new("import-hat");
+    let fixture = authors("hat");
+    let run = dir.join("run");
+    let out = ITM.ok(&[
+        "import",
+        "--checkpoint",
+        s(&fixture.join("hat.ckpt")),
+        "--bert",
+        s(&fixture.join("bert")),
+        "--output",
+        s(&run),
+    ]);
+    assert!(out.contains("hat"), "{out}");
+    let sims = dir.join("sims.npy");
+    let evaluated = ITM.ok(&[
+        "evaluate",
+        "--checkpoint",
+        s(&run),
+        "--data",
+        s(&fixture.join("data/dataset.json")),
+        "--json",
+        "--quiet",
+        "--save-sims",
+        s(&sims),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&evaluated).unwrap();
+    assert_eq!(json["levels"].as_array().map(Vec::len), Some(3), "{json}");
+    let (shape, ours) = matrix(&sims);
+    let (expected_shape, hats) = matrix(&fixture.join("sims.npy"));
+    assert_eq!(shape, expected_shape);
+    let worst = ours
+        .iter()
+        .zip(&hats)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("hat: largest difference from HAT's scores {worst:e}");
+    assert!(worst <= 1e-4, "{worst}");
+
+    // Another system's checkpoint as HAT, and HAT without its BERT folder.
+    let other = authors("vse_infty_bigru").join("model_best.pth");
+    ITM.fails(
+        &[
+            "import",
+            "--checkpoint",
+            s(&other),
+            "--system",
+            "hat",
+            "--output",
+            s(&dir.join("bad")),
+        ],
+        &["model_best.pth", "not a HAT checkpoint", "vit_model"],
+    );
+    ITM.fails(
+        &[
+            "import",
+            "--checkpoint",
+            s(&fixture.join("hat.ckpt")),
+            "--output",
+            s(&dir.join("bad")),
+        ],
+        &["hat.ckpt", "--bert DIR"],
+    );
+}

@@ -92,7 +92,7 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
     let chance = 62.0;
     for (model, extra) in [
         ("chan_asdg", ""),
-        ("daim", ""),
+        ("daim_vse", ""),
         // AAHR's relation losses from the first step too (HREM's warm-up).
         ("aahr", "relation_warmup_steps = 0\n"),
         // HREM's relation losses from the first step (its 8000-step warm-up is longer than
@@ -125,7 +125,7 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
         let resume = read_json(&run.join("resume.json"));
         let margins: Vec<Option<f64>> = history.iter().map(|r| r["margin"].as_f64()).collect();
         match model {
-            "daim" => {
+            "daim_vse" => {
                 // The mean adaptive margin stays in [0.05, 0.4]; the running statistics of every
                 // step are in the resume state, and the last epoch's margin agrees with them: at
                 // α_max while they overlap (g ≤ 0, as in a run this short), below it after.
@@ -144,7 +144,7 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
                     - value("negative_mean")
                     - value("positive_std")
                     - value("negative_std");
-                eprintln!("daim: epoch margins {margins:?}, separation {separation:.3}");
+                eprintln!("daim_vse: epoch margins {margins:?}, separation {separation:.3}");
                 if separation <= 0.0 {
                     assert!((margins[2] - 0.4).abs() < 1e-9, "{margins:?}");
                 } else {
@@ -166,6 +166,6 @@ fn new_zoo_entries_and_losses_train_on_shapes() {
     }
     // The adaptive margin's statistics and InfoNCE's temperature (and its optimiser state)
     // continue across a resume.
-    assert_resumes_exactly(&dir, "daim", "");
+    assert_resumes_exactly(&dir, "daim_vse", "");
     assert_resumes_exactly(&dir, "vse_infinity_bigru", "loss = \"info_nce\"\n");
 }

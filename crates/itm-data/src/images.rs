@@ -58,13 +58,16 @@ impl ImageTransform {
     }
 
     /// The transform a pixel `encoder` reads: CLIP's vision tower its own image size and
-    /// CLIP's normalisation, the ResNet and the ViT `size` and ImageNet's; `None` for a region
+    /// CLIP's normalisation, the Swin levels their Swin's side and ImageNet's, the ResNet and the
+    /// ViT `size` and ImageNet's; `None` for a region
     /// encoder.
     pub fn for_encoder(encoder: &ImageEncoderConfig, size: u32) -> Option<Self> {
         match encoder {
             ImageEncoderConfig::Regions(_) => None,
             ImageEncoderConfig::ResNet(_) | ImageEncoderConfig::Vit(_) => Some(Self::new(size)),
             ImageEncoderConfig::Clip(clip) => Some(Self::clip(clip.vision.image_size as u32)),
+            // HAT reads its Swin's own side with ImageNet's statistics.
+            ImageEncoderConfig::SwinLevels(swin) => Some(Self::new(swin.swin.image_size as u32)),
         }
     }
 

@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor};
 use itm_core::encoders::ImageEncoderConfig;
 use itm_core::eval::{Protocol, RetrievalReport, evaluate};
-use itm_core::similarity::{BlockedCosine, FeatureSets, ShardedScorer};
+use itm_core::similarity::{BlockedCosine, FeatureSets, FineGrainedSimilarity, ShardedScorer};
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, ImageSource, RetrievalSplit, TokenBatch};
 
@@ -216,23 +216,73 @@ pub fn score_split(
         None => None,
         Some(method) => {
             let (images, captions) = encode_sets(model, split, tokenizer, device)?;
-            let scorer = ShardedScorer::new(device.clone());
-            let mut progress: Option<Progress> = None;
-            Some(
-                scorer.score(method, images.sets(), captions.sets(), |done, total| {
-                    progress
-                        .get_or_insert_with(|| Progress::new("score", total, quiet))
-                        .step(String::new);
-                    if done == total
-                        && let Some(bar) = progress.take()
-                    {
-                        bar.finish();
-                    }
-                }),
-            )
+            Some(shard(method, &images, &captions, device, "score", quiet))
         }
     };
     Ok(model.similarity.combine_host(global, local))
+}
+
+/// `method`'s `[n_images, n_captions]` scores of the encoded sets, in shards under a 2 GiB
+/// budget, with a progress bar named `label`.
+fn shard(
+    method: &dyn FineGrainedSimilarity,
+    images: &HostSets,
+    captions: &HostSets,
+    device: &Device,
+    label: &'static str,
+    quiet: bool,
+) -> Vec<f32> {
+    let scorer = ShardedScorer::new(device.clone());
+    let mut progress: Option<Progress> = None;
+    scorer.score(method, images.sets(), captions.sets(), |done, total| {
+        progress
+            .get_or_insert_with(|| Progress::new(label, total, quiet))
+            .step(String::new);
+        if done == total
+            && let Some(bar) = progress.take()
+        {
+            bar.finish();
+        }
+    })
+}
+
+/// The scores of a split under a multi-level model ([`score_split_levels`]).
+#[derive(Debug, Clone)]
+pub struct SplitLevelScores {
+    /// The multi-level similarity `[n_images, n_captions]`: the sum of the levels.
+    pub total: Vec<f32>,
+    /// Each level's `[n_images, n_captions]` scores, low → high.
+    pub levels: Vec<Vec<f32>>,
+}
+
+/// The scores of `split` under a model with the multi-level head (HAT, DAIM), in total and
+/// for each level alone (the head's `level(ℓ)`), every matrix through the sharded scorer from
+/// one encoding of the split; `None` for a model with another head.
+pub fn score_split_levels(
+    model: &VseModel,
+    split: &RetrievalSplit,
+    tokenizer: &CaptionTokenizer,
+    device: &Device,
+    quiet: bool,
+) -> Result<Option<SplitLevelScores>, DataError> {
+    let Some(head) = model.similarity.multi_level() else {
+        return Ok(None);
+    };
+    let (images, captions) = encode_sets(model, split, tokenizer, device)?;
+    let total = shard(head, &images, &captions, device, "score", quiet);
+    let levels = (0..head.num_levels())
+        .map(|level| {
+            shard(
+                &head.level(level),
+                &images,
+                &captions,
+                device,
+                "score level",
+                quiet,
+            )
+        })
+        .collect();
+    Ok(Some(SplitLevelScores { total, levels }))
 }
 
 /// Encodes, scores and evaluates `split` with `protocol`.

@@ -38,8 +38,8 @@ pub use checkpoint::Checkpoint;
 pub use config::TrainingConfig;
 pub use error::{PretrainedError, TrainError};
 pub use evaluate::{
-    Embeddings, HostSets, check_image_input, cosine_scores, encode_captions, encode_images,
-    encode_sets, encode_split, evaluate_split, score_split,
+    Embeddings, HostSets, SplitLevelScores, check_image_input, cosine_scores, encode_captions,
+    encode_images, encode_sets, encode_split, evaluate_split, score_split, score_split_levels,
 };
 pub use pretrained::{
     BERT_IGNORED, BERT_KEY_REMAP, BertConfigError, CLIP_IGNORED, CLIP_KEY_REMAP, ClipConfigError,

@@ -5,7 +5,8 @@
 //! main example read these tables; nothing else names a tower.
 
 use itm_core::encoders::{
-    ImageEncoderConfig, RegionEncoderConfig, ResNetEncoderConfig, VitEncoderConfig,
+    ImageEncoderConfig, RegionEncoderConfig, ResNetEncoderConfig, SwinConfig,
+    SwinLevelEncoderConfig, VitEncoderConfig,
 };
 use itm_data::images::ImageTransform;
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,22 @@ pub enum ImageTower {
     /// from scratch an 8×8 grid of patches, 2 layers of width 64), normalised with CLIP's
     /// statistics.
     Clip,
+    /// Pixels through a Swin whose last three stages are the low, middle and high levels, each
+    /// projected to `D` and packed into one set (HAT, DAIM): a pretrained folder's Swin
+    /// (`model.swin`) with HAT's stage norms, or from scratch [`SwinConfig::tiny`] at the
+    /// image side.
+    Swin,
 }
 
 impl ImageTower {
     /// Every image tower, in the order lists show them.
-    pub const ALL: [ImageTower; 4] = [Self::Regions, Self::Resnet, Self::Vit, Self::Clip];
+    pub const ALL: [ImageTower; 5] = [
+        Self::Regions,
+        Self::Resnet,
+        Self::Vit,
+        Self::Clip,
+        Self::Swin,
+    ];
 
     /// The name (`model.images`, `--images`).
     pub fn name(self) -> &'static str {
@@ -41,6 +53,7 @@ impl ImageTower {
             Self::Resnet => "resnet",
             Self::Vit => "vit",
             Self::Clip => "clip",
+            Self::Swin => "swin",
         }
     }
 
@@ -56,6 +69,9 @@ impl ImageTower {
             Self::Resnet => "pixels through a small ResNet (stages 16, 32, 64)",
             Self::Vit => "pixels through a small ViT (8×8 patches, 2 layers of width 64)",
             Self::Clip => "pixels through CLIP's vision transformer (the clip entry)",
+            Self::Swin => {
+                "pixels through a Swin, its last three stages as projected levels (hat, daim)"
+            }
         }
     }
 
@@ -70,14 +86,15 @@ impl ImageTower {
         let size = image_size as u32;
         match self {
             Self::Regions => None,
-            Self::Resnet | Self::Vit => Some(ImageTransform::new(size)),
+            Self::Resnet | Self::Vit | Self::Swin => Some(ImageTransform::new(size)),
             Self::Clip => Some(ImageTransform::clip(size)),
         }
     }
 
     /// The encoder of a tower trained from scratch at joint width `d_embed`: regions of
     /// width `d_feature`, the ResNet, or the ViT over `image_size` pixels cut into a
-    /// [`PATCH_GRID`] grid. `None` for CLIP's tower, which comes with CLIP's configuration.
+    /// [`PATCH_GRID`] grid, or the tiny Swin's levels ([`tiny_swin`]). `None` for CLIP's tower,
+    /// which comes with CLIP's configuration.
     pub fn encoder(
         self,
         d_embed: usize,
@@ -100,9 +117,30 @@ impl ImageTower {
                 4,
                 d_embed,
             ))),
+            Self::Swin => Some(ImageEncoderConfig::SwinLevels(SwinLevelEncoderConfig::new(
+                tiny_swin(image_size),
+                d_embed,
+            ))),
             Self::Clip => None,
         }
     }
+}
+
+/// Side of the first stage's grid of the `swin` tower trained from scratch: its patches are
+/// `image_size / SWIN_GRID` pixels wide, so the image side must be a multiple.
+pub const SWIN_GRID: usize = 16;
+
+/// The Swin of the `swin` tower trained from scratch: [`SwinConfig::tiny`] (width 8, three
+/// stages of two blocks, 4×4 windows) at side `image_size`, cut into a [`SWIN_GRID`] ×
+/// [`SWIN_GRID`] grid of patches (2×2 pixels at 32 px, as `tiny`), with HAT's stage norms: its
+/// levels have 256, 64 and 16 patches at any side.
+pub fn tiny_swin(image_size: usize) -> SwinConfig {
+    SwinConfig {
+        image_size,
+        patch_size: (image_size / SWIN_GRID).max(1),
+        ..SwinConfig::tiny()
+    }
+    .with_stage_norms(true)
 }
 
 /// How a region tower turns precomputed region features into the joint space: each published
@@ -181,11 +219,16 @@ pub enum TextTower {
     /// CLIP's text transformer, with CLIP's vision transformer as the image tower (both from
     /// a Hugging Face CLIP folder when one is given, else a small CLIP from scratch).
     Clip,
+    /// A BERT's hidden states after three of its layers as the low, middle and high levels,
+    /// each projected to `D` and packed into one set, with the Swin levels as the image tower
+    /// (HAT, DAIM): a pretrained folder's BERT (`model.bert`) or a tiny one from scratch
+    /// ([`tiny_bert`]) over a word-level tokenizer of the training captions.
+    BertLevels,
 }
 
 impl TextTower {
     /// Every text tower, in the order lists show them.
-    pub const ALL: [TextTower; 3] = [Self::BiGru, Self::Bert, Self::Clip];
+    pub const ALL: [TextTower; 4] = [Self::BiGru, Self::Bert, Self::Clip, Self::BertLevels];
 
     /// The name.
     pub fn name(self) -> &'static str {
@@ -193,6 +236,7 @@ impl TextTower {
             Self::BiGru => "bigru",
             Self::Bert => "bert",
             Self::Clip => "clip",
+            Self::BertLevels => "bert_levels",
         }
     }
 
@@ -202,17 +246,32 @@ impl TextTower {
             Self::BiGru => "a BiGRU over the training captions' words",
             Self::Bert => "a pretrained BERT-family transformer (model.bert), learning at ×0.1",
             Self::Clip => "CLIP's causal text transformer (with CLIP's vision tower)",
+            Self::BertLevels => {
+                "BERT's hidden states after three layers as projected levels (with the Swin \
+                 levels; model.bert, or a tiny BERT from scratch)"
+            }
         }
     }
 
     /// The image tower a system with this text tower reads by default: CLIP's with CLIP's
-    /// text tower, region features otherwise.
+    /// text tower, the Swin levels with the BERT levels, region features otherwise.
     pub fn default_image_tower(self) -> ImageTower {
         match self {
             Self::Clip => ImageTower::Clip,
+            Self::BertLevels => ImageTower::Swin,
             Self::BiGru | Self::Bert => ImageTower::Regions,
         }
     }
+}
+
+/// Longest caption of HAT's text tower, special tokens included (its `max_text_len`).
+pub const HAT_MAX_TOKENS: usize = 32;
+
+/// The BERT of the `bert_levels` tower trained from scratch over `vocab_size` tokens: 3 layers
+/// of width 32 (2 heads, feed-forward 64), positions for [`HAT_MAX_TOKENS`] tokens; its levels
+/// are the hidden states after layers 1, 2 and 3 ([`itm_core::encoders::hat_text_layers`]).
+pub fn tiny_bert(vocab_size: usize) -> itm_core::encoders::BertConfig {
+    itm_core::encoders::BertConfig::new(vocab_size, 32, 3, 2, 64, HAT_MAX_TOKENS)
 }
 
 #[cfg(test)]
@@ -230,7 +289,20 @@ mod tests {
         }
         assert_eq!(ImageTower::from_name("pixels"), None);
         let names: Vec<_> = TextTower::ALL.map(TextTower::name).to_vec();
-        assert_eq!(names, ["bigru", "bert", "clip"]);
+        assert_eq!(names, ["bigru", "bert", "clip", "bert_levels"]);
+        assert_eq!(
+            TextTower::BertLevels.default_image_tower(),
+            ImageTower::Swin
+        );
+        let Some(ImageEncoderConfig::SwinLevels(swin)) = ImageTower::Swin.encoder(24, 32, 8) else {
+            panic!("the Swin levels")
+        };
+        assert_eq!(swin.level_regions(), [256, 64, 16]);
+        assert!(swin.swin.stage_norms);
+        assert_eq!(
+            (tiny_swin(224).patch_size, tiny_swin(32).patch_size),
+            (14, 2)
+        );
         assert_eq!(
             ImageTower::Clip.transform(16),
             Some(ImageTransform::clip(16))

@@ -13,8 +13,8 @@ use itm_core::fusion::{InstanceRelationConfig, MultiScaleFusionConfig};
 use itm_core::loss::NegativeMining;
 use itm_core::pooling::{GpoConfig, HremPoolingConfig, PoolingConfig};
 use itm_core::similarity::{
-    CHAN, COSINE, COSINE_CHAN, ChanAggregation, ChanConfig, ESL, EslAggregator, SCAN_I2T, SCAN_T2I,
-    SimilarityConfig, XDIM, esl,
+    CHAN, COSINE, COSINE_CHAN, ChanAggregation, ChanConfig, ESL, EslAggregator, MULTI_LEVEL_SCAN,
+    SCAN_I2T, SCAN_T2I, SimilarityConfig, XDIM, esl,
 };
 
 use crate::config::{LossKind, TrainingConfig};
@@ -165,6 +165,14 @@ impl ZooEntry {
             TextEncoderConfig::Gru(_) => TextTower::BiGru,
             TextEncoderConfig::Bert(_) => TextTower::Bert,
             TextEncoderConfig::Clip(_) => TextTower::Clip,
+            TextEncoderConfig::BertLevels(_) => TextTower::BertLevels,
+        };
+        // A multi-level head takes the image tower's layout of levels.
+        let similarity = match image.level_regions() {
+            Some(regions) => self
+                .similarity_with(d_embed, text_tower)
+                .with_image_levels(&regions),
+            None => self.similarity_with(d_embed, text_tower),
         };
         let image = match image {
             ImageEncoderConfig::Regions(regions) if towers == Towers::System => {
@@ -336,11 +344,48 @@ pub const ZOO: &[ZooEntry] = &[
         instance_relation: false,
     },
     ZooEntry {
+        name: "hat",
+        family: "HAT",
+        summary: "HAT: Swin levels (last three stages) and BERT levels (three layers), each \
+                  projected, SCAN i2t per level (λ1 = 9) summed, VSE++ hinge with hardest \
+                  negatives; tiny towers from scratch or pretrained folders (model.swin, \
+                  model.bert)",
+        citation: "HAT: hierarchical alignment transformer for image-text matching \
+                   (LuminosityX/HAT; see METHODS §3, §8)",
+        d_embed: 768,
+        text: ZooText::BertLevels,
+        similarity: |d| MULTI_LEVEL_SCAN.config(d),
+        training: hat_training,
+        region_fusion: false,
+        pooling: mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
+        instance_relation: false,
+    },
+    ZooEntry {
         name: "daim",
         family: "DAIM",
+        summary: "DAIM: HAT's network with, per level, the adaptive margin (our design) on the \
+                  level's scores and the distinguishability term (λ 0.1, our design) on the \
+                  level's mean features",
+        citation: "DAIM: distinguishability and adaptive-margin image-text matching (see \
+                   METHODS §5, §8)",
+        d_embed: 768,
+        text: ZooText::BertLevels,
+        similarity: |d| MULTI_LEVEL_SCAN.config(d),
+        training: daim_training,
+        region_fusion: false,
+        pooling: mean,
+        regions: RegionTower::FcMlp,
+        bert_script: None,
+        instance_relation: false,
+    },
+    ZooEntry {
+        name: "daim_vse",
+        family: "DAIM",
         summary: "DAIM losses on VSE∞ towers: hinge with an adaptive margin + distinguishability \
-                  (λ 0.1); our design of both, and single-level (not the paper's dual-stream \
-                  METER model with three levels)",
+                  (λ 0.1); our design of both, and single-level (the paper's three-level network is \
+                  the daim entry)",
         citation: "DAIM: distinguishability and adaptive-margin image-text matching (see \
                    METHODS §5, §8)",
         d_embed: 768,
@@ -518,6 +563,23 @@ fn daim_training() -> TrainingConfig {
     }
 }
 
+/// HAT (METHODS §8): Adam 1e-4 (no weight decay), batch 58, decayed ×0.1 at epoch 10, the
+/// VSE++ hinge loss with margin 0.2 and hardest negatives from the first step (HAT's
+/// `compute_SCAN`), no region drop (the towers read pixels). The epoch count (20) is ours.
+fn hat_training() -> TrainingConfig {
+    TrainingConfig {
+        epochs: 20,
+        batch_size: 58,
+        learning_rate: 1e-4,
+        weight_decay: 0.0,
+        lr_decay_epoch: 10,
+        mining: NegativeMining::Hardest,
+        warmup_epochs: 0,
+        region_drop: 0.0,
+        ..TrainingConfig::default()
+    }
+}
+
 /// SCAN: Adam 2e-4 (AdamW without weight decay), 30 epochs decayed at 15, hardest negatives
 /// from the start, no region drop.
 fn scan_training() -> TrainingConfig {
@@ -600,7 +662,7 @@ mod tests {
         }
         assert_eq!(
             families(),
-            "VSE∞, SCAN, CHAN, CHAN-ASDG, DAIM, AAHR, ESL, X-Dim, HREM, CLIP"
+            "VSE∞, SCAN, CHAN, CHAN-ASDG, HAT, DAIM, AAHR, ESL, X-Dim, HREM, CLIP"
         );
         assert_eq!(lookup("chan").unwrap().training().margin, 0.05);
         let asdg = lookup("chan_asdg").unwrap();
@@ -722,6 +784,52 @@ mod tests {
         let hrem = lookup("hrem").unwrap().pieces();
         assert_eq!((hrem.instance_relation, hrem.local_weight), (true, None));
         assert!(!lookup("chan").unwrap().has_global(32));
+    }
+
+    /// `hat` and `daim` are HAT's network: the multi-level head takes the layout of the Swin
+    /// levels it is given; DAIM trains it with the adaptive margin and distinguishability.
+    #[test]
+    fn hat_and_daim_are_the_multi_level_network() {
+        use itm_core::encoders::{
+            BertLevelEncoderConfig, SwinConfig, SwinLevelEncoderConfig, hat_text_layers,
+        };
+        let image = ImageEncoderConfig::SwinLevels(SwinLevelEncoderConfig::new(
+            SwinConfig::tiny().with_stage_norms(true),
+            16,
+        ));
+        let text = TextEncoderConfig::BertLevels(BertLevelEncoderConfig::new(
+            crate::towers::tiny_bert(30),
+            hat_text_layers(3),
+            16,
+        ));
+        for name in ["hat", "daim"] {
+            let entry = lookup(name).unwrap();
+            assert_eq!((entry.text, entry.d_embed), (ZooText::BertLevels, 768));
+            let model = entry.model(image.clone(), text.clone(), Towers::System);
+            let SimilarityConfig::MultiLevel(head) = &model.similarity else {
+                panic!("{name}: the multi-level head")
+            };
+            assert_eq!(head.image_regions, [256, 64, 16]);
+            assert_eq!(head.level_head.lambda_softmax, Some(9.0));
+            assert!(!model.similarity.unit_sets());
+        }
+        let hat = lookup("hat").unwrap().training();
+        assert_eq!(
+            (
+                hat.loss,
+                hat.margin,
+                hat.mining,
+                hat.batch_size,
+                hat.learning_rate
+            ),
+            (LossKind::Hinge, 0.2, NegativeMining::Hardest, 58, 1e-4)
+        );
+        assert_eq!((hat.warmup_epochs, hat.lr_decay_epoch), (0, 10));
+        let daim = lookup("daim").unwrap().training();
+        assert_eq!(
+            (daim.loss, daim.distinguishability),
+            (LossKind::AdaptiveMargin, 0.1)
+        );
     }
 
     /// The `clip` entry is CLIP's named dual-encoder configuration trained with InfoNCE.

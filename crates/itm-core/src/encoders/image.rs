@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::clip::{ClipImageEncoder, ClipImageEncoderConfig};
 use super::cnn::{ResNetEncoder, ResNetEncoderConfig};
+use super::level_towers::{SwinLevelEncoder, SwinLevelEncoderConfig};
 use super::region::{RegionEncoder, RegionEncoderConfig};
 use super::vit::{VitEncoder, VitEncoderConfig};
 
@@ -34,6 +35,8 @@ pub enum ImageEncoderConfig {
     Vit(VitEncoderConfig),
     /// CLIP's vision transformer over pixels: one projected class token per image.
     Clip(ClipImageEncoderConfig),
+    /// A Swin's last three stages, each projected, packed into one set (HAT, DAIM).
+    SwinLevels(SwinLevelEncoderConfig),
 }
 
 /// An image encoder built from an [`ImageEncoderConfig`].
@@ -49,6 +52,8 @@ pub enum ImageEncoder {
     Vit(VitEncoder),
     /// See [`ImageEncoderConfig::Clip`].
     Clip(ClipImageEncoder),
+    /// See [`ImageEncoderConfig::SwinLevels`].
+    SwinLevels(SwinLevelEncoder),
 }
 
 impl ImageEncoderConfig {
@@ -59,6 +64,7 @@ impl ImageEncoderConfig {
             ImageEncoderConfig::ResNet(config) => ImageEncoder::ResNet(config.init(device)),
             ImageEncoderConfig::Vit(config) => ImageEncoder::Vit(config.init(device)),
             ImageEncoderConfig::Clip(config) => ImageEncoder::Clip(config.init(device)),
+            ImageEncoderConfig::SwinLevels(config) => ImageEncoder::SwinLevels(config.init(device)),
         }
     }
 
@@ -69,13 +75,24 @@ impl ImageEncoderConfig {
             ImageEncoderConfig::ResNet(config) => config.d_embed,
             ImageEncoderConfig::Vit(config) => config.d_embed,
             ImageEncoderConfig::Clip(config) => config.d_embed,
+            ImageEncoderConfig::SwinLevels(config) => config.d_embed,
+        }
+    }
+
+    /// The patches of each level, low → high, for a tower that emits packed levels
+    /// ([`ImageEncoderConfig::SwinLevels`]); `None` for a tower of one flat set.
+    pub fn level_regions(&self) -> Option<Vec<usize>> {
+        match self {
+            ImageEncoderConfig::SwinLevels(config) => Some(config.level_regions()),
+            _ => None,
         }
     }
 }
 
 impl ImageEncoder {
     /// Encodes a batch into a set of features `[batch, n, D]` and its valid lengths (every
-    /// grid cell of a pixel input is valid; CLIP gives a set of one, `n = 1`).
+    /// grid cell of a pixel input is valid; CLIP gives a set of one, `n = 1`; Swin levels give
+    /// their packed patches, `n = Σ K_ℓ`).
     ///
     /// Panics if the input kind does not match the encoder (regions for a pixel backbone or the
     /// reverse): the data and the model configuration disagree.
@@ -92,6 +109,9 @@ impl ImageEncoder {
             }
             (ImageEncoder::Clip(encoder), ImageInput::Pixels(pixels)) => {
                 grid(encoder.forward(pixels).unsqueeze_dim(1))
+            }
+            (ImageEncoder::SwinLevels(encoder), ImageInput::Pixels(pixels)) => {
+                grid(encoder.forward(pixels))
             }
             (encoder, input) => panic!(
                 "the image encoder ({}) cannot read this input ({})",
@@ -110,6 +130,7 @@ impl ImageEncoder {
             ImageEncoder::ResNet(_) => "ResNet over pixels",
             ImageEncoder::Vit(_) => "ViT over pixels",
             ImageEncoder::Clip(_) => "CLIP vision transformer over pixels",
+            ImageEncoder::SwinLevels(_) => "Swin levels over pixels",
         }
     }
 }

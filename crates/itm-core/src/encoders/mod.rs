@@ -9,6 +9,7 @@ mod gru;
 mod image;
 mod layers;
 mod level_projection;
+mod level_towers;
 mod region;
 pub mod swin;
 mod text;
@@ -26,6 +27,10 @@ pub use cnn::{BasicBlock, ConvNorm, ResNetEncoder, ResNetEncoderConfig};
 pub use gru::{FusedGru, FusedGruConfig};
 pub use image::{ImageEncoder, ImageEncoderConfig, ImageInput};
 pub use level_projection::{LevelProjection, LevelProjectionConfig};
+pub use level_towers::{
+    BertLevelEncoder, BertLevelEncoderConfig, HAT_LEVELS, SwinLevelEncoder, SwinLevelEncoderConfig,
+    hat_text_layers, pack_caption_levels, pack_image_levels,
+};
 pub use region::{RegionEncoder, RegionEncoderConfig, RegionSelfAttention};
 pub use swin::{SwinConfig, SwinLevels, SwinModel, SwinOutput};
 pub use text::{BertTextEncoder, BertTextEncoderConfig, TextEncoder, TextEncoderConfig};

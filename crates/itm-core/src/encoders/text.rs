@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::bert::{BertConfig, BertModel};
 use super::clip::{ClipTextEncoder, ClipTextEncoderConfig};
+use super::level_towers::{BertLevelEncoder, BertLevelEncoderConfig};
 use super::text_gru::{GruTextEncoder, GruTextEncoderConfig};
 
 /// A BERT-family encoder followed by `Linear(hidden → D)` (VSE∞ with BERT).
@@ -50,6 +51,8 @@ pub enum TextEncoderConfig {
     Bert(BertTextEncoderConfig),
     /// CLIP's causal text transformer: one projected end-of-text token per caption.
     Clip(ClipTextEncoderConfig),
+    /// A BERT's chosen hidden states, each projected, packed into one set (HAT, DAIM).
+    BertLevels(BertLevelEncoderConfig),
 }
 
 /// A text encoder built from a [`TextEncoderConfig`].
@@ -63,6 +66,8 @@ pub enum TextEncoder {
     Bert(BertTextEncoder),
     /// See [`TextEncoderConfig::Clip`].
     Clip(ClipTextEncoder),
+    /// See [`TextEncoderConfig::BertLevels`].
+    BertLevels(BertLevelEncoder),
 }
 
 impl TextEncoderConfig {
@@ -72,6 +77,7 @@ impl TextEncoderConfig {
             TextEncoderConfig::Gru(config) => TextEncoder::Gru(config.init(device)),
             TextEncoderConfig::Bert(config) => TextEncoder::Bert(config.init(device)),
             TextEncoderConfig::Clip(config) => TextEncoder::Clip(config.init(device)),
+            TextEncoderConfig::BertLevels(config) => TextEncoder::BertLevels(config.init(device)),
         }
     }
 
@@ -81,6 +87,7 @@ impl TextEncoderConfig {
             TextEncoderConfig::Gru(config) => config.d_embed,
             TextEncoderConfig::Bert(config) => config.d_embed,
             TextEncoderConfig::Clip(config) => config.d_embed,
+            TextEncoderConfig::BertLevels(config) => config.d_embed,
         }
     }
 }
@@ -90,7 +97,8 @@ impl TextEncoder {
     ///   past `lengths[b]`
     /// - returns a set of features `[batch, n, D]` and its valid lengths: the tokens
     ///   (`n = max_len`, the lengths given; meaningless at padding positions, which every
-    ///   pooling ignores), or for CLIP a set of one (`n = 1`)
+    ///   pooling ignores), or for CLIP a set of one (`n = 1`), or
+    ///   for BERT levels the packed levels (`n = levels · max_len`, lengths `levels · lengths[b]`)
     pub fn forward(&self, tokens: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Vec<usize>) {
         match self {
             TextEncoder::Gru(encoder) => (encoder.forward(tokens, lengths), lengths.to_vec()),
@@ -104,6 +112,7 @@ impl TextEncoder {
                 encoder.forward(tokens, lengths).unsqueeze_dim(1),
                 vec![1; lengths.len()],
             ),
+            TextEncoder::BertLevels(encoder) => encoder.forward(tokens, lengths),
         }
     }
 }

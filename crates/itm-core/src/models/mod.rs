@@ -9,5 +9,6 @@ pub use multi_level::{
 };
 pub use parameter_groups::{CaptionAugmentation, ParameterGroup};
 pub use vse::{
-    BatchForward, CosineHead, SimilarityConfig, SimilarityHead, VseModel, VseModelConfig,
+    BatchForward, CosineHead, LevelBatch, SimilarityConfig, SimilarityHead, VseModel,
+    VseModelConfig,
 };

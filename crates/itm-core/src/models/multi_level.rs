@@ -11,9 +11,12 @@
 //! most 32 tokens. DAIM is the same network with its adaptive margin and distinguishability
 //! applied per level (the losses in [`crate::loss`], on [`LevelScores::levels`]).
 //!
-//! **Not used yet** by a zoo entry: the HAT/DAIM entries will hold it beside their Swin and
-//! BERT towers. Checked against HAT's own scoring function (`scripts/authors/hat_score.py`,
-//! `tests/multi_level_reference.rs`): values and gradients.
+//! The zoo's `hat` and `daim` entries do not hold this module: their towers
+//! ([`crate::encoders::SwinLevelEncoder`], [`crate::encoders::BertLevelEncoder`]) own the
+//! projections and emit the packed levels, and a [`crate::VseModel`] holds the head; this module
+//! is the same computation on unpacked levels, the form the parity test checks against HAT's own
+//! scoring function (`scripts/authors/hat_score.py`, `tests/multi_level_reference.rs`): values
+//! and gradients.
 
 use burn::config::Config;
 use burn::module::Module;

@@ -37,7 +37,8 @@ const PRETRAINED_TEXT_RATE: f64 = 0.1;
 impl VseModel {
     /// The groups of parameters that learn at their own rate; every other parameter learns at
     /// the run's rate. A BERT text tower's transformer learns at a tenth of it (VSE∞); its
-    /// projection, the image tower, the head and CLIP's towers learn at the run's rate.
+    /// projection, the image tower, the head, CLIP's towers and HAT's BERT levels learn at the
+    /// run's rate.
     pub fn parameter_groups(&self) -> Vec<ParameterGroup> {
         match &self.text {
             TextEncoder::Bert(encoder) => vec![ParameterGroup {
@@ -45,18 +46,21 @@ impl VseModel {
                 parameters: ParamGroup::ids_from_module(encoder.bert.clone()),
                 rate_factor: PRETRAINED_TEXT_RATE,
             }],
-            TextEncoder::Gru(_) | TextEncoder::Clip(_) => Vec::new(),
+            // HAT and DAIM train their towers at one rate (Adam 1e-4, METHODS §8).
+            TextEncoder::Gru(_) | TextEncoder::Clip(_) | TextEncoder::BertLevels(_) => Vec::new(),
         }
     }
 }
 
 impl VseModelConfig {
     /// The augmentation the text tower's captions get in training: subword augmentation for a
-    /// BERT tower (VSE∞), none for a BiGRU or CLIP's text transformer.
+    /// BERT tower (VSE∞), none for a BiGRU, CLIP's text transformer or HAT's BERT levels.
     pub fn caption_augmentation(&self) -> CaptionAugmentation {
         match &self.text {
             TextEncoderConfig::Bert(_) => CaptionAugmentation::Subwords,
-            TextEncoderConfig::Gru(_) | TextEncoderConfig::Clip(_) => CaptionAugmentation::None,
+            TextEncoderConfig::Gru(_)
+            | TextEncoderConfig::Clip(_)
+            | TextEncoderConfig::BertLevels(_) => CaptionAugmentation::None,
         }
     }
 }

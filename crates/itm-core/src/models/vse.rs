@@ -202,6 +202,17 @@ pub struct VseModel {
     pub instance_relation: Option<InstanceRelation>,
 }
 
+/// One level of a batch ([`VseModel::level_batch`]).
+#[derive(Debug, Clone)]
+pub struct LevelBatch {
+    /// The level's scores `[n_img, n_cap]`.
+    pub scores: Tensor<2>,
+    /// The images' mean features at this level `[n_img, D]`.
+    pub images: Tensor<2>,
+    /// The captions' mean features at this level `[n_cap, D]`.
+    pub captions: Tensor<2>,
+}
+
 impl VseModel {
     /// - `images`: regions `[batch, max_regions, d_feature]` with lengths, or pixels
     ///   `[batch, 3, height, width]`
@@ -264,21 +275,85 @@ impl VseModel {
         self.similarity.has_global()
     }
 
-    /// Unit region (or grid cell) features `[batch, n, D]` and their counts, for fine-grained
-    /// scoring.
+    /// Region (or grid cell) features `[batch, n, D]` and their counts, for fine-grained
+    /// scoring: unit vectors, except for a head that scores them as they are (the heads
+    /// table's [`SimilarityHead::unit_sets`]: HAT's multi-level head, whose sets are the
+    /// packed levels `[batch, Σ K_ℓ, D]`).
     pub fn encode_image_sets(&self, images: ImageInput) -> (Tensor<3>, Vec<usize>) {
         let (features, lengths) = self.encode_regions(images);
-        (l2_normalize(features), lengths)
+        (self.unit_if_needed(features), lengths)
     }
 
-    /// Unit word features `[batch, max_words, D]` and their counts, for fine-grained scoring.
+    /// Word features `[batch, max_words, D]` and their counts, for fine-grained scoring
+    /// (unit vectors as in [`VseModel::encode_image_sets`]; the packed levels
+    /// `[batch, levels · max_words, D]` of a multi-level text tower).
     pub fn encode_caption_sets(
         &self,
         tokens: Tensor<2, Int>,
         lengths: &[usize],
     ) -> (Tensor<3>, Vec<usize>) {
         let (features, lengths) = self.text.forward(tokens, lengths);
-        (l2_normalize(features), lengths)
+        (self.unit_if_needed(features), lengths)
+    }
+
+    fn unit_if_needed(&self, features: Tensor<3>) -> Tensor<3> {
+        if self.similarity.unit_sets() {
+            l2_normalize(features)
+        } else {
+            features
+        }
+    }
+
+    /// The per-level view of a batch for a model with the multi-level head (DAIM's losses per
+    /// level, METHODS §5 "Multi-level alignment"); `None` for any other head.
+    ///
+    /// - `images`, `tokens`, `lengths`: as in [`VseModel::batch_scores`]
+    /// - returns, per level `ℓ` (low → high), its score matrix `[n_img, n_cap]` (the head's
+    ///   [`crate::similarity::MultiLevelScan::level`]; they sum to the batch scores) and the
+    ///   level's mean features `[n_img, D]`, `[n_cap, D]` (the mean over the level's patches
+    ///   and over each caption's tokens at that level; our design, what DAIM's
+    ///   distinguishability term reads per level)
+    pub fn level_batch(
+        &self,
+        images: ImageInput,
+        tokens: Tensor<2, Int>,
+        lengths: &[usize],
+    ) -> Option<Vec<LevelBatch>> {
+        let head = self.similarity.multi_level()?;
+        let (regions, counts) = self.encode_image_sets(images);
+        let (words, word_lengths) = self.encode_caption_sets(tokens, lengths);
+        let levels = head.num_levels();
+        let [n_cap, slots, dim] = words.dims();
+        let per_level: Vec<usize> = word_lengths.iter().map(|len| len / levels).collect();
+        let mut offset = 0;
+        Some(
+            (0..levels)
+                .map(|level| {
+                    let k = head.image_regions[level];
+                    let image_mean = regions
+                        .clone()
+                        .narrow(1, offset, k)
+                        .mean_dim(1)
+                        .squeeze_dim::<2>(1);
+                    offset += k;
+                    let caption_rows = words
+                        .clone()
+                        .reshape([n_cap, slots / levels, levels, dim])
+                        .narrow(2, level, 1)
+                        .reshape([n_cap, slots / levels, dim]);
+                    LevelBatch {
+                        scores: head.level(level).similarity(
+                            regions.clone(),
+                            &counts,
+                            words.clone(),
+                            &word_lengths,
+                        ),
+                        images: image_mean,
+                        captions: crate::pooling::mean_pool(caption_rows, &per_level),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Scores of a batch `[n_img, n_cap]`, with whichever head the model has

@@ -26,8 +26,9 @@ use burn::tensor::Tensor;
 
 use super::multi_grained::{combine, combine_host};
 use super::{
-    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, MultiGrained, MultiGrainedConfig,
-    Scan, ScanConfig, ScanDirection, XDim, XDimConfig,
+    Chan, ChanConfig, Esl, EslConfig, FineGrainedSimilarity, HAT_IMAGE_REGIONS, MultiGrained,
+    MultiGrainedConfig, MultiLevelScan, MultiLevelScanConfig, Scan, ScanConfig, ScanDirection,
+    XDim, XDimConfig,
 };
 
 /// How an image and a caption are scored.
@@ -46,6 +47,9 @@ pub enum SimilarityConfig {
     /// The cosine of the pooled vectors plus `w` × CHAN's hard alignment of the sets (AAHR's
     /// multi-grained score, our design).
     MultiGrained(MultiGrainedConfig),
+    /// HAT's multi-level head: SCAN i2t per level, summed, over the packed level sets of
+    /// multi-level towers (`image_regions`: the image tower's patches per level).
+    MultiLevel(MultiLevelScanConfig),
 }
 
 /// The cosine head: no parameters; the poolings make the vectors.
@@ -67,6 +71,8 @@ pub enum SimilarityHead {
     XDim(XDim),
     /// See [`SimilarityConfig::MultiGrained`].
     MultiGrained(MultiGrained),
+    /// See [`SimilarityConfig::MultiLevel`].
+    MultiLevel(MultiLevelScan),
 }
 
 impl SimilarityConfig {
@@ -79,6 +85,36 @@ impl SimilarityConfig {
             SimilarityConfig::Esl(config) => SimilarityHead::Esl(config.init(device)),
             SimilarityConfig::XDim(config) => SimilarityHead::XDim(config.init(device)),
             SimilarityConfig::MultiGrained(config) => SimilarityHead::MultiGrained(config.init()),
+            SimilarityConfig::MultiLevel(config) => SimilarityHead::MultiLevel(config.init()),
+        }
+    }
+
+    /// Whether the head reads the packed level sets of multi-level towers
+    /// ([`crate::encoders::pack_image_levels`], [`crate::encoders::pack_caption_levels`])
+    /// rather than one flat set of regions and one of words.
+    pub fn reads_levels(&self) -> bool {
+        matches!(self, SimilarityConfig::MultiLevel(_))
+    }
+
+    /// Whether the model l2-normalises the sets before this head scores them: every head but
+    /// the multi-level one, which scores HAT's projected features as they are (SCAN i2t's
+    /// attention weights depend on the patches' norms).
+    pub fn unit_sets(&self) -> bool {
+        !self.reads_levels()
+    }
+
+    /// The head for an image tower whose levels have `image_regions` patches each (the
+    /// tower's [`crate::encoders::ImageEncoderConfig::level_regions`]): the multi-level head
+    /// takes that layout; every other head is returned as it is.
+    pub fn with_image_levels(self, image_regions: &[usize]) -> Self {
+        match self {
+            SimilarityConfig::MultiLevel(config) => {
+                SimilarityConfig::MultiLevel(MultiLevelScanConfig {
+                    image_regions: image_regions.to_vec(),
+                    ..config
+                })
+            }
+            other => other,
         }
     }
 
@@ -131,7 +167,21 @@ impl SimilarityHead {
             SimilarityHead::Esl(esl) => Some(esl),
             SimilarityHead::XDim(xdim) => Some(xdim),
             SimilarityHead::MultiGrained(head) => Some(&head.local),
+            SimilarityHead::MultiLevel(head) => Some(head),
         }
+    }
+
+    /// The multi-level head, to score its levels one by one ([`MultiLevelScan::level`]).
+    pub fn multi_level(&self) -> Option<&MultiLevelScan> {
+        match self {
+            SimilarityHead::MultiLevel(head) => Some(head),
+            _ => None,
+        }
+    }
+
+    /// See [`SimilarityConfig::unit_sets`].
+    pub fn unit_sets(&self) -> bool {
+        self.multi_level().is_none()
     }
 
     /// [`SimilarityHead::fine_grained`], owned.
@@ -143,6 +193,7 @@ impl SimilarityHead {
             SimilarityHead::Esl(esl) => Some(Box::new(esl)),
             SimilarityHead::XDim(xdim) => Some(Box::new(xdim)),
             SimilarityHead::MultiGrained(head) => Some(Box::new(head.local)),
+            SimilarityHead::MultiLevel(head) => Some(Box::new(head)),
         }
     }
 
@@ -204,6 +255,12 @@ pub trait Head: Sync {
     /// parameters (if any) initialised on `device`; `None` for the cosine head; the local part
     /// for a multi-grained head ([`Head::adds_global`]).
     fn scorer(&self, d_embed: usize, device: &Device) -> Option<Box<dyn FineGrainedSimilarity>>;
+    /// Whether the scorer reads the packed level sets of multi-level towers (see
+    /// [`SimilarityConfig::reads_levels`]) instead of any region and word sets; such a head is
+    /// left out of [`HeadTable::fine_grained`].
+    fn reads_levels(&self) -> bool {
+        false
+    }
 }
 
 /// A head a [`crate::VseModel`] can hold: its name, summary and configuration at width `D`.
@@ -245,6 +302,10 @@ impl Head for BuiltinHead {
 
     fn scorer(&self, d_embed: usize, device: &Device) -> Option<Box<dyn FineGrainedSimilarity>> {
         self.config(d_embed).init(device).into_fine_grained()
+    }
+
+    fn reads_levels(&self) -> bool {
+        self.config(2).reads_levels()
     }
 }
 
@@ -327,8 +388,28 @@ pub const COSINE_CHAN: BuiltinHead = BuiltinHead {
     config: |_| SimilarityConfig::MultiGrained(MultiGrainedConfig::new()),
 };
 
+/// HAT's multi-level head (HAT, DAIM): SCAN i2t per level (λ1 = 9, mean over patches),
+/// summed over the levels. Its configuration at `D` has HAT's layout (Swin-B at 224 px:
+/// [`HAT_IMAGE_REGIONS`]); a model adapts it to its image tower
+/// ([`SimilarityConfig::with_image_levels`]).
+pub const MULTI_LEVEL_SCAN: BuiltinHead = BuiltinHead {
+    name: "multi_level_scan",
+    summary: "HAT's multi-level head: SCAN image-to-text per level (λ1 = 9, mean over patches), \
+              summed over low, middle and high levels (multi-level towers only)",
+    config: |_| SimilarityConfig::MultiLevel(MultiLevelScanConfig::new(HAT_IMAGE_REGIONS.to_vec())),
+};
+
 /// Every head of this crate, in the order lists show them.
-pub const HEADS: &[BuiltinHead] = &[COSINE, SCAN_T2I, SCAN_I2T, CHAN, ESL, XDIM, COSINE_CHAN];
+pub const HEADS: &[BuiltinHead] = &[
+    COSINE,
+    SCAN_T2I,
+    SCAN_I2T,
+    CHAN,
+    ESL,
+    XDIM,
+    COSINE_CHAN,
+    MULTI_LEVEL_SCAN,
+];
 
 /// The built-in head named `name`.
 pub fn builtin_head(name: &str) -> Option<&'static BuiltinHead> {
@@ -392,9 +473,11 @@ impl HeadTable {
         self.heads.iter().copied()
     }
 
-    /// The heads that score region and word sets (every head but the cosine).
+    /// The heads that score any region and word sets (every head but the cosine and those
+    /// that read the packed levels of multi-level towers, [`Head::reads_levels`]).
     pub fn fine_grained(&self) -> impl Iterator<Item = &'static dyn Head> + '_ {
-        self.iter().filter(|head| !head.is_cosine())
+        self.iter()
+            .filter(|head| !head.is_cosine() && !head.reads_levels())
     }
 
     /// The names, in table order.
@@ -439,7 +522,8 @@ mod tests {
                 "chan",
                 "esl",
                 "xdim",
-                "cosine_chan"
+                "cosine_chan",
+                "multi_level_scan"
             ]
         );
         let mut unique = names.clone();
@@ -467,6 +551,21 @@ mod tests {
             .collect();
         assert_eq!(adding, ["cosine_chan"]);
         assert!(builtin_head("cosine").unwrap().is_cosine());
+        let multi = builtin_head("multi_level_scan").unwrap();
+        assert!(multi.reads_levels() && !multi.config(8).unit_sets());
+        let SimilarityConfig::MultiLevel(adapted) = multi.config(8).with_image_levels(&[4, 1])
+        else {
+            panic!("the multi-level head")
+        };
+        assert_eq!(adapted.image_regions, [4, 1]);
+        assert!(
+            HEADS
+                .iter()
+                .filter(|h| h.name != "multi_level_scan")
+                .all(|h| {
+                    !h.reads_levels() && h.config(8).unit_sets() && !h.config(8).reads_levels()
+                })
+        );
         assert!(builtin_head("nope").is_none() && table.get("nope").is_none());
         let again = table.clone().with(&CHAN).unwrap_err();
         assert!(again.to_string().contains("\"chan\""), "{again}");

@@ -24,13 +24,14 @@ pub use esl::{
 pub use fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_grained_inputs};
 pub use heads::{
     BuiltinHead, CHAN, COSINE, COSINE_CHAN, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS,
-    HEADS, Head, HeadTable, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead, XDIM,
+    HEADS, Head, HeadTable, MULTI_LEVEL_SCAN, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead,
+    XDIM,
     builtin_head, esl, esl_levels,
 };
 pub use multi_grained::{MultiGrained, MultiGrainedConfig};
 pub use multi_level::{
-    HAT_LAMBDA_SOFTMAX, MultiLevelScan, MultiLevelScanConfig, SingleLevel, hat_level_head,
-    sum_levels,
+    HAT_IMAGE_REGIONS, HAT_LAMBDA_SOFTMAX, MultiLevelScan, MultiLevelScanConfig, SingleLevel,
+    hat_level_head, sum_levels,
 };
 pub use scan::{SCAN_LEAKY_SLOPE, Scan, ScanAggregation, ScanConfig, ScanDirection};
 pub use sharded::{FeatureSets, ShardedScorer};

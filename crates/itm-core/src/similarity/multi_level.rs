@@ -30,6 +30,9 @@ use burn::tensor::Tensor;
 use super::fine_grained::{FineGrainedSimilarity, check_fine_grained_inputs};
 use super::{Scan, ScanAggregation, ScanConfig, ScanDirection};
 
+/// HAT's patches per level: Swin-B's last three stages at 224 × 224 (grids 28, 14, 7).
+pub const HAT_IMAGE_REGIONS: [usize; 3] = [784, 196, 49];
+
 /// HAT's softmax temperature `λ1` (its `lambda_softmax`) at every level.
 pub const HAT_LAMBDA_SOFTMAX: f64 = 9.0;
 
@@ -169,7 +172,7 @@ impl MultiLevelScan {
             images.len(),
             self.num_levels()
         );
-        Tensor::cat(images, 1)
+        crate::encoders::pack_image_levels(images)
     }
 
     /// The captions' levels as one set per caption, for the sharded scorer: row
@@ -192,10 +195,7 @@ impl MultiLevelScan {
             "MultiLevelScan::pack_captions: {} levels given, {levels} configured",
             captions.len()
         );
-        let [n_cap, l, d] = captions[0].dims();
-        let packed = Tensor::stack::<4>(captions, 2).reshape([n_cap, levels * l, d]);
-        let lengths = caption_lengths.iter().map(|&len| levels * len).collect();
-        (packed, lengths)
+        crate::encoders::pack_caption_levels(captions, caption_lengths)
     }
 
     /// The scores of one level on the packed layout (see [`FineGrainedSimilarity`] for

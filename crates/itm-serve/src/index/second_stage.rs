@@ -57,6 +57,7 @@ pub fn head_name(similarity: &SimilarityConfig) -> Option<&'static str> {
         SimilarityConfig::Esl(_) => Some("esl"),
         SimilarityConfig::XDim(_) => Some("xdim"),
         SimilarityConfig::MultiGrained(_) => Some("cosine_chan"),
+        SimilarityConfig::MultiLevel(_) => Some("multi_level_scan"),
     }
 }
 

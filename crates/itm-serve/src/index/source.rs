@@ -103,7 +103,8 @@ impl IndexSource {
             ImageEncoderConfig::Regions(config) => Some(config.d_feature),
             ImageEncoderConfig::ResNet(_)
             | ImageEncoderConfig::Vit(_)
-            | ImageEncoderConfig::Clip(_) => None,
+            | ImageEncoderConfig::Clip(_)
+            | ImageEncoderConfig::SwinLevels(_) => None,
         };
         match (self, regions) {
             (

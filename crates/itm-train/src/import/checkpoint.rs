@@ -156,6 +156,9 @@ impl AuthorsCheckpoint {
                 top.kind()
             )));
         }
+        if top.get("opt").is_none() && matches!(top.get("state_dict"), Some(Value::Dict(_))) {
+            return Self::open_lightning(path, &top);
+        }
         let opt = match top.get("opt") {
             None => {
                 return Err(invalid(
@@ -198,6 +201,43 @@ impl AuthorsCheckpoint {
             state_dicts,
             epoch: top.get("epoch").and_then(Value::as_i64),
             best_rsum: top.get("best_rsum").and_then(Value::as_f64),
+        })
+    }
+
+    /// A PyTorch Lightning checkpoint (HAT's): `{"state_dict": {...}, "hyper_parameters":
+    /// {"config": {...}}, "epoch": ...}`. Its one state dict is the whole model's; the
+    /// options are `hyper_parameters.config` (none when it is not a plain dict).
+    fn open_lightning(path: &Path, top: &Value) -> Result<Self, ImportError> {
+        let opt = match top.get("hyper_parameters").and_then(|h| h.get("config")) {
+            Some(Value::Dict(items)) => items
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let tensors = read_tensors(path)?
+            .into_iter()
+            .map(|(name, tensor)| {
+                let key = name.strip_prefix("state_dict.").ok_or_else(|| {
+                    ImportError::invalid(
+                        path,
+                        format!("tensor {name} is not inside the checkpoint's `state_dict`"),
+                    )
+                })?;
+                let mut tensor = tensor;
+                tensor.name = key.to_string();
+                Ok(tensor)
+            })
+            .collect::<Result<Vec<_>, ImportError>>()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            opt,
+            state_dicts: vec![StateDict {
+                tensors,
+                data_parallel: false,
+            }],
+            epoch: top.get("epoch").and_then(Value::as_i64),
+            best_rsum: None,
         })
     }
 
@@ -329,12 +369,21 @@ fn read_top_level(path: &Path) -> Result<Value, ImportError> {
     Ok(values.pop().expect("four values were read"))
 }
 
-/// The tensors of `model.{i}.*` for each of the `count` state dicts.
-fn read_state_dicts(path: &Path, count: usize) -> Result<Vec<StateDict>, ImportError> {
+/// Every tensor of the checkpoint, by its full dotted name.
+fn read_tensors(path: &Path) -> Result<Vec<(String, PackTensor)>, ImportError> {
     let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
     let tensors = store
         .get_all_tensors()
         .map_err(|e| ImportError::invalid(path, format!("the weights cannot be read: {e}")))?;
+    Ok(tensors
+        .iter()
+        .map(|(name, tensor)| (name.to_string(), tensor.clone()))
+        .collect())
+}
+
+/// The tensors of `model.{i}.*` for each of the `count` state dicts.
+fn read_state_dicts(path: &Path, count: usize) -> Result<Vec<StateDict>, ImportError> {
+    let tensors = read_tensors(path)?;
     let mut dicts: Vec<Vec<PackTensor>> = vec![Vec::new(); count];
     for (name, tensor) in tensors {
         let (index, key) = name

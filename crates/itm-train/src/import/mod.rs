@@ -12,6 +12,7 @@ mod chan;
 pub mod checkpoint;
 mod error;
 mod esl;
+mod hat;
 mod hrem;
 mod scan;
 mod vse_infinity;
@@ -119,6 +120,12 @@ pub const SYSTEMS: &[ImportableSystem] = &[
         repository: "CrossmodalGroup/HREM",
         recognise: hrem::recognise,
         import: hrem::import,
+    },
+    ImportableSystem {
+        name: "hat",
+        repository: "LuminosityX/HAT (a Lightning .ckpt; --bert DIR: its BERT's folder)",
+        recognise: hat::recognise,
+        import: hat::import,
     },
     ImportableSystem {
         name: "scan",

@@ -5,8 +5,9 @@
 use burn::tensor::Device;
 use itm_core::encoders::clip::CLIP_TEXT_POSITIONS;
 use itm_core::encoders::{
-    BertModel, BertTextEncoderConfig, ClipConfig, ClipImageEncoder, ClipTextEncoder,
-    GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
+    BertLevelEncoderConfig, BertModel, BertTextEncoderConfig, ClipConfig, ClipImageEncoder,
+    ClipTextEncoder, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig,
+    SwinLevelEncoderConfig, SwinModel, TextEncoder, TextEncoderConfig, hat_text_layers,
 };
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CLIP_END, CaptionTokenizer, RetrievalSplit, SubwordTokenizer, Vocabulary};
@@ -17,9 +18,9 @@ use super::error::RunError;
 use super::resolve::ResolvedRun;
 use super::schema::RUN_FILE;
 use crate::checkpoint::Checkpoint;
-use crate::pretrained::{clip_tokenizer, load_clip};
+use crate::pretrained::{clip_tokenizer, load_clip, load_swin};
 use crate::pretrained::{load_bert, sentence_max_length};
-use crate::towers::ImageTower;
+use crate::towers::{HAT_MAX_TOKENS, ImageTower, TextTower, tiny_bert, tiny_swin};
 
 /// A model ready to train: what [`ResolvedRun::build`] returns.
 pub struct BuiltModel {
@@ -46,6 +47,12 @@ enum PretrainedTowers {
         image: ClipImageEncoder,
         text: ClipTextEncoder,
         log_scale: f64,
+    },
+    /// The multi-level towers' pretrained parts: a Swin (with HAT's stage norms) and a BERT,
+    /// each when a folder was given.
+    Levels {
+        swin: Option<SwinModel>,
+        bert: Option<BertModel>,
     },
 }
 
@@ -113,6 +120,9 @@ impl ResolvedRun {
         train: &RetrievalSplit,
         device: &Device,
     ) -> Result<(VseModelConfig, CaptionTokenizer, Option<PretrainedTowers>), RunError> {
+        if self.entry().text == TextTower::BertLevels {
+            return self.levels_config(train, device);
+        }
         let d = self.model.embed;
         let d_feature = match self.model.images {
             ImageTower::Regions => train
@@ -161,6 +171,75 @@ impl ResolvedRun {
                 )
             }
         })
+    }
+
+    /// [`ResolvedRun::model_config`] for the multi-level towers of HAT and DAIM: the Swin of
+    /// `model.swin` (whose image side must be `model.image_size`) or the tiny one, and the
+    /// BERT of `model.bert` with its tokenizer (captions of at most 32 tokens, HAT's) or a tiny
+    /// one over a word-level tokenizer of `train` (CLIP-from-scratch's layout, written to the
+    /// output folder as `tokenizer.json`); the levels are the Swin's last three stages and
+    /// the BERT's [`hat_text_layers`].
+    fn levels_config(
+        &self,
+        train: &RetrievalSplit,
+        device: &Device,
+    ) -> Result<(VseModelConfig, CaptionTokenizer, Option<PretrainedTowers>), RunError> {
+        let (swin_config, swin) = match &self.model.swin {
+            Some(folder) => {
+                let (model, config) = load_swin(folder, device)?;
+                if config.image_size != self.model.image_size {
+                    return Err(RunError::key(
+                        &folder.join("config.json").display().to_string(),
+                        "model.image_size",
+                        format!(
+                            "the Swin reads {} px images, the run {}: set it to {}",
+                            config.image_size, self.model.image_size, config.image_size
+                        ),
+                    ));
+                }
+                let eps = config.layer_norm_eps;
+                (
+                    config.with_stage_norms(true),
+                    Some(model.with_stage_norms(eps)),
+                )
+            }
+            None => (tiny_swin(self.model.image_size), None),
+        };
+        if swin_config.num_stages() < 3 {
+            return Err(RunError::key(
+                RUN_FILE,
+                "model.swin",
+                format!(
+                    "the Swin has {} stages: its last three are the levels",
+                    swin_config.num_stages()
+                ),
+            ));
+        }
+        let (bert_config, tokenizer, bert) = match &self.model.bert {
+            Some(folder) => {
+                let (bert, config) = load_bert(folder, device)?;
+                let max_len = sentence_max_length(folder, &config)?.min(HAT_MAX_TOKENS);
+                let tokenizer =
+                    SubwordTokenizer::from_file(&folder.join("tokenizer.json"), max_len)?;
+                (config, tokenizer, Some(bert))
+            }
+            None => {
+                let path = self.output.join("tokenizer.json");
+                let tokenizer =
+                    SubwordTokenizer::clip_words(&train.captions, &path, HAT_MAX_TOKENS)?;
+                (tiny_bert(tokenizer.vocab_size()), tokenizer, None)
+            }
+        };
+        let d = self.model.embed;
+        let layers = hat_text_layers(bert_config.num_hidden_layers);
+        let model = self.entry().model(
+            ImageEncoderConfig::SwinLevels(SwinLevelEncoderConfig::new(swin_config, d)),
+            TextEncoderConfig::BertLevels(BertLevelEncoderConfig::new(bert_config, layers, d)),
+            self.model.towers,
+        );
+        let pretrained =
+            (swin.is_some() || bert.is_some()).then_some(PretrainedTowers::Levels { swin, bert });
+        Ok((model, tokenizer.into(), pretrained))
     }
 
     /// [`ResolvedRun::model_config`] for CLIP's towers: the folder's CLIP (whose sizes must
@@ -255,6 +334,19 @@ impl PretrainedTowers {
                 *image = vision;
                 *text = words;
                 Ok(Some(log_scale.exp()))
+            }
+            (
+                Self::Levels { swin, bert },
+                ImageEncoder::SwinLevels(image),
+                TextEncoder::BertLevels(text),
+            ) => {
+                if let Some(swin) = swin {
+                    image.swin = swin;
+                }
+                if let Some(bert) = bert {
+                    text.bert = bert;
+                }
+                Ok(None)
             }
             _ => Err(RunError::key(
                 RUN_FILE,

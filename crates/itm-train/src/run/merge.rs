@@ -105,6 +105,7 @@ fn defaults(entry: &'static ZooEntry, given: &Table) -> Result<RunConfig, RunErr
             image_size: clip.as_ref().map_or(224, |c| c.vision.image_size),
             bert: None,
             clip: None,
+            swin: None,
             init: None,
             towers: Towers::System,
             tokenizer: Tokenization::Simple,
@@ -124,6 +125,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
         embed,
         bert,
         clip,
+        swin,
         init,
         towers,
         tokenizer,
@@ -153,6 +155,7 @@ fn overrides_table(overrides: RunOverrides) -> Result<Table, String> {
     put(Some(0), "embed", to_value(embed)?);
     put(Some(0), "bert", to_value(bert)?);
     put(Some(0), "clip", to_value(clip)?);
+    put(Some(0), "swin", to_value(swin)?);
     put(Some(0), "init", to_value(init)?);
     put(Some(0), "towers", to_value(towers)?);
     put(Some(0), "tokenizer", to_value(tokenizer)?);

@@ -9,7 +9,7 @@ use itm_data::{DataError, atomic};
 use super::error::RunError;
 use super::schema::{DataSection, RUN_FILE, RunConfig};
 use crate::config::TrainingConfig;
-use crate::towers::{ImageTower, PATCH_GRID, TextTower, Towers};
+use crate::towers::{ImageTower, PATCH_GRID, SWIN_GRID, TextTower, Towers};
 use crate::zoo::{self, Pieces, ZooEntry, hrem_relation};
 
 /// Where the values of a [`RunConfig`] built in code come from, in messages.
@@ -206,7 +206,34 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
             },
         ));
     }
-    let text = if model.bert.is_some() {
+    let levels = entry.text == TextTower::BertLevels;
+    if levels != (model.images == ImageTower::Swin) {
+        return Err((
+            "model.images",
+            if levels {
+                format!(
+                    "{} reads pixels through the Swin levels tower: use \"swin\"",
+                    entry.name
+                )
+            } else {
+                format!(
+                    "\"swin\" is the image tower of the multi-level systems (hat, daim), not \
+                     {}'s",
+                    entry.name
+                )
+            },
+        ));
+    }
+    if !levels && model.swin.is_some() {
+        return Err((
+            "model.swin",
+            format!(
+                "{} has no Swin tower: only hat and daim read a Swin folder",
+                entry.name
+            ),
+        ));
+    }
+    let text = if model.bert.is_some() && !levels {
         TextTower::Bert
     } else {
         entry.text
@@ -295,7 +322,9 @@ fn check_objective(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> 
             ),
         ));
     }
-    if t.distinguishability > 0.0 && !global {
+    // A multi-level head gives the term each level's mean features (DAIM, per level).
+    let levels = entry.similarity(config.model.embed).reads_levels();
+    if t.distinguishability > 0.0 && !global && !levels {
         return Err((
             "training.distinguishability",
             format!(
@@ -340,6 +369,19 @@ fn check_data(config: &RunConfig) -> Result<(), Problem> {
 fn check_pixels(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
     let model = &config.model;
     let clip = entry.text == TextTower::Clip;
+    if model.images == ImageTower::Swin
+        && model.swin.is_none()
+        && !model.image_size.is_multiple_of(SWIN_GRID)
+    {
+        return Err((
+            "model.image_size",
+            format!(
+                "the Swin trained from scratch cuts the image into a {SWIN_GRID}×{SWIN_GRID} \
+                 grid of patches: a multiple of {SWIN_GRID}, found {}",
+                model.image_size
+            ),
+        ));
+    }
     let grid = model.images == ImageTower::Vit || (clip && model.clip.is_none());
     if grid && !model.image_size.is_multiple_of(PATCH_GRID) {
         return Err((

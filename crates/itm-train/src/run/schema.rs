@@ -36,6 +36,11 @@ pub struct ModelSection {
     /// the temperature, the tokenizer; `embed` and `image_size` default to the checkpoint's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<PathBuf>,
+    /// A Swin folder (a Hugging Face `SwinModel`: config.json, model.safetensors) that the
+    /// Swin levels tower of `hat` and `daim` starts from, with HAT's stage norms added (unit
+    /// ones); `image_size` must be the folder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swin: Option<PathBuf>,
     /// An `itm` checkpoint folder (from `itm train` or `itm import`) to fine-tune: the model,
     /// its weights and its tokenizer come from it, the training recipe from `name`'s zoo
     /// entry; `embed`, `word_dim`, `bert` and `clip` are then not used.
@@ -187,6 +192,8 @@ pub struct RunOverrides {
     pub bert: Option<PathBuf>,
     /// `model.clip`.
     pub clip: Option<PathBuf>,
+    /// `model.swin`.
+    pub swin: Option<PathBuf>,
     /// `model.init`.
     pub init: Option<PathBuf>,
     /// `model.towers`.

@@ -16,8 +16,9 @@ use itm_core::encoders::ImageInput;
 use itm_core::loss::{
     AdaptiveMarginConfig, AdaptiveMarginLoss, AmbiguityAwareConfig, AmbiguityAwareLoss,
     DistinguishabilityConfig, DistinguishabilityLoss, HingeLoss, HingeLossConfig, InfoNce,
-    InfoNceConfig, NegativeMining,
+    InfoNceConfig, MarginStatistics, NegativeMining,
 };
+use itm_core::similarity::sum_levels;
 
 use super::resume::{LossState, Temperature};
 use crate::TrainError;
@@ -55,6 +56,9 @@ pub(super) struct StepLoss {
 enum Criterion {
     Hinge(HingeLoss),
     AdaptiveMargin(AdaptiveMarginLoss),
+    /// DAIM's adaptive margin on each level of a multi-level head, each with its own
+    /// statistics (low → high).
+    LevelAdaptiveMargin(Vec<AdaptiveMarginLoss>),
     /// With the epochs that sum over every negative before its mining takes over.
     AmbiguityAware(AmbiguityAwareLoss, usize),
     /// The temperature is a module: the optimiser steps it with the model.
@@ -95,8 +99,11 @@ impl Objective {
         temperature: Option<f64>,
         device: &Device,
     ) -> Result<Self, TrainError> {
+        // A multi-level head gives DAIM's terms per level: its levels' scores and mean
+        // features instead of pooled embeddings.
+        let levels = model.similarity.multi_level().map(|head| head.num_levels());
         let needs_embeddings = config.loss.needs_embeddings()
-            || config.distinguishability > 0.0
+            || (config.distinguishability > 0.0 && levels.is_none())
             || model.instance_relation.is_some();
         if needs_embeddings && !has_global(model) {
             return Err(TrainError::config(
@@ -107,7 +114,7 @@ impl Objective {
             ));
         }
         Ok(Self {
-            criterion: Criterion::new(config, state, temperature, device),
+            criterion: Criterion::new(config, state, temperature, levels, device),
             distinguishability: (config.distinguishability > 0.0).then(|| {
                 DistinguishabilityConfig::new()
                     .with_weight(config.distinguishability)
@@ -128,6 +135,11 @@ impl Objective {
     /// on the pooled embeddings `[B, D]`, when the run has them.
     pub fn batch_loss(&mut self, model: &VseModel, batch: Batch, step: Step) -> StepLoss {
         let ids = batch.image_ids.as_deref();
+        if let Some(levels) =
+            model.level_batch(batch.images.clone(), batch.tokens.clone(), &batch.lengths)
+        {
+            return self.level_loss(levels, ids, step.epoch);
+        }
         let (scores, embeddings) = batch_scores(
             model,
             batch.images,
@@ -147,6 +159,49 @@ impl Objective {
                 relation_loss(model, &self.relation, images, captions, ids, step.epoch)
         {
             loss = loss + relation;
+        }
+        StepLoss { loss, margin }
+    }
+
+    /// The loss of a batch under a multi-level head (HAT, DAIM; METHODS §5 "Multi-level
+    /// alignment"): the adaptive margin on every level's scores, each level with its own
+    /// statistics (the step's margin: their mean), or any other criterion on the summed
+    /// scores; plus the distinguishability term on every level's mean features.
+    fn level_loss(
+        &mut self,
+        levels: Vec<itm_core::models::LevelBatch>,
+        ids: Option<&[u64]>,
+        epoch: usize,
+    ) -> StepLoss {
+        let StepLoss { mut loss, margin } = match &mut self.criterion {
+            Criterion::LevelAdaptiveMargin(losses) => {
+                let mut margins = 0.0;
+                let total = losses
+                    .iter_mut()
+                    .zip(&levels)
+                    .map(|(loss, level)| {
+                        let out = loss.forward(level.scores.clone(), ids, epoch);
+                        margins += out.margin;
+                        out.loss
+                    })
+                    .reduce(|sum, term| sum + term)
+                    .expect("one level or more");
+                StepLoss {
+                    loss: total,
+                    margin: Some(margins / levels.len() as f64),
+                }
+            }
+            criterion => criterion.forward(
+                sum_levels(levels.iter().map(|level| level.scores.clone())),
+                None,
+                ids,
+                epoch,
+            ),
+        };
+        if let Some(term) = &self.distinguishability {
+            for level in levels {
+                loss = loss + term.forward(level.images, level.captions, ids);
+            }
         }
         StepLoss { loss, margin }
     }
@@ -171,7 +226,9 @@ impl Objective {
         match &self.criterion {
             Criterion::Hinge(loss) => Some(loss.margin),
             Criterion::AmbiguityAware(loss, _) => Some(loss.margin),
-            Criterion::AdaptiveMargin(_) => (steps > 0).then(|| sum / steps as f64),
+            Criterion::AdaptiveMargin(_) | Criterion::LevelAdaptiveMargin(_) => {
+                (steps > 0).then(|| sum / steps as f64)
+            }
             Criterion::InfoNce(_) => None,
         }
     }
@@ -181,11 +238,18 @@ impl Objective {
         match &self.criterion {
             Criterion::AdaptiveMargin(loss) => LossState {
                 margin_statistics: Some(loss.statistics()),
-                temperature: None,
+                ..LossState::default()
+            },
+            Criterion::LevelAdaptiveMargin(losses) => LossState {
+                level_margin_statistics: losses
+                    .iter()
+                    .map(AdaptiveMarginLoss::statistics)
+                    .collect(),
+                ..LossState::default()
             },
             Criterion::InfoNce(loss) => LossState {
-                margin_statistics: None,
                 temperature: Some(Temperature::of(&loss.log_scale)),
+                ..LossState::default()
             },
             Criterion::Hinge(_) | Criterion::AmbiguityAware(..) => LossState::default(),
         }
@@ -193,13 +257,29 @@ impl Objective {
 }
 
 impl Criterion {
-    /// The criterion of `config`, continuing `state` (see [`Objective::new`]).
+    /// The criterion of `config`, continuing `state` (see [`Objective::new`]); the adaptive
+    /// margin is one per level for a model of `levels` levels.
     fn new(
         config: &TrainingConfig,
         state: &LossState,
         temperature: Option<f64>,
+        levels: Option<usize>,
         device: &Device,
     ) -> Self {
+        let adaptive = |statistics: Option<MarginStatistics>| {
+            AdaptiveMarginConfig::new()
+                .with_mining(config.mining)
+                .with_warmup_epochs(config.warmup_epochs)
+                .init()
+                .with_statistics(statistics.unwrap_or_default())
+        };
+        if let (LossKind::AdaptiveMargin, Some(levels)) = (config.loss, levels) {
+            return Self::LevelAdaptiveMargin(
+                (0..levels)
+                    .map(|level| adaptive(state.level_margin_statistics.get(level).copied()))
+                    .collect(),
+            );
+        }
         match config.loss {
             LossKind::Hinge => Self::Hinge(
                 HingeLossConfig::new()
@@ -208,13 +288,7 @@ impl Criterion {
                     .with_warmup_epochs(config.warmup_epochs)
                     .init(),
             ),
-            LossKind::AdaptiveMargin => Self::AdaptiveMargin(
-                AdaptiveMarginConfig::new()
-                    .with_mining(config.mining)
-                    .with_warmup_epochs(config.warmup_epochs)
-                    .init()
-                    .with_statistics(state.margin_statistics.unwrap_or_default()),
-            ),
+            LossKind::AdaptiveMargin => Self::AdaptiveMargin(adaptive(state.margin_statistics)),
             LossKind::AmbiguityAware => Self::AmbiguityAware(
                 AmbiguityAwareConfig::new()
                     .with_margin(config.margin)
@@ -250,6 +324,15 @@ impl Criterion {
                 loss: loss.forward(scores, image_ids, epoch),
                 margin: Some(loss.margin),
             },
+            // A model with levels scores them one by one (`Objective::level_loss`); any other
+            // model's scores are one level.
+            Self::LevelAdaptiveMargin(losses) => {
+                let out = losses[0].forward(scores, image_ids, epoch);
+                StepLoss {
+                    loss: out.loss,
+                    margin: Some(out.margin),
+                }
+            }
             Self::AdaptiveMargin(loss) => {
                 let out = loss.forward(scores, image_ids, epoch);
                 StepLoss {

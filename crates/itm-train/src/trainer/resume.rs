@@ -46,6 +46,10 @@ pub(super) struct LossState {
     /// The adaptive margin's running score statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin_statistics: Option<MarginStatistics>,
+    /// The adaptive margin's running statistics of each level of a multi-level head (DAIM),
+    /// low → high.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub level_margin_statistics: Vec<MarginStatistics>,
     /// InfoNCE's learned temperature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<Temperature>,
