@@ -183,7 +183,6 @@ impl ZooEntry {
             }
             other => other,
         };
-        let similarity = self.similarity_with(d_embed, text_tower);
         let similarity = match pieces.local_weight {
             Some(weight) => similarity.with_local_weight(weight),
             None => similarity,
