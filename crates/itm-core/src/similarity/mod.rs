@@ -25,8 +25,7 @@ pub use fine_grained::{FineGrainedDims, FineGrainedSimilarity, check_fine_graine
 pub use heads::{
     BuiltinHead, CHAN, COSINE, COSINE_CHAN, CosineHead, DuplicateHead, ESL, ESL_PUBLISHED_LEVELS,
     HEADS, Head, HeadTable, MULTI_LEVEL_SCAN, SCAN_I2T, SCAN_T2I, SimilarityConfig, SimilarityHead,
-    XDIM,
-    builtin_head, esl, esl_levels,
+    XDIM, builtin_head, esl, esl_levels,
 };
 pub use multi_grained::{MultiGrained, MultiGrainedConfig};
 pub use multi_level::{
