@@ -101,13 +101,26 @@ def reset_peak():
 
 
 def median_time(fn, repeats):
+    """The reference's time per call by the benchmarks' protocol: calls back to back for at
+    least `repeats` calls and at least SUSTAIN seconds (criterion measures 10-20 s of back-to-back
+    calls and reports their mean), the mean of all of them. On a machine whose sustained speed
+    drops within seconds (measured on 2026-12-07: docs/performance.md) a median of a few short
+    calls would compare a cold reference with a hot benchmark. `--sustain 0` gives the median of
+    `repeats` calls (the earlier protocol)."""
     times = []
-    for _ in range(repeats):
+    start_all = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start_all < SUSTAIN[0]:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
+    if SUSTAIN[0] <= 0:
+        times.sort()
+        return times[len(times) // 2]
+    return sum(times) / len(times)
+
+
+# Seconds of back-to-back calls behind each reference time (--sustain).
+SUSTAIN = [10.0]
 
 
 def unit_rows(rng, count, dim):
@@ -586,7 +599,7 @@ def python_with_torch(args):
 
 def child(python, args, what):
     command = [python, __file__, "--measure", what, "--threads", str(args.threads), "--itm", args.itm,
-               "--minilm", args.minilm or ""]
+               "--minilm", args.minilm or "", "--sustain", str(args.sustain)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=pinned(args.threads))
     if done.returncode != 0:
         sys.exit(f"measurement {what} failed:\n{done.stderr}")
@@ -633,6 +646,9 @@ def main():
     parser.add_argument("--only", default="all",
                         help="comma-separated rows: cosine, recall, search, vse_step, encode_text, "
                              "fine_grained (cosine, recall and search need NumPy only, no torch)")
+    parser.add_argument("--sustain", type=float, default=10.0,
+                        help="seconds of back-to-back calls behind each reference time (their "
+                             "mean, as criterion's); 0: the median of a few calls")
     parser.add_argument("--methods", default=",".join(FG_METHODS),
                         help="comma-separated fine-grained heads of the fine_grained rows")
     parser.add_argument("--minilm", default=os.environ.get("ITM_MINILM_DIR"),
@@ -643,6 +659,7 @@ def main():
                         help="images and captions per batched PyTorch SCAN block (published shard size)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    SUSTAIN[0] = args.sustain
     if args.measure:
         args.threads = int(args.threads)
         measure(args)
