@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 
 use super::chan::ChanAggregation;
-use super::cosine::host_inner_products;
+use super::cosine::{host_inner_products, normalize_rows};
 use super::sharded::FeatureSets;
 
 /// Region rows of the image group of one tile (the GEMM's left operand).
@@ -45,11 +45,7 @@ impl PackedRows {
         for set in 0..sets.len() {
             values.extend_from_slice(sets.set(set));
         }
-        let epsilon = crate::masking::L2_EPSILON as f32;
-        values.par_chunks_mut(dim.max(1)).for_each(|row| {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt() + epsilon;
-            row.iter_mut().for_each(|x| *x /= norm);
-        });
+        normalize_rows(&mut values, dim);
         Self { values, offsets }
     }
 

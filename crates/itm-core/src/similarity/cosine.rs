@@ -188,13 +188,19 @@ fn parallelism() -> gemm::Parallelism {
 /// Each row of a row-major `[n, dim]` buffer divided by its Euclidean norm plus
 /// [`L2_EPSILON`](crate::masking::L2_EPSILON).
 fn normalized_rows(rows: &[f32], dim: usize) -> Vec<f32> {
-    let epsilon = crate::masking::L2_EPSILON as f32;
     let mut out = rows.to_vec();
-    out.par_chunks_mut(dim).for_each(|row| {
+    normalize_rows(&mut out, dim);
+    out
+}
+
+/// Divides each row of `rows` (row-major, `dim` wide) by its l2 norm plus the masking
+/// epsilon, in place, rows in parallel (the `l2norm` of METHODS §1 on host buffers).
+pub(super) fn normalize_rows(rows: &mut [f32], dim: usize) {
+    let epsilon = crate::masking::L2_EPSILON as f32;
+    rows.par_chunks_mut(dim.max(1)).for_each(|row| {
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt() + epsilon;
         row.iter_mut().for_each(|x| *x /= norm);
     });
-    out
 }
 
 #[cfg(test)]
