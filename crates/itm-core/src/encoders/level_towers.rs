@@ -59,28 +59,42 @@ pub struct SwinLevelEncoderConfig {
     pub swin: SwinConfig,
     /// The common width `D`.
     pub d_embed: usize,
+    /// How many of the last stages are levels: HAT's three, or fewer for an ablation (1: the
+    /// last stage alone, a single-level model of the same size).
+    #[config(default = 3)]
+    pub levels: usize,
 }
 
 impl SwinLevelEncoderConfig {
-    /// The patches of each level at the configured image size, low → high: the last three
-    /// stages' grids (Swin-B at 224: 784, 196, 49).
-    pub fn level_regions(&self) -> Vec<usize> {
+    /// The stages that are levels, low → high: the last [`SwinLevelEncoderConfig::levels`].
+    fn level_stages(&self) -> std::ops::Range<usize> {
         let stages = self.swin.num_stages();
-        (stages.saturating_sub(HAT_LEVELS)..stages)
+        stages.saturating_sub(self.levels)..stages
+    }
+
+    /// The patches of each level at the configured image size, low → high: the last
+    /// `levels` stages' grids (Swin-B at 224, three levels: 784, 196, 49).
+    pub fn level_regions(&self) -> Vec<usize> {
+        self.level_stages()
             .map(|s| self.swin.stage_grid(s).pow(2))
             .collect()
     }
 
     /// Widths of the levels, low → high.
     pub fn level_widths(&self) -> Vec<usize> {
-        let stages = self.swin.num_stages();
-        (stages.saturating_sub(HAT_LEVELS)..stages)
+        self.level_stages()
             .map(|s| self.swin.stage_dim(s))
             .collect()
     }
 
     /// Builds the tower on `device`.
     pub fn init(&self, device: &Device) -> SwinLevelEncoder {
+        assert!(
+            (1..=self.swin.num_stages()).contains(&self.levels),
+            "SwinLevelEncoderConfig: {} levels of a {}-stage Swin",
+            self.levels,
+            self.swin.num_stages()
+        );
         SwinLevelEncoder {
             swin: self.swin.init(device),
             projection: LevelProjectionConfig::new(self.level_widths(), self.d_embed).init(device),
@@ -103,11 +117,9 @@ impl SwinLevelEncoder {
     /// - `pixels`: `[batch, channels, height, width]`, normalised
     /// - returns `[batch, Σ K_ℓ, D]` (every row valid)
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let levels = self.swin.levels(pixels);
-        pack_image_levels(
-            self.projection
-                .forward(vec![levels.low, levels.middle, levels.high]),
-        )
+        let mut stages = self.swin.forward(pixels).stages;
+        let levels = stages.split_off(stages.len() - self.projection.num_levels());
+        pack_image_levels(self.projection.forward(levels))
     }
 }
 
@@ -203,6 +215,21 @@ mod tests {
         assert_eq!(packed.dims(), [2, 336, 6]);
         let high = tower.projection.levels[2].forward(tower.swin.levels(pixels).high);
         let worst = (packed.narrow(1, 320, 16) - high)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(worst < 1e-6, "{worst}");
+
+        // One level: the last stage alone, through the same kind of projection.
+        let single = swin.clone().with_levels(1);
+        assert_eq!(
+            (single.level_regions(), single.level_widths()),
+            (vec![16], vec![32])
+        );
+        let single = single.init(&device);
+        let pixels = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let high = single.projection.levels[0].forward(single.swin.levels(pixels.clone()).high);
+        let worst = (single.forward(pixels) - high)
             .abs()
             .max()
             .into_scalar::<f32>();

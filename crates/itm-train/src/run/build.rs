@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use itm_core::encoders::clip::CLIP_TEXT_POSITIONS;
 use itm_core::encoders::{
     BertLevelEncoderConfig, BertModel, BertTextEncoderConfig, ClipConfig, ClipImageEncoder,
-    ClipTextEncoder, GruTextEncoderConfig, ImageEncoder, ImageEncoderConfig,
+    ClipTextEncoder, GruTextEncoderConfig, HAT_LEVELS, ImageEncoder, ImageEncoderConfig,
     SwinLevelEncoderConfig, SwinModel, TextEncoder, TextEncoderConfig, hat_text_layers,
 };
 use itm_core::{VseModel, VseModelConfig};
@@ -178,7 +178,7 @@ impl ResolvedRun {
     /// BERT of `model.bert` with its tokenizer (captions of at most 32 tokens, HAT's) or a tiny
     /// one over a word-level tokenizer of `train` (CLIP-from-scratch's layout, written to the
     /// output folder as `tokenizer.json`); the levels are the Swin's last three stages and
-    /// the BERT's [`hat_text_layers`].
+    /// the BERT's [`hat_text_layers`], or the highest `model.levels` of them.
     fn levels_config(
         &self,
         train: &RetrievalSplit,
@@ -205,12 +205,13 @@ impl ResolvedRun {
             }
             None => (tiny_swin(self.model.image_size), None),
         };
-        if swin_config.num_stages() < 3 {
+        let count = self.model.levels.unwrap_or(HAT_LEVELS);
+        if swin_config.num_stages() < count {
             return Err(RunError::key(
                 RUN_FILE,
                 "model.swin",
                 format!(
-                    "the Swin has {} stages: its last three are the levels",
+                    "the Swin has {} stages: its last {count} are the levels",
                     swin_config.num_stages()
                 ),
             ));
@@ -231,9 +232,12 @@ impl ResolvedRun {
             }
         };
         let d = self.model.embed;
-        let layers = hat_text_layers(bert_config.num_hidden_layers);
+        let mut layers = hat_text_layers(bert_config.num_hidden_layers);
+        let layers = layers.split_off(layers.len() - count);
         let model = self.entry().model(
-            ImageEncoderConfig::SwinLevels(SwinLevelEncoderConfig::new(swin_config, d)),
+            ImageEncoderConfig::SwinLevels(
+                SwinLevelEncoderConfig::new(swin_config, d).with_levels(count),
+            ),
             TextEncoderConfig::BertLevels(BertLevelEncoderConfig::new(bert_config, layers, d)),
             self.model.towers,
         );

@@ -111,6 +111,7 @@ fn defaults(entry: &'static ZooEntry, given: &Table) -> Result<RunConfig, RunErr
             tokenizer: Tokenization::Simple,
             instance_relation: entry.pieces().instance_relation,
             local_weight: entry.pieces().local_weight,
+            levels: None,
         },
         data: DataSection::default(),
         training: entry.training(),

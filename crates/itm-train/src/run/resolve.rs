@@ -4,6 +4,7 @@
 
 use std::ops::Deref;
 
+use itm_core::encoders::HAT_LEVELS;
 use itm_data::{DataError, atomic};
 
 use super::error::RunError;
@@ -223,6 +224,24 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
                 )
             },
         ));
+    }
+    match model.levels {
+        Some(_) if !levels => {
+            return Err((
+                "model.levels",
+                format!(
+                    "{} has no multi-level head: only hat and daim score levels",
+                    entry.name
+                ),
+            ));
+        }
+        Some(count) if !(1..=HAT_LEVELS).contains(&count) => {
+            return Err((
+                "model.levels",
+                format!("must be 1, 2 or 3 (the highest levels kept), found {count}"),
+            ));
+        }
+        _ => {}
     }
     if !levels && model.swin.is_some() {
         return Err((

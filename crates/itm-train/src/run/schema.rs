@@ -64,6 +64,12 @@ pub struct ModelSection {
     /// ablation). Only systems with a multi-grained head have it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_weight: Option<f64>,
+    /// How many levels a multi-level system (`hat`, `daim`) scores, the highest ones: 3 (the
+    /// default, HAT's low, middle and high) down to 1 (the Swin's last stage and the BERT's
+    /// last layer alone: a single-level model of the same size, an ablation). Only the
+    /// multi-level systems have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<usize>,
 }
 
 /// Whether `tokenization` is the default (left out of `run.toml`).

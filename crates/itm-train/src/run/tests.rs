@@ -420,3 +420,40 @@ fn aahr_pieces_are_run_keys() {
         );
     }
 }
+
+/// `model.levels` keeps the highest levels of a multi-level system (an ablation), reads back
+/// from the written run, and is refused by name out of its range or on a system without
+/// levels.
+#[test]
+fn multi_level_systems_take_a_level_count() {
+    let hat = parse("[model]\nname = \"hat\"\n").unwrap();
+    assert_eq!(hat.model.levels, None);
+    let single = parse("[model]\nname = \"daim\"\nlevels = 1\n").unwrap();
+    assert_eq!(single.model.levels, Some(1));
+    let text = toml::to_string(single.config()).unwrap();
+    assert!(text.contains("levels = 1"), "{text}");
+    assert_eq!(parse(&text).unwrap(), single);
+    for (text, needles) in [
+        (
+            "[model]\nname = \"hat\"\nlevels = 4\n",
+            &["model.levels", "4"][..],
+        ),
+        (
+            "[model]\nname = \"hat\"\nlevels = 0\n",
+            &["model.levels", "0"],
+        ),
+        (
+            "[model]\nname = \"scan_i2t\"\nlevels = 1\n",
+            &["model.levels", "scan_i2t", "hat"],
+        ),
+    ] {
+        let Err(error) = parse(text) else {
+            panic!("{text} is refused")
+        };
+        let message = error.to_string();
+        assert!(
+            needles.iter().all(|needle| message.contains(needle)),
+            "{text}: {message}"
+        );
+    }
+}
