@@ -188,6 +188,8 @@ fn row(name: &str, m: &Metrics) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the `itm` command does: freed tensors stay in the process for the next step.
+    itm::core::runtime::keep_freed_memory();
     let args = Args::parse();
     // A plain message (not `main`'s Debug print of the error) when the backend is not compiled
     // in or the machine has no such device.

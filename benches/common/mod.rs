@@ -24,6 +24,8 @@ pub const WORDS: usize = 12;
 /// Criterion's default configuration, with the font its plotters-drawn HTML report needs (the
 /// workspace builds plotters with `ab_glyph`, which has no system fonts).
 pub fn criterion() -> Criterion {
+    // As the `itm` command does: freed tensors stay in the process for the next iteration.
+    itm::core::runtime::keep_freed_memory();
     itm::train::register_bundled_font();
     Criterion::default()
 }

@@ -109,6 +109,8 @@ enum DataCommand {
 }
 
 fn main() -> ExitCode {
+    // Training and scoring free and reallocate large tensors every step: keep the memory.
+    itm_core::runtime::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

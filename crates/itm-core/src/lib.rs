@@ -16,6 +16,7 @@ pub mod masking;
 pub mod models;
 pub mod ops;
 pub mod pooling;
+pub mod runtime;
 pub mod similarity;
 
 pub use encoders::{GruTextEncoder, GruTextEncoderConfig, RegionEncoder, RegionEncoderConfig};
