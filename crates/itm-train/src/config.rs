@@ -51,6 +51,13 @@ pub struct TrainingConfig {
     /// layer (HREM: 8000).
     #[serde(default)]
     pub relation_warmup_steps: usize,
+    /// Epochs, counted from the first, in which the pretrained backbones of a multi-level
+    /// system get no updates: the Swin of `model.swin` and the BERT of `model.bert` (both
+    /// with `model.init`); their level projections and the head train. HAT: 11 (frozen from
+    /// the start, unfrozen after epoch 10's validation). Towers trained from scratch are never
+    /// frozen.
+    #[serde(default)]
+    pub frozen_backbone_epochs: usize,
 }
 
 /// The objective a run optimises on each batch's `[B, B]` scores (METHODS §5).
@@ -101,6 +108,7 @@ impl Default for TrainingConfig {
             loss: LossKind::Hinge,
             distinguishability: 0.0,
             relation_warmup_steps: 0,
+            frozen_backbone_epochs: 0,
         }
     }
 }

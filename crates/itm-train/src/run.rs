@@ -30,6 +30,7 @@ mod tests;
 
 use burn::tensor::Device;
 use itm_core::eval::{Protocol, RetrievalReport};
+use itm_core::models::Backbones;
 use itm_data::{CaptionTokenizer, RetrievalSplit};
 
 pub use build::BuiltModel;
@@ -83,9 +84,14 @@ impl ResolvedRun {
             test.n_images()
         );
         self.save()?;
+        let pretrained = self.model.init.is_some();
         let trainer = Trainer::new(self.training.clone(), device.clone())
             .with_output(&self.output)
-            .with_quiet(quiet);
+            .with_quiet(quiet)
+            .with_pretrained_backbones(Backbones {
+                image: pretrained || self.model.swin.is_some(),
+                text: pretrained || self.model.bert.is_some(),
+            });
         let (outcome, tokenizer) = if resume {
             let (outcome, _, tokenizer) = trainer.resume(train, dev)?;
             (outcome, tokenizer)

@@ -7,7 +7,7 @@ mod vse;
 pub use multi_level::{
     HAT_TEXT_LAYERS, LevelScores, MultiLevelSimilarity, MultiLevelSimilarityConfig,
 };
-pub use parameter_groups::{CaptionAugmentation, ParameterGroup};
+pub use parameter_groups::{Backbones, CaptionAugmentation, ParameterGroup};
 pub use vse::{
     BatchForward, CosineHead, LevelBatch, SimilarityConfig, SimilarityHead, VseModel,
     VseModelConfig,

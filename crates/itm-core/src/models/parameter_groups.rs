@@ -4,10 +4,11 @@
 //! The trainer asks these questions instead of matching on parameter paths or encoder names:
 //! a new tower declares its groups here, in one place.
 
-use burn::module::ParamGroup;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::tensor::Tensor;
 
 use super::{VseModel, VseModelConfig};
-use crate::encoders::{TextEncoder, TextEncoderConfig};
+use crate::encoders::{ImageEncoder, TextEncoder, TextEncoderConfig};
 
 /// A set of a model's parameters that learns at a multiple of the run's learning rate.
 #[derive(Clone, Debug)]
@@ -49,6 +50,45 @@ impl VseModel {
             // HAT and DAIM train their towers at one rate (Adam 1e-4, METHODS §8).
             TextEncoder::Gru(_) | TextEncoder::Clip(_) | TextEncoder::BertLevels(_) => Vec::new(),
         }
+    }
+}
+
+/// Which of a model's backbones a run loaded pretrained (and may keep frozen): the image
+/// tower's and the text tower's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backbones {
+    /// The image tower's backbone (the Swin of HAT's levels tower).
+    pub image: bool,
+    /// The text tower's backbone (the BERT of HAT's levels tower).
+    pub text: bool,
+}
+
+impl VseModel {
+    /// The parameters of the backbones in `which` that can be frozen: the Swin inside a Swin
+    /// levels tower and the BERT inside a BERT levels tower (HAT, DAIM); their level
+    /// projections are not part of them. Other towers have none.
+    pub fn backbone_parameters(&self, which: Backbones) -> Vec<ParamId> {
+        let mut ids = ParamIds(Vec::new());
+        if which.image
+            && let ImageEncoder::SwinLevels(tower) = &self.image
+        {
+            tower.swin.visit(&mut ids);
+        }
+        if which.text
+            && let TextEncoder::BertLevels(tower) = &self.text
+        {
+            tower.bert.visit(&mut ids);
+        }
+        ids.0
+    }
+}
+
+/// Collects the ids of the float parameters a module visits.
+struct ParamIds(Vec<ParamId>);
+
+impl ModuleVisitor for ParamIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id);
     }
 }
 

@@ -243,6 +243,16 @@ fn check_model(entry: &ZooEntry, config: &RunConfig) -> Result<(), Problem> {
         }
         _ => {}
     }
+    if !levels && config.training.frozen_backbone_epochs > 0 {
+        return Err((
+            "training.frozen_backbone_epochs",
+            format!(
+                "{} has no backbones to freeze: only hat and daim freeze their pretrained Swin \
+                 and BERT",
+                entry.name
+            ),
+        ));
+    }
     if !levels && model.swin.is_some() {
         return Err((
             "model.swin",

@@ -446,6 +446,10 @@ fn multi_level_systems_take_a_level_count() {
             "[model]\nname = \"scan_i2t\"\nlevels = 1\n",
             &["model.levels", "scan_i2t", "hat"],
         ),
+        (
+            "[model]\nname = \"chan\"\n[training]\nfrozen_backbone_epochs = 2\n",
+            &["training.frozen_backbone_epochs", "chan"],
+        ),
     ] {
         let Err(error) = parse(text) else {
             panic!("{text} is refused")

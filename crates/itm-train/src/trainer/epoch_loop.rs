@@ -60,6 +60,7 @@ impl Trainer {
             optimizer,
             objective,
             groups: model.parameter_groups(),
+            frozen: model.backbone_parameters(self.pretrained_backbones),
         };
         let mut standing = Standing {
             best: start.best,

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::tensor::Device;
+use itm_core::models::Backbones;
 use itm_core::{VseModel, VseModelConfig};
 use itm_data::{CaptionTokenizer, DataError, RetrievalSplit};
 
@@ -64,6 +65,9 @@ pub struct Trainer {
     /// are recorded beside the epoch ([`IntervalRecord`], `steps.jsonl` / `steps.csv`);
     /// `training.log_steps` unless [`Trainer::with_log_steps`] sets it.
     pub log_steps: usize,
+    /// The backbones loaded pretrained, which `training.frozen_backbone_epochs` keeps frozen
+    /// (none unless [`Trainer::with_pretrained_backbones`] says).
+    pub pretrained_backbones: Backbones,
 }
 
 /// Default steps per logging interval (`training.log_steps`).
@@ -80,7 +84,15 @@ impl Trainer {
             quiet: false,
             temperature: None,
             log_steps,
+            pretrained_backbones: Backbones::default(),
         }
+    }
+
+    /// Names the model's backbones that were loaded pretrained: `training.frozen_backbone_epochs`
+    /// keeps them from learning in the first epochs (HAT).
+    pub fn with_pretrained_backbones(mut self, backbones: Backbones) -> Self {
+        self.pretrained_backbones = backbones;
+        self
     }
 
     /// Writes the best checkpoint, the per-epoch metrics, the chart and the resume state to

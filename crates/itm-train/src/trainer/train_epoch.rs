@@ -2,6 +2,7 @@
 //! the epoch alone), then one guarded optimiser step per batch.
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::module::ParamId;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::train::logger::TrainingProgressLogger;
 use itm_core::models::{CaptionAugmentation, ParameterGroup};
@@ -65,6 +66,9 @@ pub(super) struct Stepping {
     pub optimizer: ModuleOptimizer,
     pub objective: Objective,
     pub groups: Vec<ParameterGroup>,
+    /// The parameters of the pretrained backbones, frozen in the first
+    /// `training.frozen_backbone_epochs` epochs.
+    pub frozen: Vec<ParamId>,
 }
 
 /// Totals of an epoch's steps.
@@ -113,6 +117,11 @@ impl Trainer {
         let device = self.training_device();
         let train = data.split;
         let rates = learning_rates(learning_rate, &stepping.groups);
+        let frozen = if epoch < config.frozen_backbone_epochs {
+            stepping.frozen.clone()
+        } else {
+            Vec::new()
+        };
         let seed = epoch_seed(config.seed, epoch);
         let mut rng = StdRng::seed_from_u64(seed);
         device.seed(seed);
@@ -171,7 +180,7 @@ impl Trainer {
                 run_step: epoch * batches.len() + index,
             };
             let done = at.run_step + 1;
-            let (stepped, result) = step(model, stepping, &rates, batch, at);
+            let (stepped, result) = step(model, stepping, &rates, &frozen, batch, at);
             model = stepped;
             let loss = result.outcome.as_ref().ok().copied();
             tally.add(loss, result.margin, done);
@@ -208,13 +217,14 @@ impl Trainer {
     }
 }
 
-/// One optimiser step of `model` on `batch` at the rates `rates`: the model after it, or, when
-/// the loss or a gradient is not finite, the model as it was (batch-norm statistics put back)
-/// and the fault.
+/// One optimiser step of `model` on `batch` at the rates `rates`, the parameters `frozen`
+/// left as they are: the model after it, or, when the loss or a gradient is not finite, the
+/// model as it was (batch-norm statistics put back) and the fault.
 fn step(
     model: VseModel,
     stepping: &mut Stepping,
     rates: &ModuleLearningRate,
+    frozen: &[ParamId],
     batch: Batch,
     at: Step,
 ) -> (VseModel, StepResult) {
@@ -232,6 +242,12 @@ fn step(
         return skip(buffers.restore(model), Fault::Loss(value));
     }
     let mut gradients = loss.backward();
+    if !frozen.is_empty() {
+        // Taken out and dropped: the optimiser neither moves these parameters nor updates
+        // their moments, as for HAT's `requires_grad = False` (which also skips computing
+        // them).
+        drop(GradientsParams::from_params(&mut gradients, &model, frozen));
+    }
     let grads = GradientsParams::from_module(&mut gradients, &model);
     if !gradients_are_finite(&model, &grads) {
         return skip(buffers.restore(model), Fault::Gradient);
