@@ -1,10 +1,12 @@
 //! Exact top-k search over a `[rows, D]` float32 `.npy` matrix, read in blocks.
 //!
 //! Scores are inner products of unit vectors, i.e. cosine similarities. The matrix is never held
-//! whole: each block of rows is read into a buffer (positioned reads, not a memory map, so that
-//! the pages read do not stay charged to the process), scored against every query, and folded
-//! into one `k`-sized min-heap per query. Memory is `O(threads · (BLOCK_BYTES + queries · k))`
-//! whatever the number of rows.
+//! whole: each block of rows is mapped for the time of its scan (populated in one call and
+//! unmapped after it, so that no page stays charged to the process; a positioned read into a
+//! buffer where the rows cannot be read in place), scored against every query, and folded into
+//! one `k`-sized min-heap per query. Memory is `O(threads · (BLOCK_BYTES + queries · k))`
+//! whatever the number of rows. Mapping instead of reading saves the copy out of the page
+//! cache, which took two thirds of a one-query scan (profile in docs/performance.md).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -21,10 +23,11 @@ use crate::ServeError;
 pub const BLOCK_BYTES: usize = 1 << 20;
 
 /// From this many queries on, a block is scored by one GEMM (`[rows, D] · [queries, D]ᵀ`) instead
-/// of one inner product per (row, query): measured on 100,000 × 1,024 rows (benches/retrieval.rs
-/// `search`), a batch of 1,000 queries takes XXX with the GEMM against YYY. Fewer queries keep the
-/// inner products (a GEMM of a few columns runs below the kernel's speed). Scores of the two paths
-/// agree to rounding (the order of the additions differs).
+/// of one inner product per (row, query): on 100,000 × 1,024 rows (benches/retrieval.rs `search`)
+/// a batch of 1,000 queries takes 2.1 s with the GEMM on 2 threads, against NumPy's 2.7 s
+/// (docs/performance.md, 2026-12-07). Fewer queries keep the inner products (a GEMM of a few
+/// columns runs below the kernel's speed). Scores of the two paths agree to rounding (the order
+/// of the additions differs).
 const GEMM_QUERIES: usize = 8;
 
 /// One result: a row of the matrix and its score.
@@ -209,12 +212,19 @@ impl EmbeddingMatrix {
                     })?;
                     let start = block * block_rows;
                     let count = block_rows.min(self.rows - start);
-                    self.read_rows(file, start, count, buffer)?;
+                    let mapped = self.map_rows(file, start, count)?;
+                    let rows: &[f32] = match mapped.as_deref().map(bytemuck::try_cast_slice) {
+                        Some(Ok(rows)) => rows,
+                        _ => {
+                            self.read_rows(file, start, count, buffer)?;
+                            buffer.as_slice()
+                        }
+                    };
                     let mut heaps = empty();
                     if n_queries >= GEMM_QUERIES {
                         // [count, n_queries]: one GEMM per block (this task is one of rayon's).
                         scores.resize(count * n_queries, 0.0);
-                        host_inner_products(buffer, queries, self.dim, scores, false);
+                        host_inner_products(rows, queries, self.dim, scores, false);
                         for (row, row_scores) in scores.chunks_exact(n_queries).enumerate() {
                             for (heap, &score) in heaps.iter_mut().zip(row_scores) {
                                 heap.push(Hit {
@@ -224,7 +234,7 @@ impl EmbeddingMatrix {
                             }
                         }
                     } else {
-                        for (row, values) in buffer.chunks_exact(self.dim).enumerate() {
+                        for (row, values) in rows.chunks_exact(self.dim).enumerate() {
                             for (heap, query) in
                                 heaps.iter_mut().zip(queries.chunks_exact(self.dim))
                             {
@@ -242,6 +252,34 @@ impl EmbeddingMatrix {
                 Ok(a.into_iter().zip(b).map(|(a, b)| a.merge(b)).collect())
             })?;
         Ok(best.into_iter().map(TopK::into_sorted).collect())
+    }
+}
+
+impl EmbeddingMatrix {
+    /// Rows `start..start + count`, mapped read-only from `file` and populated in one call;
+    /// `None` on a big-endian machine (the values must be swapped: read them instead).
+    fn map_rows(
+        &self,
+        file: &std::fs::File,
+        start: usize,
+        count: usize,
+    ) -> Result<Option<memmap2::Mmap>, ServeError> {
+        if cfg!(target_endian = "big") {
+            return Ok(None);
+        }
+        let offset = self.offset + (start * self.dim * 4) as u64;
+        // SAFETY: a read-only mapping of rows the header check sized; `itm` replaces the files
+        // of an index by renaming (atomic writes), never rewrites them in place, so the mapped
+        // bytes do not change during the block's scan.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(count * self.dim * 4)
+                .populate()
+                .map(file)
+        }
+        .map_err(|e| ServeError::io(&self.path, e))?;
+        Ok(Some(map))
     }
 }
 
