@@ -1,12 +1,14 @@
 //! Exact top-k search over a `[rows, D]` float32 `.npy` matrix, read in blocks.
 //!
-//! Scores are inner products of unit vectors, i.e. cosine similarities. The matrix is never held
-//! whole: each block of rows is mapped for the time of its scan (populated in one call and
-//! unmapped after it, so that no page stays charged to the process; a positioned read into a
-//! buffer where the rows cannot be read in place), scored against every query, and folded into
-//! one `k`-sized min-heap per query. Memory is `O(threads · (BLOCK_BYTES + queries · k))`
-//! whatever the number of rows. Mapping instead of reading saves the copy out of the page
-//! cache, which took two thirds of a one-query scan (profile in docs/performance.md).
+//! Scores are inner products of unit vectors, i.e. cosine similarities. The matrix is never
+//! copied into the process: each search maps the file's values read-only and unmaps them when
+//! it returns (where the values cannot be read in place, a big-endian machine, blocks are read
+//! into a buffer instead), scores them block by block against every query, and folds each
+//! block into one `k`-sized min-heap per query. Private memory is
+//! `O(threads · (BLOCK_BYTES + queries · k))` whatever the number of rows; the mapped pages are
+//! the page cache's (clean, reclaimable) and stop being charged to the process when the search
+//! returns. Mapping instead of reading saves the copy out of the page cache, which took two
+//! thirds of a one-query scan (profile in docs/performance.md).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -202,6 +204,10 @@ impl EmbeddingMatrix {
         let k = k.min(self.rows);
         let blocks: Vec<usize> = (0..self.rows.div_ceil(block_rows.max(1))).collect();
         let empty = || (0..n_queries).map(|_| TopK::new(k)).collect::<Vec<_>>();
+        let mapped = self.map_matrix()?;
+        let matrix: Option<&[f32]> = mapped
+            .as_deref()
+            .and_then(|bytes| bytemuck::try_cast_slice(bytes).ok());
         let best = blocks
             .par_iter()
             .map_init(
@@ -212,10 +218,9 @@ impl EmbeddingMatrix {
                     })?;
                     let start = block * block_rows;
                     let count = block_rows.min(self.rows - start);
-                    let mapped = self.map_rows(file, start, count)?;
-                    let rows: &[f32] = match mapped.as_deref().map(bytemuck::try_cast_slice) {
-                        Some(Ok(rows)) => rows,
-                        _ => {
+                    let rows: &[f32] = match matrix {
+                        Some(matrix) => &matrix[start * self.dim..(start + count) * self.dim],
+                        None => {
                             self.read_rows(file, start, count, buffer)?;
                             buffer.as_slice()
                         }
@@ -256,29 +261,38 @@ impl EmbeddingMatrix {
 }
 
 impl EmbeddingMatrix {
-    /// Rows `start..start + count`, mapped read-only from `file` and populated in one call;
-    /// `None` on a big-endian machine (the values must be swapped: read them instead).
-    fn map_rows(
-        &self,
-        file: &std::fs::File,
-        start: usize,
-        count: usize,
-    ) -> Result<Option<memmap2::Mmap>, ServeError> {
-        if cfg!(target_endian = "big") {
+    /// The matrix's values, mapped read-only for one search; `None` on a big-endian machine
+    /// (the values must be swapped: read them instead) or for an empty matrix.
+    fn map_matrix(&self) -> Result<Option<memmap2::Mmap>, ServeError> {
+        if cfg!(target_endian = "big") || self.rows * self.dim == 0 {
             return Ok(None);
         }
-        let offset = self.offset + (start * self.dim * 4) as u64;
-        // SAFETY: a read-only mapping of rows the header check sized; `itm` replaces the files
-        // of an index by renaming (atomic writes), never rewrites them in place, so the mapped
-        // bytes do not change during the block's scan.
+        let io = |e| ServeError::io(&self.path, e);
+        let file = std::fs::File::open(&self.path).map_err(io)?;
+        let bytes = self.rows * self.dim * 4;
+        // A file cut short since `open` would fault the mapping past its end: refuse it.
+        let size = file.metadata().map_err(io)?.len();
+        if size < self.offset + bytes as u64 {
+            return Err(ServeError::corrupt(
+                &self.path,
+                format!(
+                    "{size} bytes, where the header's [{}, {}] float32 values need {}",
+                    self.rows,
+                    self.dim,
+                    self.offset + bytes as u64
+                ),
+            ));
+        }
+        // SAFETY: a read-only mapping of the values the header sized, within the file (checked
+        // just above); `itm` replaces the files of an index by renaming (atomic writes), never
+        // rewrites them in place, so the mapped bytes do not change during the search.
         let map = unsafe {
             memmap2::MmapOptions::new()
-                .offset(offset)
-                .len(count * self.dim * 4)
-                .populate()
-                .map(file)
+                .offset(self.offset)
+                .len(bytes)
+                .map(&file)
         }
-        .map_err(|e| ServeError::io(&self.path, e))?;
+        .map_err(io)?;
         Ok(Some(map))
     }
 }
@@ -322,6 +336,27 @@ mod tests {
         let path = std::env::temp_dir().join(format!("itm-topk-{name}-{}.npy", std::process::id()));
         write_f32(&path, &[rows, dim], &values).unwrap();
         (EmbeddingMatrix::open(&path, "[rows, dim]").unwrap(), values)
+    }
+
+    /// A matrix file cut short after it was opened is refused by name, not read past its end.
+    #[test]
+    fn a_file_truncated_after_opening_is_an_error() {
+        let (matrix, values) = matrix("truncated", 50, 8, 3);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&matrix.path)
+            .unwrap();
+        let size = file.metadata().unwrap().len();
+        file.set_len(size - 64).unwrap();
+        let Err(error) = matrix.top_k(&values[..8], 3) else {
+            panic!("a truncated matrix is refused")
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("itm-topk-truncated") && message.contains("bytes"),
+            "{message}"
+        );
+        std::fs::remove_file(&matrix.path).ok();
     }
 
     #[test]
