@@ -390,7 +390,7 @@ pub const ZOO: &[ZooEntry] = &[
         d_embed: 768,
         text: ZooText::BiGru,
         similarity: |d| COSINE.config(d),
-        training: daim_training,
+        training: daim_vse_training,
         region_fusion: false,
         pooling: gpo,
         regions: RegionTower::FcMlp,
@@ -560,6 +560,14 @@ fn daim_training() -> TrainingConfig {
         distinguishability: 0.1,
         frozen_backbone_epochs: HAT_FROZEN_EPOCHS,
         ..TrainingConfig::default()
+    }
+}
+
+/// DAIM's terms on VSE∞'s towers: [`daim_training`] without backbones to freeze.
+fn daim_vse_training() -> TrainingConfig {
+    TrainingConfig {
+        frozen_backbone_epochs: 0,
+        ..daim_training()
     }
 }
 

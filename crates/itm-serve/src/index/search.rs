@@ -4,11 +4,10 @@
 //! copied into the process: each search maps the file's values read-only and unmaps them when
 //! it returns (where the values cannot be read in place, a big-endian machine, blocks are read
 //! into a buffer instead), scores them block by block against every query, and folds each
-//! block into one `k`-sized min-heap per query. Private memory is
-//! `O(threads · (BLOCK_BYTES + queries · k))` whatever the number of rows; the mapped pages are
-//! the page cache's (clean, reclaimable) and stop being charged to the process when the search
-//! returns. Mapping instead of reading saves the copy out of the page cache, which took two
-//! thirds of a one-query scan (profile in docs/performance.md).
+//! block into one `k`-sized min-heap per query; a scanned block is released from the resident
+//! set (the page cache keeps it). Memory is `O(threads · (BLOCK_BYTES + queries · k))` whatever
+//! the number of rows. Mapping instead of reading saves the copy out of the page cache, which
+//! took two thirds of a one-query scan (profile in docs/performance.md).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -250,6 +249,9 @@ impl EmbeddingMatrix {
                             }
                         }
                     }
+                    if let Some(map) = &mapped {
+                        release(map, start * self.dim * 4, count * self.dim * 4);
+                    }
                     Ok::<_, ServeError>(heaps)
                 },
             )
@@ -295,6 +297,23 @@ impl EmbeddingMatrix {
         .map_err(io)?;
         Ok(Some(map))
     }
+}
+
+/// Drops the scanned bytes `offset..offset + len` of `map` from the process's resident set (the
+/// page cache keeps them): the scan then holds about one block per thread, not the matrix.
+/// Best effort: a refusal only leaves the pages mapped until the search returns.
+fn release(map: &memmap2::Mmap, offset: usize, len: usize) {
+    #[cfg(unix)]
+    // SAFETY: the map is a read-only mapping of a file, shared: `MADV_DONTNEED` unmaps its
+    // pages from this process, and a later read faults the same bytes back in from the page
+    // cache (a page shared with a neighbouring block that another thread is scanning reads
+    // the same values again).
+    unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+            .ok();
+    }
+    #[cfg(not(unix))]
+    let _ = (map, offset, len);
 }
 
 /// The bytes of a float buffer, to read into.
