@@ -8,7 +8,7 @@
 //! `[B, B, K, L]` attention, the activations kept for the backward pass), so each step the
 //! kernel maps those pages again, faults on each one and zero-fills it: in a profile of a
 //! `hat` epoch on `shapes` (2-core AMD EPYC, 2026-12-07) the page faults and page clearing held
-//! about 15 % of the samples and system time was 40 % of the wall time. Raising both
+//! about 15 % of the samples and system time was 45 % of the wall time. Raising both
 //! thresholds to 1 GiB keeps the freed blocks for the next step: the same epoch took 41–44 s
 //! instead of 76–82 s. The price is that the process keeps its peak heap until it exits
 //! (the peak itself is unchanged), which suits the `itm` command and the benchmarks; a
