@@ -210,16 +210,21 @@ impl EmbeddingMatrix {
         let best = blocks
             .par_iter()
             .map_init(
-                || (std::fs::File::open(&self.path), Vec::new(), Vec::new()),
+                || (None, Vec::new(), Vec::new()),
                 |(file, buffer, scores), &block| {
-                    let file = file.as_mut().map_err(|e| {
-                        ServeError::io(&self.path, std::io::Error::new(e.kind(), e.to_string()))
-                    })?;
                     let start = block * block_rows;
                     let count = block_rows.min(self.rows - start);
                     let rows: &[f32] = match matrix {
                         Some(matrix) => &matrix[start * self.dim..(start + count) * self.dim],
                         None => {
+                            // Read instead (a big-endian machine): one file per thread.
+                            if file.is_none() {
+                                *file = Some(
+                                    std::fs::File::open(&self.path)
+                                        .map_err(|e| ServeError::io(&self.path, e))?,
+                                );
+                            }
+                            let file = file.as_mut().expect("opened above");
                             self.read_rows(file, start, count, buffer)?;
                             buffer.as_slice()
                         }
