@@ -109,18 +109,11 @@ impl VseModelConfig {
 mod tests {
     use super::*;
     use crate::encoders::BertConfig;
-    use burn::module::{Module, ModuleVisitor, Param, ParamId};
-    use burn::tensor::{Device, Tensor};
+    use burn::tensor::Device;
 
     /// Every float parameter id of a module.
     fn ids(module: &impl Module) -> Vec<ParamId> {
-        struct Ids(Vec<ParamId>);
-        impl ModuleVisitor for Ids {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                self.0.push(param.id);
-            }
-        }
-        let mut visitor = Ids(Vec::new());
+        let mut visitor = ParamIds(Vec::new());
         module.visit(&mut visitor);
         visitor.0
     }
