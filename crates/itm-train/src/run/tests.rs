@@ -18,6 +18,20 @@ fn parse(text: &str) -> Result<ResolvedRun, RunError> {
     RunConfig::merged(file, RunOverrides::default(), "run.toml")
 }
 
+/// Each run file `text` is refused with a message naming all of its `needles`.
+fn assert_refused(cases: &[(&str, &[&str])]) {
+    for (text, needles) in cases {
+        let Err(error) = parse(text) else {
+            panic!("{text} is refused")
+        };
+        let message = error.to_string();
+        assert!(
+            needles.iter().all(|needle| message.contains(needle)),
+            "{text}: {message}"
+        );
+    }
+}
+
 #[test]
 fn defaults_come_from_the_system_and_the_file_overrides_them() {
     let config = parse(
@@ -392,7 +406,7 @@ fn aahr_pieces_are_run_keys() {
             .model
             .instance_relation
     );
-    for (text, needles) in [
+    assert_refused(&[
         (
             "[model]\nname = \"chan\"\nlocal_weight = 1.0\n",
             &["model.local_weight", "aahr"][..],
@@ -409,16 +423,7 @@ fn aahr_pieces_are_run_keys() {
             "[model]\nname = \"aahr\"\nembed = 24\n",
             &["model.embed", "16"],
         ),
-    ] {
-        let Err(error) = parse(text) else {
-            panic!("{text} is refused")
-        };
-        let message = error.to_string();
-        assert!(
-            needles.iter().all(|needle| message.contains(needle)),
-            "{text}: {message}"
-        );
-    }
+    ]);
 }
 
 /// `model.levels` keeps the highest levels of a multi-level system (an ablation), reads back
@@ -433,7 +438,7 @@ fn multi_level_systems_take_a_level_count() {
     let text = toml::to_string(single.config()).unwrap();
     assert!(text.contains("levels = 1"), "{text}");
     assert_eq!(parse(&text).unwrap(), single);
-    for (text, needles) in [
+    assert_refused(&[
         (
             "[model]\nname = \"hat\"\nlevels = 4\n",
             &["model.levels", "4"][..],
@@ -450,14 +455,5 @@ fn multi_level_systems_take_a_level_count() {
             "[model]\nname = \"chan\"\n[training]\nfrozen_backbone_epochs = 2\n",
             &["training.frozen_backbone_epochs", "chan"],
         ),
-    ] {
-        let Err(error) = parse(text) else {
-            panic!("{text} is refused")
-        };
-        let message = error.to_string();
-        assert!(
-            needles.iter().all(|needle| message.contains(needle)),
-            "{text}: {message}"
-        );
-    }
+    ]);
 }
