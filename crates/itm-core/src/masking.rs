@@ -69,6 +69,10 @@ pub fn fill_padding(x: Tensor<3>, lengths: &[usize], value: f32) -> Tensor<3> {
     x.mask_fill(mask, value)
 }
 
+/// Fill value for padding before a max or a sort: below any real feature, finite so that
+/// masked products stay well defined.
+pub(crate) const PADDING_FILL: f32 = -1.0e9;
+
 /// Checks that every length lies in `1..=max_len`; a zero-length set has no embedding.
 pub fn check_lengths(lengths: &[usize], max_len: usize, what: &str) {
     assert!(

@@ -107,22 +107,22 @@ pub trait FastMath: Backend {
 
 /// `x` with a contiguous buffer of exactly its elements, uniquely owned when nothing else
 /// holds it (so that it can be overwritten).
-fn contiguous(x: FlexTensor) -> FlexTensor {
+pub(super) fn contiguous(x: FlexTensor) -> FlexTensor {
     let copy = x.to_contiguous();
     drop(x);
     copy
 }
 
-fn dims(x: &FlexTensor) -> Vec<usize> {
+pub(super) fn dims(x: &FlexTensor) -> Vec<usize> {
     x.shape().to_vec()
 }
 
-fn values(x: &FlexTensor) -> &[f32] {
+pub(super) fn values(x: &FlexTensor) -> &[f32] {
     x.as_slice::<f32>()
         .expect("a contiguous f32 tensor has a slice")
 }
 
-fn from_values(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
+pub(super) fn from_values(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))
 }
 
@@ -151,7 +151,7 @@ fn flex_zip<B: Binary>(saved: FlexTensor, grad: FlexTensor) -> Option<FlexTensor
     Some(from_values(out, dims(&saved)))
 }
 
-fn is_f32(tensors: &[&FlexTensor]) -> bool {
+pub(super) fn is_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 

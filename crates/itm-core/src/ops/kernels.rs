@@ -50,7 +50,7 @@ thread_local! {
 }
 
 /// The set the kernels run with (cached by `is_x86_feature_detected!`).
-fn isa() -> Isa {
+pub(super) fn isa() -> Isa {
     #[cfg(test)]
     if let Some(forced) = FORCED_ISA.with(|cell| cell.get()) {
         return forced;
@@ -85,6 +85,7 @@ macro_rules! multiversion {
         }
     };
 }
+pub(super) use multiversion;
 
 /// Element count from which a kernel splits its work over rayon's threads.
 pub(super) const PARALLEL_MIN: usize = 1 << 15;

@@ -35,16 +35,22 @@
 //! other dtypes (`f64`, `f16`) run burn's operations.
 
 mod extension;
+mod fused;
+mod gru;
 mod kernels;
 mod lanes;
+mod sorted_pool;
 #[cfg(test)]
 mod tests;
 
 use burn::backend::Dispatch;
 use burn::tensor::activation;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
+
+use crate::masking::{PADDING_FILL, check_lengths, fill_padding};
 
 pub use extension::FastMath;
+pub use fused::FusedLayers;
 
 /// Whether `x` lives on the `flex` backend (plain or autodiff), where the kernels run.
 fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
@@ -113,4 +119,109 @@ pub fn log_sum_exp<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
         x.into_dispatch(),
         dim,
     ))
+}
+
+/// GPO's sorted pooling (METHODS §2): for each set `b` and channel `c`,
+/// `Σ_{k < len_b} θ[b, k] · x̃[b, k, c]`, where `x̃[b, ·, c]` is `x[b, :len_b, c]` sorted in
+/// descending order. Gradients reach `x` through the sort (a permutation) and `θ`.
+///
+/// - `x`: `[batch, max_len, dim]` with valid prefix lengths `lengths` (each in `1..=max_len`)
+/// - `weights`: `[batch, max_len]` (`θ` per rank; entries past a set's length are not read)
+/// - returns `[batch, dim]`
+///
+/// On `flex` with `f32` this is one parallel kernel with a hand-written backward (no sort, no
+/// gather: each value's rank is counted; [`FusedLayers`]); elsewhere burn's composed
+/// operations ([`sorted_pool_composed`]).
+///
+/// # Panics
+///
+/// If a length lies outside `1..=max_len` or the shapes disagree.
+pub fn sorted_pool(x: Tensor<3>, weights: Tensor<2>, lengths: &[usize]) -> Tensor<2> {
+    let [batch, max_len, _] = x.dims();
+    check_lengths(lengths, max_len, "sorted_pool");
+    assert_eq!(
+        weights.dims(),
+        [batch, max_len],
+        "sorted_pool: weights must be [batch, max_len]"
+    );
+    if !on_flex(&x) || x.dtype() != DType::F32 || weights.dtype() != DType::F32 {
+        return sorted_pool_composed(x, weights, lengths);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedLayers>::fused_sorted_pool(
+        x.into_dispatch(),
+        weights.into_dispatch(),
+        lengths.to_vec(),
+    ))
+}
+
+/// [`sorted_pool`] in burn's operations: the padding filled with a value below any feature,
+/// each channel sorted, the padding zeroed, the weighted sum over ranks.
+pub fn sorted_pool_composed(x: Tensor<3>, weights: Tensor<2>, lengths: &[usize]) -> Tensor<2> {
+    let sorted = fill_padding(x, lengths, PADDING_FILL).sort_descending(1);
+    let sorted = fill_padding(sorted, lengths, 0.0);
+    (sorted * weights.unsqueeze_dim::<3>(2))
+        .sum_dim(1)
+        .squeeze_dim::<2>(1)
+}
+
+/// The recurrence of a GRU with PyTorch's gate layout `[r, z, n]`, from `h_0 = 0`:
+/// `gh = h_{t−1}·W_hh + b_hh`, `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`,
+/// `n = tanh(gi_n + r ⊙ gh_n)`, `h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}`.
+///
+/// - `projected`: the input projection `gi = x_t·W_ih + b_ih` of every step, `[batch, len, 3H]`
+/// - `w_hh`: `[H, 3H]` (burn's `Linear` layout), `b_hh`: `[3H]`
+/// - returns the hidden states of every step, `[batch, len, H]`
+///
+/// On `flex` with `f32` this is one operation with a hand-written backward through time
+/// ([`FusedLayers`]); elsewhere burn's operations step by step ([`gru_recurrence_composed`]).
+pub fn gru_recurrence(projected: Tensor<3>, w_hh: Tensor<2>, b_hh: Tensor<1>) -> Tensor<3> {
+    let [_, _, h3] = projected.dims();
+    let [hidden, w_out] = w_hh.dims();
+    assert!(
+        h3 == 3 * hidden && w_out == h3 && b_hh.dims() == [h3],
+        "gru_recurrence: projection [.., .., {h3}], w_hh [{hidden}, {w_out}], b_hh {:?}",
+        b_hh.dims()
+    );
+    let f32_everywhere = [projected.dtype(), w_hh.dtype(), b_hh.dtype()]
+        .iter()
+        .all(|dtype| *dtype == DType::F32);
+    if !on_flex(&projected) || !f32_everywhere {
+        return gru_recurrence_composed(projected, w_hh, b_hh);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedLayers>::fused_gru(
+        projected.into_dispatch(),
+        w_hh.into_dispatch(),
+        b_hh.into_dispatch(),
+    ))
+}
+
+/// [`gru_recurrence`] in burn's operations, one step at a time.
+pub fn gru_recurrence_composed(
+    projected: Tensor<3>,
+    w_hh: Tensor<2>,
+    b_hh: Tensor<1>,
+) -> Tensor<3> {
+    let [batch, len, _] = projected.dims();
+    let [hidden, _] = w_hh.dims();
+    let b_hh = b_hh.unsqueeze_dim::<2>(0);
+    let mut state = Tensor::<2>::zeros([batch, hidden], &projected.device());
+    let mut outputs = Vec::with_capacity(len);
+    for t in 0..len {
+        let from_input = projected.clone().narrow(1, t, 1).squeeze_dim::<2>(1);
+        let from_hidden = state.clone().matmul(w_hh.clone()) + b_hh.clone();
+        let reset = sigmoid(
+            from_input.clone().narrow(1, 0, hidden) + from_hidden.clone().narrow(1, 0, hidden),
+        );
+        let update = sigmoid(
+            from_input.clone().narrow(1, hidden, hidden)
+                + from_hidden.clone().narrow(1, hidden, hidden),
+        );
+        let candidate = tanh(
+            from_input.narrow(1, 2 * hidden, hidden)
+                + reset * from_hidden.narrow(1, 2 * hidden, hidden),
+        );
+        state = candidate.clone() + update * (state - candidate);
+        outputs.push(state.clone());
+    }
+    Tensor::stack(outputs, 1)
 }

@@ -2,11 +2,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::masking::{check_lengths, fill_padding};
-
-/// Fill value for padding before a max or a sort: below any real feature, finite so that
-/// masked products stay well defined.
-pub(crate) const PADDING_FILL: f32 = -1.0e9;
+use crate::masking::{PADDING_FILL, check_lengths, fill_padding};
 
 /// Mean over the valid positions. `x`: `[batch, max_len, dim]` → `[batch, dim]`.
 pub fn mean_pool(x: Tensor<3>, lengths: &[usize]) -> Tensor<2> {

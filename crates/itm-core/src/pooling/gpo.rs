@@ -5,10 +5,9 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::basic::PADDING_FILL;
 use crate::encoders::{MaskedBiGru, MaskedBiGruConfig};
-use crate::masking::{check_lengths, fill_padding, l2_normalize, padding_mask};
-use crate::ops::softmax;
+use crate::masking::{check_lengths, l2_normalize, padding_mask};
+use crate::ops::{softmax, sorted_pool};
 
 /// Configuration of a [`Gpo`].
 #[derive(Config, Debug)]
@@ -104,12 +103,7 @@ impl Gpo {
     pub fn forward(&self, x: Tensor<3>, lengths: &[usize]) -> Tensor<2> {
         let [_, max_len, _] = x.dims();
         let weights = self.weights(lengths, max_len, &x.device());
-        let sorted = fill_padding(x, lengths, PADDING_FILL).sort_descending(1);
-        let sorted = fill_padding(sorted, lengths, 0.0);
-        let pooled = (sorted * weights.unsqueeze_dim::<3>(2))
-            .sum_dim(1)
-            .squeeze_dim::<2>(1);
-        l2_normalize(pooled)
+        l2_normalize(sorted_pool(x, weights, lengths))
     }
 }
 
