@@ -60,7 +60,7 @@ impl PackedRows {
 }
 
 /// Groups of consecutive sets of about `rows` valid rows each (at least one set per group).
-fn groups(lengths: &[usize], rows: usize) -> Vec<std::ops::Range<usize>> {
+pub(super) fn groups(lengths: &[usize], rows: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut taken) = (0, 0);
     for (set, &length) in lengths.iter().enumerate() {

@@ -14,6 +14,7 @@ mod scan;
 mod sharded;
 mod two_stage;
 mod xdim;
+mod xdim_host;
 
 pub use chan::{CHAN_INVALID_SCORE, Chan, ChanAggregation, ChanConfig};
 pub use cosine::{BlockedCosine, cosine_similarity, host_inner_products};

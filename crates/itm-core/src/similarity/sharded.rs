@@ -187,7 +187,7 @@ impl ShardedScorer {
 mod tests {
     use super::*;
     use crate::similarity::fine_grained::test_support::uniform_values as random;
-    use crate::similarity::{ChanAggregation, ChanConfig, HeadTable};
+    use crate::similarity::{ChanAggregation, ChanConfig, HeadTable, XDimConfig};
     use rand::{SeedableRng, rngs::StdRng};
 
     #[test]
@@ -266,7 +266,19 @@ mod tests {
         let captions = FeatureSets::new(&words, &lengths, l, d);
         let chan = [ChanAggregation::Mean, ChanAggregation::LogSumExp]
             .map(|aggregation| ChanConfig::new().with_aggregation(aggregation).init());
-        for method in &chan {
+        device.seed(6);
+        let xdim = XDimConfig::new(d).init(&device);
+        let mut methods: Vec<(String, &dyn FineGrainedSimilarity)> = chan
+            .iter()
+            .map(|c| {
+                (
+                    format!("CHAN {:?}", c.aggregation),
+                    c as &dyn FineGrainedSimilarity,
+                )
+            })
+            .collect();
+        methods.push(("X-Dim".into(), &xdim));
+        for (name, method) in methods {
             let one_shot = method
                 .similarity(
                     Tensor::from_data(TensorData::new(regions.clone(), [n_img, k, d]), &device),
@@ -290,11 +302,7 @@ mod tests {
             assert_eq!(host.len(), one_shot.len());
             for (i, (a, b)) in host.iter().zip(&one_shot).enumerate() {
                 let tolerance = 1e-5 * b.abs().max(1.0);
-                assert!(
-                    (a - b).abs() < tolerance,
-                    "{:?} pair {i}: {a} vs {b}",
-                    method.aggregation
-                );
+                assert!((a - b).abs() < tolerance, "{name} pair {i}: {a} vs {b}");
             }
         }
     }

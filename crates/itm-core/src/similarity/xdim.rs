@@ -11,6 +11,8 @@ use burn::tensor::{Device, Tensor};
 use super::fine_grained::{
     FineGrainedSimilarity, PairMasks, check_fine_grained_inputs, pair_products,
 };
+use super::sharded::FeatureSets;
+use super::xdim_host::{XDimWeights, xdim_scores};
 use crate::masking::{MASKED_LOGIT, fill_padding, l2_normalize, masked_mean, padding_mask};
 use crate::ops::{exp, sigmoid, softmax, tanh};
 
@@ -225,6 +227,34 @@ impl FineGrainedSimilarity for XDim {
     /// `[K, L]` tensors being small beside them; `3 · L · D + 2 · K · L` with a margin.
     fn working_values_per_pair(&self, regions: usize, words: usize, dim: usize) -> usize {
         3 * words * dim + 2 * regions * words
+    }
+
+    /// [`xdim_scores`]: per image and group of captions, three GEMMs and the element-wise
+    /// steps on the valid rows, tasks in parallel.
+    fn host_scores(
+        &self,
+        images: FeatureSets,
+        captions: FeatureSets,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Option<Vec<f32>> {
+        assert_eq!(
+            images.dim,
+            self.dim(),
+            "X-Dim: feature width differs from the configured one"
+        );
+        let dependency = self.dependency_matrix();
+        let host = |t: Tensor<2>| {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("an f32 tensor converts to f32 values")
+        };
+        let weights = XDimWeights {
+            column_sums: host(dependency.clone().sum_dim(0)),
+            dependency: host(dependency),
+            temperature: self.log_temperature.val().exp().into_scalar::<f32>(),
+        };
+        Some(xdim_scores(&weights, images, captions, progress))
     }
 }
 
