@@ -20,8 +20,19 @@ use rayon::prelude::*;
 
 use crate::ServeError;
 
-/// Bytes of matrix read per block (rows per block: this over the row size, at least one).
-pub const BLOCK_BYTES: usize = 1 << 20;
+/// Bytes of matrix read per block at most (rows per block: this over the row size, at least
+/// one). The page cache maps large files in 2 MiB pages: releasing a scanned block splits the
+/// huge pages at its edges and flushes the other cores' TLBs, which took about a fifth of a
+/// one-query scan with 1 MiB blocks (perf, 100,000 × 1,024 rows, 2 threads, 2026-12-07).
+/// 8 MiB blocks: 17.1 ms → 12.1 ms at 2 threads, 18.6 ms → 16.5 ms at 1
+/// (`benches/retrieval.rs` `search/100k/1q`); 16 MiB was no faster.
+pub const BLOCK_BYTES: usize = 8 << 20;
+
+/// Bytes per block at least, and blocks per matrix at least when the blocks are smaller than
+/// [`BLOCK_BYTES`]: small matrices keep enough blocks for rayon's threads to balance, and the
+/// blocks being scanned stay a small fraction of the matrix.
+const MIN_BLOCK_BYTES: usize = 1 << 20;
+const MIN_BLOCKS: usize = 48;
 
 /// From this many queries on, a block is scored by one GEMM (`[rows, D] · [queries, D]ᵀ`) instead
 /// of one inner product per (row, query): on 100,000 × 1,024 rows (benches/retrieval.rs `search`)
@@ -184,7 +195,9 @@ impl EmbeddingMatrix {
     /// The `k` rows with the highest inner product with each query (`queries`: `[q, dim]`,
     /// row-major), best first, ties broken by the lower row. Exact: every row is scored.
     pub fn top_k(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>, ServeError> {
-        self.top_k_blocked(queries, k, (BLOCK_BYTES / (4 * self.dim)).max(1))
+        let matrix_bytes = self.rows * self.dim * 4;
+        let block_bytes = (matrix_bytes / MIN_BLOCKS).clamp(MIN_BLOCK_BYTES, BLOCK_BYTES);
+        self.top_k_blocked(queries, k, (block_bytes / (4 * self.dim)).max(1))
     }
 
     /// [`EmbeddingMatrix::top_k`] with `block_rows` rows per block.
