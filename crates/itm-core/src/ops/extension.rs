@@ -156,6 +156,7 @@ pub(super) fn is_f32(tensors: &[&FlexTensor]) -> bool {
 }
 
 impl FastMath for Flex {
+    #[inline(never)]
     fn fast_exp(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if !is_f32(&[&x]) {
             return Self::float_exp(x);
@@ -163,6 +164,7 @@ impl FastMath for Flex {
         flex_map::<kernels::Exp>(x)
     }
 
+    #[inline(never)]
     fn fast_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if !is_f32(&[&x]) {
             return Self::sigmoid(x);
@@ -170,6 +172,7 @@ impl FastMath for Flex {
         flex_map::<kernels::Sigmoid>(x)
     }
 
+    #[inline(never)]
     fn fast_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if !is_f32(&[&x]) {
             return Self::float_tanh(x);
@@ -177,6 +180,7 @@ impl FastMath for Flex {
         flex_map::<kernels::Tanh>(x)
     }
 
+    #[inline(never)]
     fn fast_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if !is_f32(&[&x]) {
             return Self::gelu(x);
@@ -184,6 +188,7 @@ impl FastMath for Flex {
         flex_map::<kernels::Gelu>(x)
     }
 
+    #[inline(never)]
     fn fast_softmax(x: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
         if !is_f32(&[&x]) {
             return Self::softmax(x, dim);
@@ -195,6 +200,7 @@ impl FastMath for Flex {
         from_values(out, shape)
     }
 
+    #[inline(never)]
     fn fast_log_sum_exp(x: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
         if !is_f32(&[&x]) {
             let max = Self::float_max_dim(x.clone(), dim);
@@ -210,6 +216,7 @@ impl FastMath for Flex {
         from_values(out, shape)
     }
 
+    #[inline(never)]
     fn fast_sigmoid_backward(
         output: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -222,6 +229,7 @@ impl FastMath for Flex {
         Self::sigmoid_backward(output, grad)
     }
 
+    #[inline(never)]
     fn fast_tanh_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         if is_f32(&[&output, &grad])
             && let Some(out) = flex_zip::<kernels::TanhGrad>(output.clone(), grad.clone())
@@ -233,6 +241,7 @@ impl FastMath for Flex {
         Self::float_mul(grad, derivative)
     }
 
+    #[inline(never)]
     fn fast_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         if is_f32(&[&x, &grad])
             && let Some(out) = flex_zip::<kernels::GeluGrad>(x.clone(), grad.clone())
@@ -242,6 +251,7 @@ impl FastMath for Flex {
         Self::gelu_backward(x, grad)
     }
 
+    #[inline(never)]
     fn fast_softmax_backward(
         output: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -258,6 +268,7 @@ impl FastMath for Flex {
         from_values(out, shape)
     }
 
+    #[inline(never)]
     fn fast_log_sum_exp_backward(
         x: FloatTensor<Self>,
         lse: FloatTensor<Self>,

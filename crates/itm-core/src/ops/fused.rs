@@ -111,6 +111,7 @@ fn gru_shape(projected: &FlexTensor) -> GruShape {
 }
 
 impl FusedLayers for Flex {
+    #[inline(never)]
     fn fused_sorted_pool(
         x: FloatTensor<Self>,
         weights: FloatTensor<Self>,
@@ -128,6 +129,7 @@ impl FusedLayers for Flex {
         from_values(out, vec![shape.batch, shape.dim])
     }
 
+    #[inline(never)]
     fn fused_sorted_pool_backward(
         x: FloatTensor<Self>,
         weights: FloatTensor<Self>,
@@ -150,6 +152,7 @@ impl FusedLayers for Flex {
         )
     }
 
+    #[inline(never)]
     fn fused_gru(
         projected: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -158,6 +161,7 @@ impl FusedLayers for Flex {
         Self::fused_gru_saving(projected, w_hh, b_hh).0
     }
 
+    #[inline(never)]
     fn fused_gru_saving(
         projected: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -180,6 +184,7 @@ impl FusedLayers for Flex {
         )
     }
 
+    #[inline(never)]
     fn fused_gru_backward(
         w_hh: FloatTensor<Self>,
         outputs: FloatTensor<Self>,

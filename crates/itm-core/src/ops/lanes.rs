@@ -58,7 +58,9 @@ const EXP_MAX: f32 = 89.0;
 /// `2^k` for `k ∈ [−126, 127]`, from its exponent bits.
 #[inline(always)]
 fn pow2(k: i32) -> f32 {
-    f32::from_bits(((k + 127) as u32) << 23)
+    // Wrapping (never wraps in this range): the dev profile's overflow check would be a branch
+    // per lane, and the loops around it would not vectorise (the kernels ran scalar there).
+    f32::from_bits((k.wrapping_add(127) as u32) << 23)
 }
 
 /// `e^x`.
@@ -80,9 +82,9 @@ pub(super) fn exp<M: MulAdd>(x: f32) -> f32 {
     q = M::mul_add(q, r, 0.5);
     let p = 1.0 + M::mul_add(q, r * r, r);
     // k ∈ [−150, 129]: two factors 2^(k/2) keep every exponent in range.
-    let k = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    let k = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let half = k >> 1;
-    p * pow2(half) * pow2(k - half)
+    p * pow2(half) * pow2(k.wrapping_sub(half))
 }
 
 /// `σ(x) = 1 / (1 + e^{−x})`.
